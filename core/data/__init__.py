@@ -1,0 +1,1 @@
+"""Input pipelines: TFRecord (tf.train.Example) writing and reading."""

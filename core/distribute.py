@@ -1,0 +1,95 @@
+"""tf.distribute strategy from a flag, and which worker is allowed to write outputs.
+
+Strategies and what runs them here:
+  default                 no distribution (one device); both training loops.
+  one_device              everything placed on one device (GPU:0 if there is one, else CPU:0).
+  mirrored                synchronous data parallelism across the local devices; both loops.
+                          On CPU use --num_cpu_devices=N to get N replicas.
+  multi_worker_mirrored   synchronous data parallelism across processes described by TF_CONFIG
+                          (start them with `python -m core.launch`); custom loop only, because
+                          Keras 3 `fit` fails under it (keras-team/keras#20585).
+  parameter_server        asynchronous training with a coordinator; needs a ClusterCoordinator
+                          loop that the trainer does not have yet, so it fails with that message.
+  tpu                     TPUStrategy on the TPU named by --tpu.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import tensorflow as tf
+from absl import logging
+
+from core.config import ConfigError
+
+STRATEGIES = (
+    "default", "one_device", "mirrored", "multi_worker_mirrored", "parameter_server", "tpu",
+)
+
+
+def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
+    """Returns the strategy named by --strategy; raises ConfigError for names it cannot build here."""
+    if name == "default":
+        return tf.distribute.get_strategy()
+    if name == "one_device":
+        gpus = tf.config.list_logical_devices("GPU")
+        return tf.distribute.OneDeviceStrategy(gpus[0].name if gpus else "/cpu:0")
+    if name == "mirrored":
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")]
+        devices = devices or [d.name for d in tf.config.list_logical_devices("CPU")]
+        return tf.distribute.MirroredStrategy(devices)
+    if name == "multi_worker_mirrored":
+        if "TF_CONFIG" not in os.environ:
+            raise ConfigError(
+                "--strategy=multi_worker_mirrored needs TF_CONFIG describing the cluster; start the "
+                "workers with `python -m core.launch --workers=N -- <command>`."
+            )
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    if name == "parameter_server":
+        raise ConfigError(
+            "--strategy=parameter_server needs a training loop driven by "
+            "tf.distribute.coordinator.ClusterCoordinator, which core.trainer does not provide yet; "
+            "fork the custom loop in your project (see core/trainer.py) to add one."
+        )
+    if name == "tpu":
+        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+        tf.config.experimental_connect_to_cluster(resolver)
+        tf.tpu.experimental.initialize_tpu_system(resolver)
+        return tf.distribute.TPUStrategy(resolver)
+    raise ConfigError(f"--strategy={name}: expected one of {', '.join(STRATEGIES)}.")
+
+
+def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
+    """True when the strategy spans several processes."""
+    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+    """True in the one process that writes checkpoints, summaries and exports."""
+    if not is_multi_worker(strategy):
+        return True
+    task_type, task_id = _task(strategy)
+    if task_type == "chief":
+        return True
+    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
+    return task_type == "worker" and task_id == 0 and not has_chief
+
+
+def _task(strategy: tf.distribute.Strategy) -> tuple[str | None, int | None]:
+    resolver = strategy.cluster_resolver
+    return resolver.task_type, resolver.task_id
+
+
+def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
+    """Where this process writes: model_dir for the chief, a scratch folder for other workers.
+
+    Under MultiWorkerMirroredStrategy every worker must take part in saving a checkpoint (the
+    save reads mirrored variables collectively), but only the chief's copy is kept.
+    """
+    if is_chief(strategy):
+        return model_dir
+    task_type, task_id = _task(strategy)
+    path = os.path.join(model_dir, f".{task_type}_{task_id}_scratch")
+    logging.info("Not the chief: writing scratch outputs to %s", path)
+    return path

@@ -1,0 +1,95 @@
+"""SavedModel export for TensorFlow Serving: versioned folders, named signatures, atomic writes.
+
+TF Serving watches `<export_base>/<integer version>/` and serves the highest version. A version
+folder must never be seen half-written, so each export is written to a hidden temporary folder
+beside it and renamed into place (a rename within one filesystem is atomic).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import shutil
+from collections.abc import Callable, Mapping
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+
+def existing_versions(export_base: str) -> list[int]:
+    """Integer version folders under export_base, ascending."""
+    if not os.path.isdir(export_base):
+        return []
+    return sorted(int(name) for name in os.listdir(export_base) if name.isdigit())
+
+
+def export_saved_model(
+    model: keras.Model,
+    export_base: str,
+    signatures: Mapping[str, tuple[Callable, list[tf.TensorSpec]]],
+    version: int | None = None,
+) -> str:
+    """Writes `model` with the given signatures to `export_base/<version>` and returns that path.
+
+    `signatures` maps a signature name to (function, input_signature); each function takes the
+    signature's inputs and returns a dict of named outputs. The version defaults to one more than
+    the highest existing one.
+    """
+    if not signatures:
+        raise ValueError("export_saved_model needs at least one signature.")
+    version = version if version is not None else (existing_versions(export_base) or [0])[-1] + 1
+    final = os.path.join(export_base, str(version))
+    if os.path.exists(final):
+        raise FileExistsError(f"{final} already exists; TF Serving versions must not be overwritten.")
+    archive = keras.export.ExportArchive()
+    archive.track(model)
+    for name, (fn, input_signature) in signatures.items():
+        archive.add_endpoint(name, fn, input_signature=input_signature)
+    os.makedirs(export_base, exist_ok=True)
+    tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    try:
+        archive.write_out(tmp, verbose=False)
+        os.rename(tmp, final)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logging.info("Exported SavedModel version %d to %s (signatures: %s)", version, final, ", ".join(signatures))
+    return final
+
+
+@contextlib.contextmanager
+def atomic_path(path: str):
+    """Yields a temporary path beside `path` and moves it onto `path` only if the block succeeds."""
+    directory, name = os.path.split(os.path.abspath(path))
+    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+
+
+def save_model_files(model: keras.Model, model_dir: str, name: str = "model") -> dict[str, str]:
+    """Saves `<name>.keras`, `<name>.weights.h5`, `<name>_summary.txt` and (with graphviz) `<name>.png`."""
+    os.makedirs(model_dir, exist_ok=True)
+    paths = {}
+    for suffix, save in ((".keras", model.save), (".weights.h5", model.save_weights)):
+        path = os.path.join(model_dir, name + suffix)
+        with atomic_path(path) as tmp:
+            save(tmp + suffix)  # Keras checks the suffix, so the temporary name keeps it
+            os.replace(tmp + suffix, tmp)
+        paths[suffix] = path
+    summary = io.StringIO()
+    model.summary(print_fn=lambda line, **_: summary.write(line + "\n"))
+    paths["summary"] = os.path.join(model_dir, f"{name}_summary.txt")
+    with open(paths["summary"], "w") as f:
+        f.write(summary.getvalue())
+    try:
+        paths["plot"] = os.path.join(model_dir, f"{name}.png")
+        keras.utils.plot_model(model, to_file=paths["plot"], show_shapes=True, show_layer_names=True)
+    except (ImportError, OSError) as e:  # pydot or the graphviz `dot` binary is missing
+        logging.warning("No model plot (%s); install graphviz and pydot to get one.", e)
+        paths.pop("plot")
+    return paths

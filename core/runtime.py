@@ -1,0 +1,86 @@
+"""Process-wide TensorFlow settings that must be made before any model or tensor exists."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+from absl import app, logging
+
+from core.config import FLAGS, ConfigError, RunOptions, UserError, parse_gin
+
+
+def configure(options: RunOptions) -> None:
+    """Applies devices, seeds, determinism and the dtype policy from the run options.
+
+    Call it first in every binary: logical CPU devices can only be created before TensorFlow
+    initialises its runtime, and the dtype policy only affects layers built after it is set.
+    """
+    if options.num_cpu_devices > 0:
+        split_cpu(options.num_cpu_devices)
+    keras.utils.set_random_seed(options.seed)  # seeds Python, NumPy and TensorFlow
+    if options.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    keras.mixed_precision.set_global_policy(options.mixed_precision)
+    logging.info(
+        "seed=%d deterministic=%s policy=%s jit_compile=%s",
+        options.seed, options.deterministic, options.mixed_precision, options.jit_compile,
+    )
+
+
+def split_cpu(n: int) -> None:
+    """Splits the physical CPU into n logical devices so MirroredStrategy runs n replicas on CPU."""
+    cpus = tf.config.list_physical_devices("CPU")
+    existing = tf.config.get_logical_device_configuration(cpus[0])
+    if existing and len(existing) == n:
+        return
+    try:
+        tf.config.set_logical_device_configuration(
+            cpus[0], [tf.config.LogicalDeviceConfiguration() for _ in range(n)]
+        )
+        # Each replica's all-reduce blocks an inter-op thread until its peers arrive; with the
+        # default pool (one thread per core) N replicas on a small CPU deadlock.
+        tf.config.threading.set_inter_op_parallelism_threads(max(8, 4 * n))
+    except RuntimeError as e:
+        raise ConfigError(
+            f"--num_cpu_devices={n}: TensorFlow was already initialised, so the CPU can no longer "
+            "be split; set it before any tensor is created."
+        ) from e
+
+
+def setup(default_gin_from_model_dir: bool = False) -> RunOptions:
+    """Reads the common flags, parses gin and configures the runtime; returns the run options.
+
+    With `default_gin_from_model_dir` (evaluate, export) and no --gin_file, the model dir's
+    `operative_config.gin` is used, so the binary sees exactly the configuration training used.
+    """
+    options = RunOptions.from_flags()
+    gin_files = list(FLAGS.gin_file)
+    if not gin_files and default_gin_from_model_dir:
+        saved = os.path.join(options.model_dir, "operative_config.gin")
+        if not os.path.exists(saved):
+            raise ConfigError(f"no --gin_file given and {saved} does not exist: train first, or pass --gin_file.")
+        gin_files = [saved]
+    parse_gin(gin_files, list(FLAGS.gin_bindings))
+    configure(options)
+    return options
+
+
+def run(main: Callable[[list[str]], None]) -> None:
+    """`absl.app.run(main)`, but a UserError (bad flag, config or data) ends with its message and exit code 2.
+
+    Errors a user can fix (a bad flag, config, file) get one clear line instead of a traceback.
+    """
+
+    def wrapped(argv):
+        try:
+            main(argv)
+        except (UserError, FileNotFoundError) as e:
+            logging.error("%s: %s", type(e).__name__, e)
+            print(f"error: {e}", file=sys.stderr)
+            sys.exit(2)
+
+    app.run(wrapped)

@@ -1,0 +1,68 @@
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core import export
+
+
+def _model():
+    inputs = keras.Input((3,), name="x")
+    return keras.Model(inputs, keras.layers.Dense(2)(inputs))
+
+
+def _signatures(model):
+    def default(x):
+        return {"scores": model(x)}
+
+    def doubled(x):
+        return {"scores": model(2.0 * x)}
+
+    spec = [tf.TensorSpec([None, 3], tf.float32, name="x")]
+    return {"serving_default": (default, spec), "doubled": (doubled, spec)}
+
+
+def test_versions_increase_and_signatures_serve(tmp_path):
+    model = _model()
+    first = export.export_saved_model(model, str(tmp_path), _signatures(model))
+    second = export.export_saved_model(model, str(tmp_path), _signatures(model))
+    assert [os.path.basename(first), os.path.basename(second)] == ["1", "2"]
+    assert sorted(os.listdir(tmp_path)) == ["1", "2"]  # no temporary folders left
+    loaded = tf.saved_model.load(second)
+    assert set(loaded.signatures) == {"serving_default", "doubled"}
+    x = np.ones((4, 3), "float32")
+    np.testing.assert_allclose(loaded.signatures["serving_default"](x=tf.constant(x))["scores"], model(x), rtol=1e-6)
+    np.testing.assert_allclose(loaded.signatures["doubled"](x=tf.constant(x))["scores"], model(2 * x), rtol=1e-6)
+
+
+def test_an_existing_version_is_never_overwritten(tmp_path):
+    model = _model()
+    export.export_saved_model(model, str(tmp_path), _signatures(model), version=5)
+    with pytest.raises(FileExistsError):
+        export.export_saved_model(model, str(tmp_path), _signatures(model), version=5)
+
+
+def test_failed_export_leaves_no_version(tmp_path):
+    model = _model()
+
+    def broken(x):
+        raise RuntimeError("tracing failed")
+
+    with pytest.raises(RuntimeError):
+        export.export_saved_model(model, str(tmp_path), {"serving_default": (broken, [tf.TensorSpec([None, 3])])})
+    assert export.existing_versions(str(tmp_path)) == []
+    assert os.listdir(tmp_path) == []  # the temporary folder is gone too
+
+
+def test_save_model_files_round_trip(tmp_path):
+    model = _model()
+    paths = export.save_model_files(model, str(tmp_path))
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_allclose(keras.models.load_model(paths[".keras"])(x), model(x), rtol=1e-6)
+    clone = _model()
+    clone.load_weights(paths[".weights.h5"])
+    np.testing.assert_allclose(clone(x), model(x), rtol=1e-6)
+    assert "dense" in open(paths["summary"]).read()
+    assert not any(name.startswith(".tmp") for name in os.listdir(tmp_path))

@@ -1,0 +1,29 @@
+import numpy as np
+
+from core import layers, testing
+
+
+def test_layer_scale_round_trips_and_scales_channels():
+    testing.check_layer(layers.LayerScale, {"init_value": 0.5}, (4, 6))
+    layer = layers.LayerScale(0.5)
+    x = np.ones((2, 3), "float32")
+    np.testing.assert_allclose(np.asarray(layer(x)), 0.5 * x)
+    assert layer.scale.shape == (3,)
+
+
+def test_residual_block_identity_shortcut_round_trips():
+    testing.check_layer(layers.ResidualBlock, {"filters": 4}, (8, 8, 4))
+
+
+def test_residual_block_projection_shortcut_downsamples():
+    testing.check_layer(layers.ResidualBlock, {"filters": 8, "strides": 2, "layer_scale": 0.1}, (8, 8, 3))
+    block = layers.ResidualBlock(8, strides=2)
+    y = block(np.zeros((2, 8, 8, 3), "float32"))
+    assert y.shape == (2, 4, 4, 8)
+    assert block.shortcut is not None
+
+
+def test_residual_block_weight_decay_adds_regularization_losses():
+    block = layers.ResidualBlock(4, strides=2, weight_decay=1e-3)
+    block(np.ones((1, 8, 8, 4), "float32"))
+    assert len(block.losses) == 3  # conv1, conv2 and the projection shortcut

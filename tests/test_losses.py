@@ -1,0 +1,51 @@
+import keras
+import numpy as np
+import pytest
+
+from core import losses, testing
+
+RNG = np.random.default_rng(0)
+LOGITS = RNG.normal(size=(16, 5)).astype("float32")
+LABELS = RNG.integers(0, 5, size=(16,))
+
+
+def test_smoothing_zero_equals_keras_sparse_crossentropy():
+    ours = losses.SparseCategoricalCrossentropyWithSmoothing(0.0)
+    reference = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    np.testing.assert_allclose(float(ours(LABELS, LOGITS)), float(reference(LABELS, LOGITS)), rtol=1e-6)
+
+
+def test_smoothing_equals_keras_categorical_crossentropy_on_one_hot_labels():
+    ours = losses.SparseCategoricalCrossentropyWithSmoothing(0.1)
+    reference = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
+    one_hot = np.eye(5, dtype="float32")[LABELS]
+    np.testing.assert_allclose(float(ours(LABELS, LOGITS)), float(reference(one_hot, LOGITS)), rtol=1e-6)
+
+
+def test_smoothing_loss_serializes():
+    testing.check_loss(losses.SparseCategoricalCrossentropyWithSmoothing(0.2), LABELS, LOGITS)
+
+
+def test_smoothing_rejects_out_of_range_value():
+    with pytest.raises(ValueError, match="label_smoothing"):
+        losses.SparseCategoricalCrossentropyWithSmoothing(1.5)
+
+
+def test_focal_loss_with_gamma_zero_is_crossentropy():
+    reference = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    np.testing.assert_allclose(
+        float(losses.focal_loss(gamma=0.0)(LABELS, LOGITS)), float(reference(LABELS, LOGITS)), rtol=1e-5)
+
+
+def test_focal_loss_down_weights_easy_examples():
+    confident = np.array([[10.0, 0.0], [0.0, 10.0]], "float32")
+    per_example_ce = keras.losses.sparse_categorical_crossentropy(np.array([0, 1]), confident, from_logits=True)
+    focal = losses.sparse_focal_crossentropy(np.array([0, 1]), confident, gamma=2.0)
+    assert np.all(np.asarray(focal) < 1e-3 * np.asarray(per_example_ce))
+
+
+def test_focal_loss_factory_serializes_with_its_gamma():
+    loss = losses.focal_loss(gamma=3.0)
+    testing.check_loss(loss, LABELS, LOGITS)
+    clone = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert clone.get_config()["gamma"] == 3.0

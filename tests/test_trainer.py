@@ -1,0 +1,166 @@
+import csv
+import os
+
+import keras
+import numpy as np
+import pytest
+
+from core import trainer
+from core.config import ConfigError, RunOptions
+from tests.tiny_task import TinyTask, final_weights
+
+
+@pytest.fixture(autouse=True)
+def _float32_policy():
+    yield
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def _train(tmp_path, name, task=None, options=None, **config):
+    model_dir = str(tmp_path / name)
+    defaults = dict(train_steps=20, steps_per_loop=10, steps_per_execution=5, csv_log=True)
+    logs = trainer.train(task or TinyTask(), RunOptions(model_dir=model_dir, **(options or {})),
+                         trainer.TrainConfig(**{**defaults, **config}))
+    return model_dir, logs
+
+
+def _assert_same_weights(a, b, atol=1e-5):
+    assert len(a) == len(b)
+    for x, y in zip(a, b):
+        np.testing.assert_allclose(x, y, atol=atol, rtol=1e-4)
+
+
+def test_fit_and_custom_loop_take_identical_steps(tmp_path):
+    fit_dir, fit_logs = _train(tmp_path, "fit", loop="fit")
+    custom_dir, custom_logs = _train(tmp_path, "custom", loop="custom")
+    _assert_same_weights(final_weights(fit_dir), final_weights(custom_dir))
+    assert set(fit_logs) == set(custom_logs) == {
+        "loss", "accuracy", "macro_f1", "val_loss", "val_accuracy", "val_macro_f1"}
+    for key in ("val_loss", "val_accuracy", "val_macro_f1"):
+        np.testing.assert_allclose(fit_logs[key], custom_logs[key], rtol=1e-4, err_msg=key)
+    assert fit_logs["val_accuracy"] > 0.6  # it learned something
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_mirrored_two_replicas_match_one_device(tmp_path, loop):
+    one_dir, _ = _train(tmp_path, "one", loop=loop)
+    two_dir, _ = _train(tmp_path, "two", loop=loop, options={"strategy": "mirrored"})
+    # Same global batch split over 2 replicas: the averaged gradient, hence the weights, must agree.
+    _assert_same_weights(final_weights(one_dir), final_weights(two_dir))
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_resume_continues_from_the_last_checkpoint(tmp_path, loop):
+    model_dir, _ = _train(tmp_path, "run", loop=loop, train_steps=10)
+    assert os.path.basename(trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))) == "ckpt-10"
+    _, logs = _train(tmp_path, "run", loop=loop, train_steps=30)
+    assert logs
+    assert os.path.basename(trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))) == "ckpt-30"
+    with open(os.path.join(model_dir, "training_log.csv")) as f:
+        epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
+    assert epochs == [0, 1, 2]  # loop 0 in the first run, loops 1 and 2 after resuming
+    _, again = _train(tmp_path, "run", loop=loop, train_steps=30)
+    assert again == {}  # already done: nothing retrained
+
+
+def test_run_writes_summaries_and_operative_config(tmp_path):
+    model_dir, _ = _train(tmp_path, "run", loop="custom")
+    assert os.listdir(os.path.join(model_dir, "train")) and os.listdir(os.path.join(model_dir, "eval"))
+    assert os.path.exists(os.path.join(model_dir, "operative_config.gin"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(model_dir, "eval")).Reload()
+    steps = [e.step for e in events.Tensors("accuracy")]
+    assert steps == [10, 20]
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_deterministic_runs_give_identical_weights(tmp_path, loop):
+    task = TinyTask(dropout=0.3, shuffle=True, optimizer="adam", learning_rate=0.01)
+    runs = []
+    for name in ("a", "b"):
+        keras.utils.set_random_seed(7)
+        model_dir, _ = _train(tmp_path, name, task=task, loop=loop)
+        runs.append(final_weights(model_dir, task))
+    for x, y in zip(*runs):
+        np.testing.assert_array_equal(x, y)
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+@pytest.mark.parametrize("policy", ["mixed_bfloat16", "mixed_float16"])
+def test_mixed_precision_trains_in_both_loops(tmp_path, loop, policy):
+    keras.mixed_precision.set_global_policy(policy)
+    _, logs = _train(tmp_path, "run", loop=loop, options={"mixed_precision": policy}, train_steps=40)
+    assert np.isfinite(logs["loss"]) and logs["val_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_jit_compile_matches_eager_graph(tmp_path, loop):
+    plain_dir, _ = _train(tmp_path, "plain", loop=loop)
+    jit_dir, _ = _train(tmp_path, "jit", loop=loop, options={"jit_compile": True})
+    _assert_same_weights(final_weights(plain_dir), final_weights(jit_dir), atol=1e-4)
+
+
+def test_early_stopping_ends_training_in_both_loops(tmp_path):
+    for loop in ("fit", "custom"):
+        # A zero learning rate never improves val_loss, so patience 1 stops after the second loop.
+        task = TinyTask(learning_rate=0.0)
+        model_dir, _ = _train(tmp_path, loop, task=task, loop=loop, train_steps=100, early_stopping_patience=1,
+                              monitor="val_loss")
+        latest = trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))
+        assert latest.endswith("ckpt-20"), (loop, latest)
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_reduce_lr_on_plateau_lowers_the_rate(tmp_path, loop):
+    # A tiny rate leaves val_loss flat, so every loop after the first is a plateau.
+    model_dir, _ = _train(tmp_path, "run", task=TinyTask(learning_rate=1e-9), loop=loop, train_steps=40,
+                          reduce_lr_on_plateau_patience=1)
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    events = EventAccumulator(os.path.join(model_dir, "train")).Reload()
+    rates = [float(trainer.tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("learning_rate")]
+    assert len(rates) == 4
+    # Logged as each loop ends, before the callback halves it: loop 2 is the first plateau.
+    np.testing.assert_allclose(rates, [1e-9, 1e-9, 5e-10, 2.5e-10], rtol=1e-3)
+
+
+def test_reduce_lr_on_plateau_with_a_schedule_is_a_config_error(tmp_path):
+    class ScheduledTask(TinyTask):
+        def build_optimizer(self):
+            return keras.optimizers.SGD(keras.optimizers.schedules.CosineDecay(0.1, 100))
+
+    with pytest.raises(ConfigError, match="reduce_lr_on_plateau_patience"):
+        _train(tmp_path, "run", task=ScheduledTask(), reduce_lr_on_plateau_patience=2)
+
+
+def test_nan_loss_terminates_training(tmp_path):
+    class Exploding(TinyTask):
+        def build_optimizer(self):
+            return keras.optimizers.SGD(1e30)
+
+    model_dir, logs = _train(tmp_path, "run", task=Exploding(), loop="custom", train_steps=100)
+    latest = trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))
+    assert int(latest.rsplit("-", 1)[1]) < 100
+
+
+@pytest.mark.parametrize(
+    "fields, message",
+    [({"loop": "keras"}, "TrainConfig.loop"), ({"steps_per_loop": 10, "steps_per_execution": 3}, "multiple")],
+)
+def test_bad_train_config_names_the_fields(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        trainer.TrainConfig(**fields)
+
+
+def test_evaluate_restores_the_checkpoint_and_matches_training_eval(tmp_path):
+    model_dir, logs = _train(tmp_path, "run", loop="custom")
+    results, metrics = trainer.evaluate(TinyTask(), RunOptions(model_dir=model_dir), split="validation")
+    np.testing.assert_allclose(results["accuracy"], logs["val_accuracy"], rtol=1e-5)
+    np.testing.assert_allclose(results["loss"], logs["val_loss"], rtol=1e-5)
+    assert any(hasattr(m, "confusion_matrix") for m in metrics)
+
+
+def test_evaluate_without_checkpoint_says_train_first(tmp_path):
+    with pytest.raises(FileNotFoundError, match="train first"):
+        trainer.evaluate(TinyTask(), RunOptions(model_dir=str(tmp_path)), split="validation")
