@@ -7,10 +7,12 @@ and these two behave the same whichever loop runs.
 
 from __future__ import annotations
 
+import math
 import os
 
 import keras
 import tensorflow as tf
+from absl import logging
 
 
 class CheckpointManagerCallback(keras.callbacks.Callback):
@@ -26,12 +28,11 @@ class CheckpointManagerCallback(keras.callbacks.Callback):
         self.step = step
 
     def on_epoch_end(self, epoch, logs=None):
+        loss = (logs or {}).get("loss", 0.0)
+        if not math.isfinite(loss):
+            logging.warning("Not saving a checkpoint at step %d: the loss is %s.", int(self.step.numpy()), loss)
+            return
         self.manager.save(checkpoint_number=int(self.step.numpy()))
-
-    def on_train_end(self, logs=None):
-        step = int(self.step.numpy())
-        if self.manager.latest_checkpoint is None or not self.manager.latest_checkpoint.endswith(f"-{step}"):
-            self.manager.save(checkpoint_number=step)
 
 
 class ScalarSummaries(keras.callbacks.Callback):

@@ -14,7 +14,6 @@ step is `optimizer.iterations`, saved with the model, so a restarted run resumes
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 import shutil
 import sys
@@ -113,6 +112,12 @@ class TrainConfig:
             raise ConfigError(f"TrainConfig.loop={self.loop!r}: expected one of {LOOPS}.")
         if self.train_steps <= 0 or self.steps_per_loop <= 0 or self.steps_per_execution <= 0:
             raise ConfigError("TrainConfig.train_steps, steps_per_loop and steps_per_execution must be > 0.")
+        if self.train_steps % self.steps_per_loop:
+            raise ConfigError(
+                f"TrainConfig.train_steps={self.train_steps} must be a multiple of "
+                f"TrainConfig.steps_per_loop={self.steps_per_loop}: checkpoints fall at loop ends, "
+                "which is what makes a resumed run continue exactly where it stopped."
+            )
         if self.steps_per_loop % self.steps_per_execution:
             raise ConfigError(
                 f"TrainConfig.steps_per_loop={self.steps_per_loop} must be a multiple of "
@@ -121,7 +126,7 @@ class TrainConfig:
 
     @property
     def num_loops(self) -> int:
-        return math.ceil(self.train_steps / self.steps_per_loop)
+        return self.train_steps // self.steps_per_loop
 
 
 @dataclasses.dataclass
@@ -275,13 +280,11 @@ def _custom_loop(task, strategy, built, config, callbacks, train_ds, eval_ds, st
         callback_list.on_epoch_begin(loop_index)
         for m in [train_loss, *metrics]:
             m.reset_state()
-        steps_this_loop = min(config.steps_per_loop, config.train_steps - loop_index * config.steps_per_loop)
-        progbar = keras.utils.Progbar(steps_this_loop, verbose=1 if sys.stdout.isatty() else 2)
+        progbar = keras.utils.Progbar(config.steps_per_loop, verbose=1 if sys.stdout.isatty() else 2)
         done = 0
-        while done < steps_this_loop:
-            n = min(config.steps_per_execution, steps_this_loop - done)
-            train_steps(iterator, chunk if n == config.steps_per_execution else tf.constant(n))
-            done += n
+        while done < config.steps_per_loop and not model.stop_training:
+            train_steps(iterator, chunk)
+            done += config.steps_per_execution
             logs = {"loss": float(train_loss.result())}
             progbar.update(done, list(logs.items()), finalize=False)
             callback_list.on_train_batch_end(done - 1, logs)

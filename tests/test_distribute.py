@@ -41,8 +41,8 @@ def test_tf_config_describes_the_cluster():
 
 
 def test_launch_returns_the_failing_workers_exit_code():
-    code = launch.launch([sys.executable, "-c", "import os, sys; sys.exit(3 if '\"index\": 1' in os.environ['TF_CONFIG'] "
-                          "else 0)"], workers=2)
+    worker = "import json, os, sys; sys.exit(3 * json.loads(os.environ['TF_CONFIG'])['task']['index'])"
+    code = launch.launch([sys.executable, "-c", worker], workers=2)
     assert code == 3
 
 

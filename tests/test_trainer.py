@@ -134,19 +134,28 @@ def test_reduce_lr_on_plateau_with_a_schedule_is_a_config_error(tmp_path):
         _train(tmp_path, "run", task=ScheduledTask(), reduce_lr_on_plateau_patience=2)
 
 
-def test_nan_loss_terminates_training(tmp_path):
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_nan_loss_stops_training_without_checkpointing_nan_weights(tmp_path, loop):
     class Exploding(TinyTask):
         def build_optimizer(self):
             return keras.optimizers.SGD(1e30)
 
-    model_dir, logs = _train(tmp_path, "run", task=Exploding(), loop="custom", train_steps=100)
+    model_dir, logs = _train(tmp_path, "run", task=Exploding(), loop=loop, train_steps=100)
+    assert not np.isfinite(logs["loss"])
+    with open(os.path.join(model_dir, "training_log.csv")) as f:
+        assert len(list(csv.DictReader(f))) == 1  # stopped in the first of ten loops
     latest = trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))
-    assert int(latest.rsplit("-", 1)[1]) < 100
+    if latest is not None:
+        assert all(np.isfinite(w).all() for w in final_weights(model_dir))
 
 
 @pytest.mark.parametrize(
     "fields, message",
-    [({"loop": "keras"}, "TrainConfig.loop"), ({"steps_per_loop": 10, "steps_per_execution": 3}, "multiple")],
+    [
+        ({"loop": "keras"}, "TrainConfig.loop"),
+        ({"steps_per_loop": 10, "steps_per_execution": 3}, "steps_per_execution=3"),
+        ({"train_steps": 25, "steps_per_loop": 10}, "train_steps=25 must be a multiple"),
+    ],
 )
 def test_bad_train_config_names_the_fields(fields, message):
     with pytest.raises(ConfigError, match=message):
