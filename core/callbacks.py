@@ -16,38 +16,42 @@ from absl import logging
 
 
 class CheckpointManagerCallback(keras.callbacks.Callback):
-    """Saves model + optimizer (whose `iterations` is the global step) after every loop.
+    """After every loop, sets the global step to (loops done) x steps_per_loop and saves a checkpoint.
 
     TF checkpoints are written to temporary files and the `checkpoint` index is updated last, so a
-    run killed mid-save (even with SIGKILL) resumes from the previous complete checkpoint.
+    run killed mid-save (even with SIGKILL) resumes from the previous complete checkpoint. A loop
+    that ended with a non-finite loss is not saved.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, step: tf.Variable):
+    def __init__(self, manager: tf.train.CheckpointManager, step: tf.Variable, steps_per_loop: int):
         super().__init__()
         self.manager = manager
         self.step = step
+        self.steps_per_loop = steps_per_loop
 
     def on_epoch_end(self, epoch, logs=None):
+        step = (epoch + 1) * self.steps_per_loop
         loss = (logs or {}).get("loss", 0.0)
         if not math.isfinite(loss):
-            logging.warning("Not saving a checkpoint at step %d: the loss is %s.", int(self.step.numpy()), loss)
+            logging.warning("Not saving a checkpoint at step %d: the loss is %s.", step, loss)
             return
-        self.manager.save(checkpoint_number=int(self.step.numpy()))
+        self.step.assign(step)
+        self.manager.save(checkpoint_number=step)
 
 
 class ScalarSummaries(keras.callbacks.Callback):
     """Writes the loop's logs to TensorBoard: `<dir>/train` and `<dir>/eval`, keyed by global step."""
 
-    def __init__(self, log_dir: str, step: tf.Variable):
+    def __init__(self, log_dir: str, steps_per_loop: int):
         super().__init__()
-        self.step = step
+        self.steps_per_loop = steps_per_loop
         self.writers = {
             "train": tf.summary.create_file_writer(os.path.join(log_dir, "train")),
             "eval": tf.summary.create_file_writer(os.path.join(log_dir, "eval")),
         }
 
     def on_epoch_end(self, epoch, logs=None):
-        step = int(self.step.numpy())
+        step = (epoch + 1) * self.steps_per_loop
         for key, value in (logs or {}).items():
             split, name = ("eval", key[4:]) if key.startswith("val_") else ("train", key)
             with self.writers[split].as_default():

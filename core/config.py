@@ -14,17 +14,17 @@ import os
 import gin
 from absl import flags, logging
 
+from core.files import write_text_atomic
+
 FLAGS = flags.FLAGS
 
 flags.DEFINE_multi_string("gin_file", [], "Gin config file(s), applied in order.")
-flags.DEFINE_multi_string("gin_bindings", [], "Gin bindings that override the files, e.g. 'train.epochs=3'.")
-flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries, configs and exports are written.")
-flags.DEFINE_enum(
-    "strategy",
-    "default",
-    ["default", "one_device", "mirrored", "multi_worker_mirrored", "parameter_server", "tpu"],
-    "tf.distribute strategy to run under.",
+flags.DEFINE_multi_string(
+    "gin_bindings", [], "Gin bindings applied after the files, e.g. 'TrainConfig.train_steps=2000'."
 )
+flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries, configs and exports are written.")
+STRATEGIES = ("default", "one_device", "mirrored", "multi_worker_mirrored", "parameter_server", "tpu")
+flags.DEFINE_enum("strategy", "default", list(STRATEGIES), "tf.distribute strategy to run under.")
 flags.DEFINE_integer(
     "num_cpu_devices", 0, "If > 0, split the CPU into this many logical devices (mirrored on CPU)."
 )
@@ -93,25 +93,17 @@ def parse_gin(gin_files: list[str], gin_bindings: list[str]) -> None:
         try:
             gin.parse_config_file(path)
         except Exception as e:  # gin raises ValueError, TokenError, SyntaxError, ImportError, ...
-            raise ConfigError(_with_location(e, f"gin file {path}")) from e
+            raise ConfigError(f"gin file {path}: {e}") from e
     for binding in gin_bindings:
         try:
             gin.parse_config(binding)
         except Exception as e:
-            raise ConfigError(_with_location(e, f"--gin_bindings={binding!r}")) from e
+            raise ConfigError(f"--gin_bindings={binding!r}: {e}") from e
     gin.finalize()
-
-
-def _with_location(error: Exception, where: str) -> str:
-    message = str(error)
-    return message if where.split()[-1] in message else f"{where}: {message}"
 
 
 def save_run_config(model_dir: str, name: str = "operative_config.gin") -> None:
     """Writes the gin values this run actually used, and the flags it ran with, into model_dir."""
-    os.makedirs(model_dir, exist_ok=True)
-    with open(os.path.join(model_dir, name), "w") as f:
-        f.write(gin.operative_config_str())
-    with open(os.path.join(model_dir, "flags.txt"), "w") as f:
-        f.write(FLAGS.flags_into_string())
+    write_text_atomic(os.path.join(model_dir, name), gin.operative_config_str())
+    write_text_atomic(os.path.join(model_dir, "flags.txt"), FLAGS.flags_into_string())
     logging.info("Wrote %s and flags.txt to %s", name, model_dir)

@@ -15,17 +15,12 @@ Strategies and what runs them here:
 
 from __future__ import annotations
 
-import json
 import os
 
 import tensorflow as tf
 from absl import logging
 
-from core.config import ConfigError
-
-STRATEGIES = (
-    "default", "one_device", "mirrored", "multi_worker_mirrored", "parameter_server", "tpu",
-)
+from core.config import STRATEGIES, ConfigError
 
 
 def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
@@ -61,24 +56,13 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
-    """True when the strategy spans several processes."""
-    return bool(getattr(strategy.extended, "_in_multi_worker_mode", lambda: False)())
+    """True under MultiWorkerMirroredStrategy, where Keras 3 `fit` cannot run."""
+    return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:
     """True in the one process that writes checkpoints, summaries and exports."""
-    if not is_multi_worker(strategy):
-        return True
-    task_type, task_id = _task(strategy)
-    if task_type == "chief":
-        return True
-    has_chief = "chief" in json.loads(os.environ.get("TF_CONFIG", "{}")).get("cluster", {})
-    return task_type == "worker" and task_id == 0 and not has_chief
-
-
-def _task(strategy: tf.distribute.Strategy) -> tuple[str | None, int | None]:
-    resolver = strategy.cluster_resolver
-    return resolver.task_type, resolver.task_id
+    return strategy.extended.should_checkpoint
 
 
 def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
@@ -89,7 +73,7 @@ def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
     """
     if is_chief(strategy):
         return model_dir
-    task_type, task_id = _task(strategy)
+    task_type, task_id = strategy.cluster_resolver.task_type, strategy.cluster_resolver.task_id
     path = os.path.join(model_dir, f".{task_type}_{task_id}_scratch")
     logging.info("Not the chief: writing scratch outputs to %s", path)
     return path

@@ -7,7 +7,6 @@ beside it and renamed into place (a rename within one filesystem is atomic).
 
 from __future__ import annotations
 
-import contextlib
 import io
 import os
 import shutil
@@ -16,6 +15,8 @@ from collections.abc import Callable, Mapping
 import keras
 import tensorflow as tf
 from absl import logging
+
+from core.files import atomic_path, write_text_atomic
 
 
 def existing_versions(export_base: str) -> list[int]:
@@ -58,34 +59,18 @@ def export_saved_model(
     return final
 
 
-@contextlib.contextmanager
-def atomic_path(path: str):
-    """Yields a temporary path beside `path` and moves it onto `path` only if the block succeeds."""
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".tmp-{os.getpid()}-{name}")
-    try:
-        yield tmp
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
 def save_model_files(model: keras.Model, model_dir: str, name: str = "model") -> dict[str, str]:
     """Saves `<name>.keras`, `<name>.weights.h5`, `<name>_summary.txt` and (with graphviz) `<name>.png`."""
     os.makedirs(model_dir, exist_ok=True)
     paths = {}
     for suffix, save in ((".keras", model.save), (".weights.h5", model.save_weights)):
-        path = os.path.join(model_dir, name + suffix)
-        with atomic_path(path) as tmp:
-            save(tmp + suffix)  # Keras checks the suffix, so the temporary name keeps it
-            os.replace(tmp + suffix, tmp)
-        paths[suffix] = path
+        paths[suffix] = os.path.join(model_dir, name + suffix)
+        with atomic_path(paths[suffix]) as tmp:
+            save(tmp)
     summary = io.StringIO()
     model.summary(print_fn=lambda line, **_: summary.write(line + "\n"))
     paths["summary"] = os.path.join(model_dir, f"{name}_summary.txt")
-    with open(paths["summary"], "w") as f:
-        f.write(summary.getvalue())
+    write_text_atomic(paths["summary"], summary.getvalue())
     try:
         paths["plot"] = os.path.join(model_dir, f"{name}.png")
         keras.utils.plot_model(model, to_file=paths["plot"], show_shapes=True, show_layer_names=True)

@@ -54,12 +54,15 @@ def launch(command: list[str], workers: int, host: str = "127.0.0.1") -> int:
     if not any(arg.startswith("--strategy") for arg in command):
         command = [*command, "--strategy=multi_worker_mirrored"]
     addresses = [f"{host}:{port}" for port in free_ports(workers, host)]
-    processes = []
+    processes, readers = [], []
     for i in range(workers):
         env = dict(os.environ, TF_CONFIG=tf_config(addresses, i), PYTHONUNBUFFERED="1")
         p = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        threading.Thread(target=_forward, args=(p.stdout, f"[worker {i}]"), daemon=True).start()
+        readers.append(threading.Thread(target=_forward, args=(p.stdout, f"[worker {i}]"), daemon=True))
+        readers[-1].start()
         processes.append(p)
+    # A SIGTERM to the launcher must stop the workers too, or they wait in collectives forever.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     exit_code = 0
     try:
         while any(p.poll() is None for p in processes):
@@ -75,10 +78,13 @@ def launch(command: list[str], workers: int, host: str = "127.0.0.1") -> int:
                 p.send_signal(signal.SIGTERM)
         for p in processes:
             p.wait()
+        for reader in readers:
+            reader.join(timeout=5)  # flush the last lines
     return exit_code or next((p.returncode for p in processes if p.returncode), 0)
 
 
 def main(argv: list[str]) -> None:
+    """Runs the command after `--` in --workers processes."""
     command = argv[1:]
     if not command:
         raise app.UsageError("usage: python -m core.launch --workers=N -- <command> [args...]")

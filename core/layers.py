@@ -40,9 +40,9 @@ class LayerScale(layers.Layer):
 class ResidualBlock(layers.Layer):
     """A pre-activation residual block: (BN, ReLU, Conv) x 2 plus a shortcut (He et al., 2016).
 
-    When `strides` > 1 or the channel count changes, the shortcut is a strided 1x1 convolution.
-    Sub-layers are created in `__init__` (so their weights are tracked and saved) and built in
-    `build` once the input shape is known.
+    When `strides` > 1 or the channel count changes, the shortcut is a strided 1x1 convolution,
+    created in `build` because only then is the input's channel count known. The other
+    sub-layers are created in `__init__` and built in `build`.
     """
 
     def __init__(

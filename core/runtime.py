@@ -10,6 +10,9 @@ import keras
 import tensorflow as tf
 from absl import app, logging
 
+# Configurables that every project's configs bind (TrainConfig): imported here, where gin is
+# parsed, so that evaluate and export accept the same config files as train.
+from core import trainer  # noqa: F401
 from core.config import FLAGS, ConfigError, RunOptions, UserError, parse_gin
 
 
@@ -78,7 +81,7 @@ def run(main: Callable[[list[str]], None]) -> None:
     def wrapped(argv):
         try:
             main(argv)
-        except (UserError, FileNotFoundError) as e:
+        except (UserError, FileNotFoundError, FileExistsError) as e:
             logging.error("%s: %s", type(e).__name__, e)
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)

@@ -7,8 +7,8 @@ train and validation steps). *How* the loop runs lives here. Both loops use the 
   custom  `strategy.run(task.train_step)` inside a `tf.function` that runs `steps_per_execution`
           steps per call; the same Keras callbacks are driven by hand once per loop.
 
-After every loop of `steps_per_loop` steps: evaluate, write summaries, save a checkpoint. The global
-step is `optimizer.iterations`, saved with the model, so a restarted run resumes where it stopped.
+After every loop of `steps_per_loop` steps: evaluate, write summaries, save a checkpoint (model,
+optimizer and global step), so a restarted run resumes at the last loop boundary.
 """
 
 from __future__ import annotations
@@ -24,69 +24,12 @@ import tensorflow as tf
 from absl import logging
 
 from core import callbacks as callbacks_lib
-from core import distribute
+from core import checkpoints, distribute
 from core.config import ConfigError, RunOptions, save_run_config
+from core.evaluation import format_results, make_evaluate_fn
+from core.task import Components, Task, build_components
 
 LOOPS = ("fit", "custom")
-
-
-class Task:
-    """What a project trains. Subclass it and implement the `build_*` methods.
-
-    `build_inputs` returns batches of `(features, labels)`; under a strategy it receives an
-    `input_context` and must return the per-replica batch size for that pipeline.
-    """
-
-    def build_model(self) -> keras.Model:
-        raise NotImplementedError
-
-    def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
-        raise NotImplementedError
-
-    def build_loss(self) -> keras.losses.Loss:
-        raise NotImplementedError
-
-    def build_metrics(self) -> list[keras.metrics.Metric]:
-        return []
-
-    def build_optimizer(self) -> keras.optimizers.Optimizer:
-        return keras.optimizers.Adam()
-
-    def train_step(self, inputs, model, optimizer, loss_fn, metrics) -> tf.Tensor:
-        """One step on one replica's batch; returns this replica's share of the mean loss."""
-        features, labels = inputs
-        with tf.GradientTape() as tape:
-            predictions = model(features, training=True)
-            loss = replica_loss(loss_fn, labels, predictions, model.losses)
-            # mixed_float16: scale up so small gradients do not underflow; apply() unscales.
-            scaled_loss = optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        for metric in metrics:
-            metric.update_state(labels, predictions)
-        return loss
-
-    def validation_step(self, inputs, model, loss_fn, metrics) -> tf.Tensor:
-        """Forward pass on one replica's batch; updates metrics and returns the per-example losses."""
-        features, labels = inputs
-        predictions = model(features, training=False)
-        for metric in metrics:
-            metric.update_state(labels, predictions)
-        return tf.cast(loss_fn.call(labels, tf.cast(predictions, tf.float32)), tf.float32)
-
-
-def replica_loss(loss_fn: keras.losses.Loss, labels, predictions, regularization_losses) -> tf.Tensor:
-    """The loss one replica contributes, so that summing over replicas gives the global mean.
-
-    `tf.nn.compute_average_loss` divides the per-example sum by the *global* batch size
-    (per-replica batch x num_replicas_in_sync); dividing by the local batch instead would make
-    the gradient N times too large once the replicas' gradients are summed.
-    """
-    per_example = tf.cast(loss_fn.call(labels, tf.cast(predictions, tf.float32)), tf.float32)
-    loss = tf.nn.compute_average_loss(per_example)
-    if regularization_losses:
-        loss += tf.nn.scale_regularization_loss(tf.cast(tf.add_n(regularization_losses), tf.float32))
-    return loss
 
 
 @gin.configurable
@@ -115,9 +58,15 @@ class TrainConfig:
         if self.train_steps % self.steps_per_loop:
             raise ConfigError(
                 f"TrainConfig.train_steps={self.train_steps} must be a multiple of "
-                f"TrainConfig.steps_per_loop={self.steps_per_loop}: checkpoints fall at loop ends, "
-                "which is what makes a resumed run continue exactly where it stopped."
+                f"TrainConfig.steps_per_loop={self.steps_per_loop}: checkpoints fall at loop ends, so "
+                "both loops stop, and resume, at the same step."
             )
+        if self.eval_steps is not None and self.eval_steps <= 0:
+            raise ConfigError(f"TrainConfig.eval_steps={self.eval_steps}: must be > 0, or None for the whole split.")
+        if self.max_checkpoints < 1:
+            raise ConfigError(f"TrainConfig.max_checkpoints={self.max_checkpoints}: must be >= 1.")
+        if not 0.0 < self.reduce_lr_factor < 1.0:
+            raise ConfigError(f"TrainConfig.reduce_lr_factor={self.reduce_lr_factor}: must be in (0, 1).")
         if self.steps_per_loop % self.steps_per_execution:
             raise ConfigError(
                 f"TrainConfig.steps_per_loop={self.steps_per_loop} must be a multiple of "
@@ -126,51 +75,22 @@ class TrainConfig:
 
     @property
     def num_loops(self) -> int:
+        """Loops of `steps_per_loop` steps in the whole run (fit calls them epochs)."""
         return self.train_steps // self.steps_per_loop
 
 
-@dataclasses.dataclass
-class _Built:
-    model: keras.Model
-    optimizer: keras.optimizers.Optimizer
-    loss_fn: keras.losses.Loss
-    metrics: list
-    checkpoint: tf.train.Checkpoint
-
-
-def _build(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, steps_per_execution: int = 1) -> _Built:
-    with strategy.scope():
-        model = task.build_model()
-        optimizer = task.build_optimizer()
-        if keras.mixed_precision.global_policy().name == "mixed_float16":
-            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
-        loss_fn = task.build_loss()
-        metrics = task.build_metrics()
-        model.compile(
-            optimizer=optimizer,
-            loss=loss_fn,
-            metrics=metrics,
-            jit_compile=options.jit_compile,
-            steps_per_execution=steps_per_execution,
-        )
-        optimizer.build(model.trainable_variables)  # create slots now so a restore fills them at once
-    return _Built(model, optimizer, loss_fn, metrics, tf.train.Checkpoint(model=model, optimizer=optimizer))
-
-
-def checkpoint_dir(model_dir: str) -> str:
-    return os.path.join(model_dir, "checkpoints")
-
-
-def _callbacks(config: TrainConfig, built: _Built, out_dir: str, manager) -> list[keras.callbacks.Callback]:
-    step = built.optimizer.iterations
-    result = [callbacks_lib.CheckpointManagerCallback(manager, step), callbacks_lib.ScalarSummaries(out_dir, step)]
+def _callbacks(config: TrainConfig, parts: Components, out_dir: str, manager) -> list[keras.callbacks.Callback]:
+    result = [
+        callbacks_lib.CheckpointManagerCallback(manager, parts.step, config.steps_per_loop),
+        callbacks_lib.ScalarSummaries(out_dir, config.steps_per_loop),
+    ]
     if config.terminate_on_nan:
         result.append(keras.callbacks.TerminateOnNaN())
     if config.early_stopping_patience:
         result.append(keras.callbacks.EarlyStopping(
             monitor=config.monitor, patience=config.early_stopping_patience, restore_best_weights=False))
     if config.reduce_lr_on_plateau_patience:
-        optimizer = getattr(built.optimizer, "inner_optimizer", built.optimizer)
+        optimizer = getattr(parts.optimizer, "inner_optimizer", parts.optimizer)
         if isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
             raise ConfigError(
                 "TrainConfig.reduce_lr_on_plateau_patience needs a constant learning rate, but the "
@@ -210,14 +130,15 @@ def train(
         )
         fit_steps_per_execution = 1
     out_dir = distribute.write_dir(options.model_dir, strategy)
-    built = _build(task, strategy, options, fit_steps_per_execution)
-    manager = tf.train.CheckpointManager(built.checkpoint, checkpoint_dir(out_dir), max_to_keep=config.max_checkpoints)
-    if distribute.is_chief(strategy):
-        restored_from = manager.restore_or_initialize()
-    else:  # workers restore the chief's checkpoint so every replica starts from the same state
-        latest = tf.train.latest_checkpoint(checkpoint_dir(options.model_dir))
-        restored_from = latest and built.checkpoint.restore(latest)
-    start = int(built.optimizer.iterations.numpy())
+    parts = build_components(task, strategy, options, fit_steps_per_execution)
+    manager = tf.train.CheckpointManager(
+        parts.checkpoint, checkpoints.checkpoint_dir(out_dir), max_to_keep=config.max_checkpoints)
+    # Every worker restores the chief's newest checkpoint (a shared filesystem in a real cluster),
+    # so all replicas start from the same state.
+    restored_from = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(options.model_dir))
+    if restored_from:
+        checkpoints.restore(parts.checkpoint, restored_from)
+    start = int(parts.step.numpy())
     logging.info(
         "%s at step %d; loop=%s, %d replica(s), model_dir=%s",
         "Resumed" if restored_from else "Starting", start, loop, strategy.num_replicas_in_sync, options.model_dir,
@@ -228,9 +149,9 @@ def train(
     if start >= config.train_steps:
         logging.info("Already trained to step %d (train_steps=%d); nothing to do.", start, config.train_steps)
         return {}
-    callbacks = [*_callbacks(config, built, out_dir, manager), *extra_callbacks]
+    callbacks = [*_callbacks(config, parts, out_dir, manager), *extra_callbacks]
     if loop == "fit":
-        history = built.model.fit(
+        history = parts.model.fit(
             train_ds,
             epochs=config.num_loops,
             initial_epoch=start // config.steps_per_loop,
@@ -242,15 +163,16 @@ def train(
         )
         logs = {k: v[-1] for k, v in history.history.items()}
     else:
-        logs = _custom_loop(task, strategy, built, config, callbacks, train_ds, eval_ds, start, options.jit_compile)
-    logging.info("Finished at step %d: %s", int(built.optimizer.iterations.numpy()), _format(logs))
+        logs = _custom_loop(task, strategy, parts, config, callbacks, train_ds, eval_ds, start, options.jit_compile)
+    logging.info("Finished at step %d: %s", int(parts.step.numpy()), format_results(logs))
     if out_dir != options.model_dir:
         shutil.rmtree(out_dir, ignore_errors=True)
     return logs
 
 
-def _custom_loop(task, strategy, built, config, callbacks, train_ds, eval_ds, start, jit_compile):
-    model, optimizer, loss_fn, metrics = built.model, built.optimizer, built.loss_fn, built.metrics
+def _custom_loop(task, strategy, parts: Components, config, callbacks, train_ds, eval_ds, start, jit_compile):
+    """Runs loops from `start` to `config.train_steps`, driving the Keras callbacks by hand."""
+    model, optimizer, loss_fn, metrics = parts.model, parts.optimizer, parts.loss_fn, parts.metrics
     with strategy.scope():
         train_loss = keras.metrics.Mean("loss")
 
@@ -270,7 +192,7 @@ def _custom_loop(task, strategy, built, config, callbacks, train_ds, eval_ds, st
             per_replica_loss = strategy.run(replica_step, args=(next(iterator),))
             train_loss.update_state(strategy.reduce("SUM", per_replica_loss, axis=None))
 
-    evaluate_fn = make_evaluate_fn(task, strategy, built, config.eval_steps)
+    evaluate_fn = make_evaluate_fn(task, strategy, parts, config.eval_steps)
     callback_list = keras.callbacks.CallbackList(callbacks, model=model)
     iterator = iter(train_ds)
     callback_list.on_train_begin()
@@ -297,67 +219,3 @@ def _custom_loop(task, strategy, built, config, callbacks, train_ds, eval_ds, st
             break
     callback_list.on_train_end(logs)
     return logs
-
-
-def make_evaluate_fn(task: Task, strategy, built: _Built, eval_steps: int | None):
-    """Returns f(distributed_dataset) -> {"loss": ..., metric names: ...} over `eval_steps` batches or all."""
-    with strategy.scope():
-        eval_loss = keras.metrics.Mean("loss")
-    model, loss_fn, metrics = built.model, built.loss_fn, built.metrics
-    limit = eval_steps if eval_steps is not None else 2**31 - 1
-
-    def replica_step(inputs):
-        # Metric updates inside the replica context are summed over replicas and workers.
-        eval_loss.update_state(task.validation_step(inputs, model, loss_fn, metrics))
-
-    @tf.function
-    def run(dataset):
-        # get_next_as_optional lets every worker agree on where the data ends, even when their
-        # shards hold different numbers of batches (a plain StopIteration would hang the others).
-        iterator = iter(dataset)
-        for _ in tf.range(limit):
-            optional = iterator.get_next_as_optional()
-            if not optional.has_value():
-                break
-            strategy.run(replica_step, args=(optional.get_value(),))
-
-    def evaluate(dataset) -> dict[str, float]:
-        for m in [eval_loss, *metrics]:
-            m.reset_state()
-        run(dataset)
-        return {"loss": float(eval_loss.result()), **{m.name: float(m.result()) for m in metrics}}
-
-    return evaluate
-
-
-def evaluate(
-    task: Task, options: RunOptions, split: str = "test", checkpoint: str | None = None
-) -> tuple[dict[str, float], list[keras.metrics.Metric]]:
-    """Restores the newest checkpoint of `options.model_dir` (or `checkpoint`) and evaluates on `split`.
-
-    Returns the results and the metric objects (for anything beyond a scalar, such as a confusion matrix).
-    """
-    strategy = distribute.create_strategy(options.strategy, options.tpu)
-    built = _build(task, strategy, options)
-    if checkpoint:
-        tf.train.Checkpoint(model=built.model).restore(checkpoint).expect_partial()
-    else:
-        checkpoint = restore_latest(built.model, options.model_dir)
-    logging.info("Evaluating %s on split %r", checkpoint, split)
-    dataset = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(split, ctx))
-    return make_evaluate_fn(task, strategy, built, None)(dataset), built.metrics
-
-
-def restore_latest(model: keras.Model, model_dir: str) -> str:
-    """Restores the model's weights from the newest checkpoint in model_dir; returns its path."""
-    latest = tf.train.latest_checkpoint(checkpoint_dir(model_dir))
-    if latest is None:
-        raise FileNotFoundError(
-            f"no checkpoint in {checkpoint_dir(model_dir)}: train first with the same --model_dir."
-        )
-    tf.train.Checkpoint(model=model).restore(latest).expect_partial()
-    return latest
-
-
-def _format(logs: dict[str, float]) -> str:
-    return " ".join(f"{k}={v:.4f}" for k, v in logs.items())

@@ -4,8 +4,9 @@ import os
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 
-from core import trainer
+from core import checkpoints, evaluation, trainer
 from core.config import ConfigError, RunOptions
 from tests.tiny_task import TinyTask, final_weights
 
@@ -52,10 +53,10 @@ def test_mirrored_two_replicas_match_one_device(tmp_path, loop):
 @pytest.mark.parametrize("loop", ["fit", "custom"])
 def test_resume_continues_from_the_last_checkpoint(tmp_path, loop):
     model_dir, _ = _train(tmp_path, "run", loop=loop, train_steps=10)
-    assert os.path.basename(trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))) == "ckpt-10"
+    assert os.path.basename(tf.train.latest_checkpoint(checkpoints.checkpoint_dir(model_dir))) == "ckpt-10"
     _, logs = _train(tmp_path, "run", loop=loop, train_steps=30)
     assert logs
-    assert os.path.basename(trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))) == "ckpt-30"
+    assert os.path.basename(tf.train.latest_checkpoint(checkpoints.checkpoint_dir(model_dir))) == "ckpt-30"
     with open(os.path.join(model_dir, "training_log.csv")) as f:
         epochs = [int(row["epoch"]) for row in csv.DictReader(f)]
     assert epochs == [0, 1, 2]  # loop 0 in the first run, loops 1 and 2 after resuming
@@ -107,7 +108,7 @@ def test_early_stopping_ends_training_in_both_loops(tmp_path):
         task = TinyTask(learning_rate=0.0)
         model_dir, _ = _train(tmp_path, loop, task=task, loop=loop, train_steps=100, early_stopping_patience=1,
                               monitor="val_loss")
-        latest = trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))
+        latest = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(model_dir))
         assert latest.endswith("ckpt-20"), (loop, latest)
 
 
@@ -119,7 +120,7 @@ def test_reduce_lr_on_plateau_lowers_the_rate(tmp_path, loop):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(os.path.join(model_dir, "train")).Reload()
-    rates = [float(trainer.tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("learning_rate")]
+    rates = [float(tf.make_ndarray(e.tensor_proto)) for e in events.Tensors("learning_rate")]
     assert len(rates) == 4
     # Logged as each loop ends, before the callback halves it: loop 2 is the first plateau.
     np.testing.assert_allclose(rates, [1e-9, 1e-9, 5e-10, 2.5e-10], rtol=1e-3)
@@ -144,7 +145,7 @@ def test_nan_loss_stops_training_without_checkpointing_nan_weights(tmp_path, loo
     assert not np.isfinite(logs["loss"])
     with open(os.path.join(model_dir, "training_log.csv")) as f:
         assert len(list(csv.DictReader(f))) == 1  # stopped in the first of ten loops
-    latest = trainer.tf.train.latest_checkpoint(trainer.checkpoint_dir(model_dir))
+    latest = tf.train.latest_checkpoint(checkpoints.checkpoint_dir(model_dir))
     if latest is not None:
         assert all(np.isfinite(w).all() for w in final_weights(model_dir))
 
@@ -164,7 +165,7 @@ def test_bad_train_config_names_the_fields(fields, message):
 
 def test_evaluate_restores_the_checkpoint_and_matches_training_eval(tmp_path):
     model_dir, logs = _train(tmp_path, "run", loop="custom")
-    results, metrics = trainer.evaluate(TinyTask(), RunOptions(model_dir=model_dir), split="validation")
+    results, metrics = evaluation.evaluate(TinyTask(), RunOptions(model_dir=model_dir), split="validation")
     np.testing.assert_allclose(results["accuracy"], logs["val_accuracy"], rtol=1e-5)
     np.testing.assert_allclose(results["loss"], logs["val_loss"], rtol=1e-5)
     assert any(hasattr(m, "confusion_matrix") for m in metrics)
@@ -172,4 +173,4 @@ def test_evaluate_restores_the_checkpoint_and_matches_training_eval(tmp_path):
 
 def test_evaluate_without_checkpoint_says_train_first(tmp_path):
     with pytest.raises(FileNotFoundError, match="train first"):
-        trainer.evaluate(TinyTask(), RunOptions(model_dir=str(tmp_path)), split="validation")
+        evaluation.evaluate(TinyTask(), RunOptions(model_dir=str(tmp_path)), split="validation")

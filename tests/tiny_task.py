@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core import trainer
+from core import checkpoints, task
 from core.metrics import MacroF1
 
 
@@ -20,7 +20,7 @@ def make_data(n: int = 512, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-class TinyTask(trainer.Task):
+class TinyTask(task.Task):
     def __init__(self, batch_size: int = 32, dropout: float = 0.0, shuffle: bool = False,
                  optimizer: str = "sgd", learning_rate: float = 0.1):
         self.batch_size = batch_size
@@ -61,8 +61,8 @@ class TinyTask(trainer.Task):
         return keras.optimizers.Adam(self.learning_rate)
 
 
-def final_weights(model_dir: str, task: TinyTask | None = None) -> list[np.ndarray]:
+def final_weights(model_dir: str, tiny: TinyTask | None = None) -> list[np.ndarray]:
     """The weights of the newest checkpoint in model_dir."""
-    model = (task or TinyTask()).build_model()
-    trainer.restore_latest(model, model_dir)
+    model = (tiny or TinyTask()).build_model()
+    checkpoints.restore_model(model, model_dir)
     return [w.numpy() for w in model.weights]

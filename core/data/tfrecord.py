@@ -144,10 +144,14 @@ def make_dataset(
     files = resolve_files(file_pattern)
     if verify:
         count_records(files)
+    pipelines = input_context.num_input_pipelines if input_context is not None else 1
+    # Each input pipeline (one per worker) reads its own share: whole files when there are enough
+    # of them, else every n-th record.
+    shard_files = pipelines > 1 and len(files) >= pipelines
+    shard_records = pipelines > 1 and not shard_files
     ds = tf.data.Dataset.from_tensor_slices(files)
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        if len(files) >= input_context.num_input_pipelines:
-            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if shard_files:
+        ds = ds.shard(pipelines, input_context.input_pipeline_id)
     if shuffle:
         ds = ds.shuffle(len(files), seed=seed)
     ds = ds.interleave(
@@ -156,9 +160,8 @@ def make_dataset(
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    if input_context is not None and input_context.num_input_pipelines > 1:
-        if len(files) < input_context.num_input_pipelines:
-            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+    if shard_records:
+        ds = ds.shard(pipelines, input_context.input_pipeline_id)
     if cache:
         ds = ds.cache()
     if shuffle:

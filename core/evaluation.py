@@ -1,0 +1,64 @@
+"""Evaluation over a Task: the distributed eval loop used after every training loop and by `evaluate`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import tensorflow as tf
+from absl import logging
+
+from core import checkpoints, distribute
+from core.config import RunOptions
+from core.task import Components, Task, build_components
+
+
+def make_evaluate_fn(
+    task: Task, strategy: tf.distribute.Strategy, parts: Components, eval_steps: int | None = None
+) -> Callable[[tf.distribute.DistributedDataset], dict[str, float]]:
+    """Returns f(distributed dataset) -> {"loss": ..., <metric name>: ...} over `eval_steps` batches or all."""
+    with strategy.scope():
+        eval_loss = keras.metrics.Mean("loss")
+    limit = eval_steps if eval_steps is not None else 2**31 - 1
+
+    def replica_step(inputs):
+        eval_loss.update_state(task.validation_step(inputs, parts.model, parts.loss_fn, parts.metrics))
+
+    @tf.function
+    def run(dataset):
+        # get_next_as_optional lets every worker agree on where the data ends, even when their
+        # shards hold different numbers of batches (a plain StopIteration would hang the others).
+        iterator = iter(dataset)
+        for _ in tf.range(limit):
+            optional = iterator.get_next_as_optional()
+            if not optional.has_value():
+                break
+            strategy.run(replica_step, args=(optional.get_value(),))
+
+    def evaluate(dataset) -> dict[str, float]:
+        for metric in [eval_loss, *parts.metrics]:
+            metric.reset_state()
+        run(dataset)
+        return {"loss": float(eval_loss.result()), **{m.name: float(m.result()) for m in parts.metrics}}
+
+    return evaluate
+
+
+def evaluate(
+    task: Task, options: RunOptions, split: str = "test", checkpoint: str | None = None
+) -> tuple[dict[str, float], list[keras.metrics.Metric]]:
+    """Restores the newest checkpoint of `options.model_dir` (or `checkpoint`) and evaluates on `split`.
+
+    Returns the results and the metric objects (for anything beyond a scalar, such as a confusion matrix).
+    """
+    strategy = distribute.create_strategy(options.strategy, options.tpu)
+    parts = build_components(task, strategy, options)
+    checkpoint = checkpoints.restore_model(parts.model, options.model_dir, checkpoint)
+    logging.info("Evaluating %s on split %r", checkpoint, split)
+    dataset = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(split, ctx))
+    return make_evaluate_fn(task, strategy, parts)(dataset), parts.metrics
+
+
+def format_results(results: dict[str, float]) -> str:
+    """`name=value` pairs on one line, for logs and terminal output."""
+    return " ".join(f"{k}={v:.4f}" for k, v in results.items())

@@ -1,0 +1,128 @@
+"""The Task interface: *what* a project trains, apart from *how* the loop runs (core/trainer.py).
+
+A project subclasses `Task` and implements the `build_*` methods. Both training loops and the
+evaluator build everything through `build_components`, so `fit`, the custom loop and `evaluate`
+share one model, one loss object and one set of metric objects.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import keras
+import tensorflow as tf
+
+from core.config import RunOptions
+
+
+class Task:
+    """What a project trains. Subclass it and implement the `build_*` methods."""
+
+    def build_model(self) -> keras.Model:
+        """Returns a new, built Keras model (called inside the strategy scope)."""
+        raise NotImplementedError
+
+    def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        """Returns batches of `(features, labels)` for `split` ("train", "validation", "test").
+
+        Under a strategy, `input_context` says which input pipeline this is and the batch size
+        must be per replica: `input_context.get_per_replica_batch_size(global_batch_size)`.
+        The training split should repeat forever; the others end.
+        """
+        raise NotImplementedError
+
+    def build_loss(self) -> keras.losses.Loss:
+        """Returns the loss; its `call` must give one value per example."""
+        raise NotImplementedError
+
+    def build_metrics(self) -> list[keras.metrics.Metric]:
+        """Returns new metric objects, updated with `(labels, predictions)`."""
+        return []
+
+    def build_optimizer(self) -> keras.optimizers.Optimizer:
+        """Returns the optimizer, learning-rate schedule included."""
+        return keras.optimizers.Adam()
+
+    def train_step(self, inputs, model, optimizer, loss_fn, metrics) -> tf.Tensor:
+        """One step on one replica's batch (custom loop); returns this replica's share of the mean loss."""
+        features, labels = inputs
+        with tf.GradientTape() as tape:
+            predictions = model(features, training=True)
+            loss = replica_loss(per_example_loss(loss_fn, labels, predictions), model.losses)
+            # mixed_float16: scale up so small gradients do not underflow; apply_gradients unscales.
+            scaled_loss = optimizer.scale_loss(loss)
+        gradients = tape.gradient(scaled_loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        for metric in metrics:
+            metric.update_state(labels, predictions)
+        return loss
+
+    def validation_step(self, inputs, model, loss_fn, metrics) -> tf.Tensor:
+        """Forward pass on one replica's batch; updates metrics, returns per-example losses.
+
+        Regularization losses are added to every example, as `fit` adds them to its val_loss,
+        so `val_loss` (what early stopping watches) means the same in both loops.
+        """
+        features, labels = inputs
+        predictions = model(features, training=False)
+        for metric in metrics:
+            metric.update_state(labels, predictions)
+        losses = per_example_loss(loss_fn, labels, predictions)
+        if model.losses:
+            losses += tf.cast(tf.add_n(model.losses), tf.float32)
+        return losses
+
+
+def per_example_loss(loss_fn: keras.losses.Loss, labels, predictions) -> tf.Tensor:
+    """The unreduced float32 loss of each example."""
+    return tf.cast(loss_fn.call(labels, tf.cast(predictions, tf.float32)), tf.float32)
+
+
+def replica_loss(per_example: tf.Tensor, regularization_losses) -> tf.Tensor:
+    """The loss one replica contributes, so that summing over replicas gives the global mean.
+
+    `tf.nn.compute_average_loss` divides the per-example sum by the *global* batch size
+    (per-replica batch x num_replicas_in_sync); dividing by the local batch instead would make
+    the gradient N times too large once the replicas' gradients are summed.
+    """
+    loss = tf.nn.compute_average_loss(per_example)
+    if regularization_losses:
+        loss += tf.nn.scale_regularization_loss(tf.cast(tf.add_n(regularization_losses), tf.float32))
+    return loss
+
+
+@dataclasses.dataclass
+class Components:
+    """Everything built from a Task for one run, shared by both loops and the evaluator."""
+
+    model: keras.Model
+    optimizer: keras.optimizers.Optimizer
+    loss_fn: keras.losses.Loss
+    metrics: list
+    step: tf.Variable  # global step: loops completed x steps_per_loop, saved in every checkpoint
+    checkpoint: tf.train.Checkpoint
+
+
+def build_components(
+    task: Task, strategy: tf.distribute.Strategy, options: RunOptions, steps_per_execution: int = 1
+) -> Components:
+    """Builds model, optimizer, loss and metrics under the strategy and compiles the model with them."""
+    with strategy.scope():
+        model = task.build_model()
+        optimizer = task.build_optimizer()
+        if keras.mixed_precision.global_policy().name == "mixed_float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        loss_fn = task.build_loss()
+        metrics = task.build_metrics()
+        model.compile(
+            optimizer=optimizer,
+            loss=loss_fn,
+            metrics=metrics,
+            jit_compile=options.jit_compile,
+            steps_per_execution=steps_per_execution,
+        )
+        optimizer.build(model.trainable_variables)  # create slots now so a restore fills them at once
+    # Not optimizer.iterations: a LossScaleOptimizer does not count the steps it skips.
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    return Components(model, optimizer, loss_fn, metrics, step, checkpoint)
