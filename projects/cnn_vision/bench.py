@@ -1,0 +1,136 @@
+"""Throughput of cnn_vision, each figure beside the plain tutorial baseline measured in the same run.
+
+    python -m projects.cnn_vision.bench [--gin_file=projects/cnn_vision/configs/default.gin]
+
+Baseline ("tutorial"): the same model compiled with defaults and trained with `model.fit(x, y)` on
+in-memory NumPy arrays (batch size 32, no XLA); inference with `model.predict(x)`. Ours: the
+configured TFRecord pipeline and trainer (both loops), and the exported SavedModel. Examples/second
+are measured in steady state, after the first (tracing) steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import time
+
+import keras
+import numpy as np
+import tensorflow as tf
+from absl import flags
+
+from core import config, export, runtime, trainer
+
+from . import data
+from .export import serving_signatures
+from .task import ImageClassificationTask
+
+flags.DEFINE_integer("bench_steps", 60, "Timed training steps per measurement (at the configured batch size).")
+flags.DEFINE_bool("with_bfloat16", False, "Also time mixed_bfloat16 (slow on most CPUs without AMX).")
+FLAGS = flags.FLAGS
+
+
+class BatchTimer(keras.callbacks.Callback):
+    """Records (time, step) at every batch end; throughput is taken over the last loop only."""
+
+    def __init__(self):
+        super().__init__()
+        self.marks = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.marks = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.marks.append((time.perf_counter(), int(self.model.optimizer.iterations.numpy())))
+
+    def examples_per_second(self, batch_size: int) -> float:
+        (t0, s0), (t1, s1) = self.marks[0], self.marks[-1]
+        return (s1 - s0) * batch_size / (t1 - t0)
+
+
+def bench_baseline_fit(task: ImageClassificationTask, x: np.ndarray, y: np.ndarray) -> float:
+    model = task.build_model()
+    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x[:320], y[:320], verbose=0)  # trace
+    timer = BatchTimer()
+    model.fit(x, y, epochs=1, callbacks=[timer], verbose=0)
+    return timer.examples_per_second(32)
+
+
+def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: int) -> float:
+    timer = BatchTimer()
+    with tempfile.TemporaryDirectory() as model_dir:
+        train_config = trainer.TrainConfig(loop=loop, train_steps=2 * steps, steps_per_loop=steps,
+                                           steps_per_execution=spe, eval_steps=1, csv_log=False)
+        trainer.train(task, dataclasses.replace(options, model_dir=model_dir), train_config, extra_callbacks=(timer,))
+    return timer.examples_per_second(task.batch_size)
+
+
+def bench_pipeline(task: ImageClassificationTask, batches: int) -> float:
+    iterator = iter(task.build_inputs("train"))
+    for _ in range(20):
+        next(iterator)
+    start = time.perf_counter()
+    for _ in range(batches):
+        next(iterator)
+    return batches * task.batch_size / (time.perf_counter() - start)
+
+
+def bench_inference(task: ImageClassificationTask, x: np.ndarray) -> tuple[float, float]:
+    model = task.build_model()
+    model.predict(x[:64], verbose=0)
+    start = time.perf_counter()
+    model.predict(x, verbose=0)
+    baseline = len(x) / (time.perf_counter() - start)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = export.export_saved_model(model, tmp, serving_signatures(model, task.image_shape, task.class_names))
+        serve = tf.saved_model.load(path).signatures["serving_default"]
+        images = tf.constant(x.astype(np.uint8))
+        batch = 256
+        serve(images=images[:batch])
+        start = time.perf_counter()
+        for i in range(0, len(x), batch):
+            serve(images=images[i:i + batch])
+        ours = len(x) / (time.perf_counter() - start)
+    return ours, baseline
+
+
+def main(argv: list[str]) -> None:
+    if not FLAGS.gin_file:
+        FLAGS.gin_file = [os.path.join(os.path.dirname(__file__), "configs", "default.gin")]
+    FLAGS.model_dir = FLAGS.model_dir or tempfile.mkdtemp()
+    options = runtime.setup()
+    task = ImageClassificationTask()
+    spe = trainer.TrainConfig().steps_per_execution
+    images, labels = next(iter(data.make_dataset(task.data_dir, "train", 8192, training=False)))
+    x, y = images.numpy(), labels.numpy()
+    print(f"cnn_vision bench: model={task.model_fn.__name__}, batch={task.batch_size}, "
+          f"steps_per_execution={spe}, {FLAGS.bench_steps} timed steps, tf {tf.__version__}, "
+          f"{os.cpu_count()} CPUs")
+    baseline = bench_baseline_fit(task, x, y)
+    rows = [("train: tutorial model.fit(numpy, batch 32)", baseline, baseline)]
+    for label, loop, overrides in (
+        ("train: ours, fit over TFRecord pipeline", "fit", {}),
+        ("train: ours, custom GradientTape loop", "custom", {}),
+        ("train: ours, fit + XLA (--jit_compile)", "fit", {"jit_compile": True}),
+        *([("train: ours, fit + mixed_bfloat16", "fit", {"mixed_precision": "mixed_bfloat16"})]
+          if FLAGS.with_bfloat16 else []),
+    ):
+        keras.mixed_precision.set_global_policy(overrides.get("mixed_precision", "float32"))
+        run_options = dataclasses.replace(options, **overrides)
+        rows.append((label, bench_trainer(task, loop, FLAGS.bench_steps, run_options, spe), baseline))
+    keras.mixed_precision.set_global_policy("float32")
+    best_training = max(r[1] for r in rows[1:])
+    rows.append(("input pipeline alone (vs our fastest training)", bench_pipeline(task, 200), best_training))
+    ours, base = bench_inference(task, x)
+    rows.append(("inference: tutorial model.predict(numpy)", base, base))
+    rows.append(("inference: exported SavedModel, batch 256", ours, base))
+    print(f"{'measurement':<52} {'examples/s':>11} {'baseline':>11} {'ratio':>7}")
+    for label, value, reference in rows:
+        print(f"{label:<52} {value:>11.0f} {reference:>11.0f} {value / reference:>6.2f}x")
+
+
+if __name__ == "__main__":
+    runtime.run(main)

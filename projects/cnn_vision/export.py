@@ -1,0 +1,74 @@
+"""Exports the newest checkpoint as a versioned SavedModel for TensorFlow Serving.
+
+    python -m projects.cnn_vision.export --model_dir=runs/cnn_vision/default
+
+Writes `<model_dir>/export/<version>/` with two signatures:
+  serving_default  images uint8 [batch, H, W, C]            -> probabilities, class_ids, class_names
+  serving_bytes    image_bytes string [batch] (PNG or JPEG)  -> the same outputs
+plus model.keras, model.weights.h5, model_summary.txt and model.png in the model dir.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+from absl import flags
+
+from core import checkpoints, export, runtime
+
+from .task import ImageClassificationTask
+
+flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
+flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
+FLAGS = flags.FLAGS
+
+
+def serving_signatures(model: keras.Model, image_shape: list[int], class_names: list[str]) -> dict:
+    """The exported endpoints; decoding and id-to-name mapping live in the graph, not in clients."""
+    height, width, channels = image_shape
+    names = tf.constant(class_names)
+
+    def outputs(images_uint8):
+        logits = model(tf.cast(images_uint8, tf.float32), training=False)
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        class_ids = tf.argmax(probabilities, axis=-1)
+        return {"probabilities": probabilities, "class_ids": class_ids, "class_names": tf.gather(names, class_ids)}
+
+    def decode(image_bytes):
+        image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
+        image = tf.image.resize(image, [height, width], method="bilinear", antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
+
+    def serve_images(images):
+        return outputs(images)
+
+    def serve_bytes(image_bytes):
+        images = tf.map_fn(decode, image_bytes, fn_output_signature=tf.TensorSpec([height, width, channels], tf.uint8))
+        return outputs(images)
+
+    return {
+        "serving_default": (serve_images, [tf.TensorSpec([None, height, width, channels], tf.uint8, name="images")]),
+        "serving_bytes": (serve_bytes, [tf.TensorSpec([None], tf.string, name="image_bytes")]),
+    }
+
+
+def main(argv: list[str]) -> None:
+    """Restores the newest checkpoint and writes the SavedModel and the Keras model files."""
+    options = runtime.setup(default_gin_from_model_dir=True)
+    keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
+    task = ImageClassificationTask()
+    model = task.build_model()
+    checkpoint = checkpoints.restore_model(model, options.model_dir)
+    export_base = FLAGS.export_dir or os.path.join(options.model_dir, "export")
+    path = export.export_saved_model(
+        model, export_base, serving_signatures(model, task.image_shape, task.class_names), FLAGS.version)
+    files = export.save_model_files(model, options.model_dir)
+    print(f"Restored {checkpoint}")
+    print(f"Exported SavedModel to {path}")
+    print("Also wrote " + ", ".join(files.values()))
+
+
+if __name__ == "__main__":
+    runtime.run(main)
