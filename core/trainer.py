@@ -129,6 +129,13 @@ def train(
             "running fit with steps_per_execution=1. The custom loop has no such limit."
         )
         fit_steps_per_execution = 1
+    if options.jit_compile and strategy.num_replicas_in_sync > 1:
+        logging.warning(
+            "--jit_compile is ignored on %d replicas: Keras 3 fit fails to XLA-compile a step that "
+            "holds the cross-replica gradient reduction, and both loops are kept alike.",
+            strategy.num_replicas_in_sync,
+        )
+        options = dataclasses.replace(options, jit_compile=False)
     out_dir = distribute.write_dir(options.model_dir, strategy)
     parts = build_components(task, strategy, options, fit_steps_per_execution)
     manager = tf.train.CheckpointManager(
@@ -179,12 +186,8 @@ def _custom_loop(task, strategy, parts: Components, config, callbacks, train_ds,
     def replica_step(inputs):
         return task.train_step(inputs, model, optimizer, loss_fn, metrics)
 
-    if jit_compile and strategy.num_replicas_in_sync == 1:
-        # XLA compiles the whole step when no cross-replica reduction sits inside it.
+    if jit_compile:
         replica_step = tf.function(replica_step, jit_compile=True)
-    elif jit_compile:
-        logging.warning("--jit_compile is ignored by the custom loop on %d replicas: XLA cannot compile "
-                        "the cross-replica gradient reduction inside the step.", strategy.num_replicas_in_sync)
 
     @tf.function
     def train_steps(iterator, num_steps):

@@ -102,6 +102,12 @@ def test_jit_compile_matches_eager_graph(tmp_path, loop):
     _assert_same_weights(final_weights(plain_dir), final_weights(jit_dir), atol=1e-4)
 
 
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_jit_compile_on_mirrored_replicas_falls_back_to_plain_graphs(tmp_path, loop):
+    _, logs = _train(tmp_path, "run", loop=loop, options={"strategy": "mirrored", "jit_compile": True})
+    assert logs["val_accuracy"] > 0.5
+
+
 def test_early_stopping_ends_training_in_both_loops(tmp_path):
     for loop in ("fit", "custom"):
         # A zero learning rate never improves val_loss, so patience 1 stops after the second loop.
