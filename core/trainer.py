@@ -166,6 +166,7 @@ def train(
             validation_data=eval_ds,
             validation_steps=config.eval_steps,
             callbacks=callbacks,
+            shuffle=False,  # the Task's dataset shuffles; fit would only warn that it cannot
             verbose=1 if sys.stdout.isatty() else 2,
         )
         logs = {k: v[-1] for k, v in history.history.items()}
