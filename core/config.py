@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 
 import gin
 from absl import flags, logging
@@ -85,10 +86,14 @@ def parse_gin(gin_files: list[str], gin_bindings: list[str]) -> None:
     config resolves next to it; that keeps configs working after a project folder is copied.
     """
     gin.clear_config()
+    # gin keeps search paths across clear_config() and tries them oldest first, so a second parse
+    # in one process (tests, notebooks) could pick up an earlier config's `base.gin`. gin has no
+    # public reset; its list is module state, restored here to its initial value.
+    gin.config._LOCATION_PREFIXES[:] = [""]
     for path in gin_files:
         if not os.path.isfile(path):
             raise ConfigError(f"--gin_file={path}: no such file.")
-        gin.add_config_file_search_path(os.path.dirname(os.path.abspath(path)))
+        _add_search_paths(path)
     for path in gin_files:
         try:
             gin.parse_config_file(path)
@@ -98,8 +103,30 @@ def parse_gin(gin_files: list[str], gin_bindings: list[str]) -> None:
         try:
             gin.parse_config(binding)
         except Exception as e:
-            raise ConfigError(f"--gin_bindings={binding!r}: {e}") from e
+            hint = " (string values need quotes: --gin_bindings=\"X.y='text'\")" if "malformed node" in str(e) else ""
+            raise ConfigError(f"--gin_bindings={binding!r}: {e}{hint}") from e
     gin.finalize()
+
+
+_INCLUDE = re.compile(r"""^\s*include\s+['"](.+?)['"]""", re.MULTILINE)
+
+
+def _add_search_paths(path: str, seen: set[str] | None = None) -> None:
+    """Adds the folder of `path` and of every file it includes (recursively) to gin's search path.
+
+    Gin resolves `include 'x.gin'` against its search path, not against the including file;
+    adding each file's folder makes includes relative to the file that names them.
+    """
+    seen = set() if seen is None else seen
+    path = os.path.abspath(path)
+    if path in seen or not os.path.isfile(path):
+        return
+    seen.add(path)
+    folder = os.path.dirname(path)
+    gin.add_config_file_search_path(folder)
+    with open(path) as f:
+        for included in _INCLUDE.findall(f.read()):
+            _add_search_paths(os.path.join(folder, included), seen)
 
 
 def save_run_config(model_dir: str, name: str = "operative_config.gin") -> None:

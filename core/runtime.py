@@ -82,7 +82,6 @@ def run(main: Callable[[list[str]], None]) -> None:
         try:
             main(argv)
         except (UserError, FileNotFoundError, FileExistsError) as e:
-            logging.error("%s: %s", type(e).__name__, e)
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
 

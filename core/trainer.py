@@ -51,6 +51,13 @@ class TrainConfig:
     terminate_on_nan: bool = True
 
     def __post_init__(self):
+        for name in ("train_steps", "steps_per_loop", "steps_per_execution", "max_checkpoints",
+                     "early_stopping_patience", "reduce_lr_on_plateau_patience"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ConfigError(f"TrainConfig.{name}={value!r}: expected an integer.")
+        if self.eval_steps is not None and (not isinstance(self.eval_steps, int) or self.eval_steps <= 0):
+            raise ConfigError(f"TrainConfig.eval_steps={self.eval_steps!r}: expected an integer > 0, or None.")
         if self.loop not in LOOPS:
             raise ConfigError(f"TrainConfig.loop={self.loop!r}: expected one of {LOOPS}.")
         if self.train_steps <= 0 or self.steps_per_loop <= 0 or self.steps_per_execution <= 0:
@@ -61,8 +68,12 @@ class TrainConfig:
                 f"TrainConfig.steps_per_loop={self.steps_per_loop}: checkpoints fall at loop ends, so "
                 "both loops stop, and resume, at the same step."
             )
-        if self.eval_steps is not None and self.eval_steps <= 0:
-            raise ConfigError(f"TrainConfig.eval_steps={self.eval_steps}: must be > 0, or None for the whole split.")
+        if self.eval_steps is not None and self.eval_steps % self.steps_per_execution:
+            # fit runs validation in whole executions too, so it would evaluate more batches.
+            raise ConfigError(
+                f"TrainConfig.eval_steps={self.eval_steps} must be a multiple of "
+                f"TrainConfig.steps_per_execution={self.steps_per_execution}, or None."
+            )
         if self.max_checkpoints < 1:
             raise ConfigError(f"TrainConfig.max_checkpoints={self.max_checkpoints}: must be >= 1.")
         if not 0.0 < self.reduce_lr_factor < 1.0:
@@ -146,16 +157,16 @@ def train(
     if restored_from:
         checkpoints.restore(parts.checkpoint, restored_from)
     start = int(parts.step.numpy())
+    if start >= config.train_steps:
+        logging.info("Already trained to step %d (train_steps=%d); nothing to do.", start, config.train_steps)
+        return {}
     logging.info(
         "%s at step %d; loop=%s, %d replica(s), model_dir=%s",
         "Resumed" if restored_from else "Starting", start, loop, strategy.num_replicas_in_sync, options.model_dir,
     )
     train_ds = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs("train", ctx))
     eval_ds = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs("validation", ctx))
-    save_run_config(out_dir)
-    if start >= config.train_steps:
-        logging.info("Already trained to step %d (train_steps=%d); nothing to do.", start, config.train_steps)
-        return {}
+    save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
     callbacks = [*_callbacks(config, parts, out_dir, manager), *extra_callbacks]
     if loop == "fit":
         history = parts.model.fit(

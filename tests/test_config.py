@@ -30,6 +30,20 @@ def test_include_resolves_next_to_the_including_file(tmp_path):
     assert _configured() == (7, "child")
 
 
+def test_include_inside_an_included_file_resolves_next_to_that_file(tmp_path):
+    (tmp_path / "project").mkdir()
+    (tmp_path / "project" / "base.gin").write_text("_configured.value = 9\n")
+    (tmp_path / "project" / "smoke.gin").write_text("include 'base.gin'\n")
+    (tmp_path / "user.gin").write_text(f"include '{tmp_path / 'project' / 'smoke.gin'}'\n_configured.name = 'u'\n")
+    config.parse_gin([str(tmp_path / "user.gin")], [])
+    assert _configured() == (9, "u")
+
+
+def test_unquoted_string_binding_suggests_quotes():
+    with pytest.raises(config.ConfigError, match="string values need quotes"):
+        config.parse_gin([], ["_configured.name = text"])
+
+
 def test_unknown_parameter_names_file_and_line(tmp_path):
     path = tmp_path / "bad.gin"
     path.write_text("_configured.value = 1\n_configured.vaule = 2\n")

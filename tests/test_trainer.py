@@ -162,6 +162,9 @@ def test_nan_loss_stops_training_without_checkpointing_nan_weights(tmp_path, loo
         ({"loop": "keras"}, "TrainConfig.loop"),
         ({"steps_per_loop": 10, "steps_per_execution": 3}, "steps_per_execution=3"),
         ({"train_steps": 25, "steps_per_loop": 10}, "train_steps=25 must be a multiple"),
+        ({"steps_per_loop": 10, "steps_per_execution": 5, "eval_steps": 4}, "eval_steps=4 must be a multiple"),
+        ({"train_steps": "abc"}, "train_steps='abc': expected an integer"),
+        ({"train_steps": 20.0, "steps_per_loop": 10}, "expected an integer"),
     ],
 )
 def test_bad_train_config_names_the_fields(fields, message):

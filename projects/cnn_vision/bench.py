@@ -23,10 +23,14 @@ import tensorflow as tf
 from absl import flags
 
 from core import config, export, runtime, trainer
+from core import config as core_config
 
 from . import data
 from .export import serving_signatures
 from .task import ImageClassificationTask
+
+# List the common flags (--model_dir, --strategy, ...) in this binary's --help.
+flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_integer("bench_steps", 200, "Timed training steps per measurement (at the configured batch size).")
 flags.DEFINE_bool("with_bfloat16", False, "Also time mixed_bfloat16 (slow on most CPUs without AMX).")

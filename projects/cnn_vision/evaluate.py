@@ -14,11 +14,15 @@ import os
 import numpy as np
 from absl import flags
 
+from core import config as core_config
 from core import evaluation, runtime
 from core.files import write_text_atomic
 from core.metrics import MacroF1
 
 from .task import ImageClassificationTask
+
+# List the common flags (--model_dir, --strategy, ...) in this binary's --help.
+flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Which prepared split to evaluate.")
 FLAGS = flags.FLAGS

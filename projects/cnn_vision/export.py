@@ -17,8 +17,12 @@ import tensorflow as tf
 from absl import flags
 
 from core import checkpoints, export, runtime
+from core import config as core_config
 
 from .task import ImageClassificationTask
+
+# List the common flags (--model_dir, --strategy, ...) in this binary's --help.
+flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")

@@ -1,4 +1,4 @@
-"""Converts raw images (Fashion-MNIST by default) to TFRecord shards once; training reads the shards.
+r"""Converts raw images (Fashion-MNIST by default) to TFRecord shards once; training reads the shards.
 
     python -m projects.cnn_vision.prepare                      # Fashion-MNIST from its Debian package
     python -m projects.cnn_vision.prepare --format=cifar10 --source_dir=cifar-10-batches-bin \
