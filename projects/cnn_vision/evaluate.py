@@ -24,7 +24,7 @@ from .task import ImageClassificationTask
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_enum("split", "test", ["train", "validation", "test"], "Which prepared split to evaluate.")
+flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split to evaluate.")
 FLAGS = flags.FLAGS
 
 
