@@ -80,26 +80,26 @@ def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: 
     return timer.examples_per_second(task.batch_size, window_steps=spe)
 
 
-def bench_pipeline(task: ImageClassificationTask, batches: int) -> float:
-    iterator = iter(task.build_inputs("train"))
-    for _ in range(20):
-        next(iterator)
-    rates = []
-    for _ in range(5):
-        start = time.perf_counter()
-        for _ in range(batches // 5):
-            next(iterator)
-        rates.append(batches // 5 * task.batch_size / (time.perf_counter() - start))
-    return float(np.median(rates))
-
-
 def _median_rate(fn, examples: int, repeats: int = 3) -> float:
+    """Median examples/second of `repeats` timed calls of `fn`, each handling `examples` examples."""
     rates = []
     for _ in range(repeats):
         start = time.perf_counter()
         fn()
         rates.append(examples / (time.perf_counter() - start))
     return float(np.median(rates))
+
+
+def bench_pipeline(task: ImageClassificationTask, batches: int) -> float:
+    iterator = iter(task.build_inputs("train"))
+    for _ in range(20):
+        next(iterator)
+
+    def read_batches():
+        for _ in range(batches // 5):
+            next(iterator)
+
+    return _median_rate(read_batches, batches // 5 * task.batch_size, repeats=5)
 
 
 def bench_inference(task: ImageClassificationTask, x: np.ndarray) -> tuple[float, float]:
