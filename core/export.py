@@ -31,12 +31,14 @@ def export_saved_model(
     export_base: str,
     signatures: Mapping[str, tuple[Callable, list[tf.TensorSpec]]],
     version: int | None = None,
+    track: tuple = (),
 ) -> str:
     """Writes `model` with the given signatures to `export_base/<version>` and returns that path.
 
     `signatures` maps a signature name to (function, input_signature); each function takes the
     signature's inputs and returns a dict of named outputs. The version defaults to one more than
-    the highest existing one.
+    the highest existing one. `track` lists other layers the signatures use (a text encoder with
+    its lookup table): their variables and tables must be saved with the model.
     """
     if not signatures:
         raise ValueError("export_saved_model needs at least one signature.")
@@ -45,7 +47,8 @@ def export_saved_model(
     if os.path.exists(final):
         raise FileExistsError(f"{final} already exists; TF Serving versions must not be overwritten.")
     archive = keras.export.ExportArchive()
-    archive.track(model)
+    for trackable in (model, *track):
+        archive.track(trackable)
     for name, (fn, input_signature) in signatures.items():
         archive.add_endpoint(name, fn, input_signature=input_signature)
     os.makedirs(export_base, exist_ok=True)

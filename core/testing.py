@@ -7,6 +7,8 @@ round trip with identical outputs, variable batch sizes and, for layers, mixed p
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
 
 import keras
@@ -76,3 +78,15 @@ def check_metric(metric: keras.metrics.Metric, y_true, y_pred) -> None:
     fresh = type(metric).from_config(metric.get_config())
     metric.reset_state()
     np.testing.assert_allclose(float(metric.result()), float(fresh.result()))
+
+
+def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+    """Runs `python -m module args...` from the repository root, as a user would; captures the output."""
+    import subprocess
+
+    repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    return subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=repo, capture_output=True, text=True, timeout=timeout,
+        env=dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="2"),
+    )

