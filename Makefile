@@ -8,11 +8,14 @@ SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 CNN_DATA := data/cnn_vision/fashion_mnist
 CNN_RUN := runs/cnn_vision/default
+W2V_DATA := data/word2vec_lstm/bbc
+W2V_VECTORS := runs/word2vec_lstm/word2vec
+W2V_RUN := runs/word2vec_lstm/default
 PROJECTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/__init__.py))))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup system-packages demo test test-core test-slow bench lint freeze clean $(addprefix test-,$(PROJECTS))
+.PHONY: setup system-packages demo demo-word2vec_lstm test test-core test-slow bench lint freeze clean $(addprefix test-,$(PROJECTS))
 
 setup: system-packages $(STAMP)
 
@@ -39,6 +42,20 @@ demo: setup $(CNN_DATA)/metadata.json
 	  print(f\"\nTest accuracy: {r['accuracy']:.4f} on {sum(map(sum, r['confusion_matrix']))} Fashion-MNIST test images\")"
 	@echo "Export: $(CURDIR)/$(CNN_RUN)/export/$$(ls $(CNN_RUN)/export | sort -n | tail -1)"
 
+$(W2V_DATA)/metadata.json: | setup
+	$(PY) -m projects.word2vec_lstm.prepare --output_dir=$(W2V_DATA)
+
+# word2vec on the BBC News training split, then the LSTM classifier on its vectors (README commands).
+demo-word2vec_lstm: setup $(W2V_DATA)/metadata.json
+	$(PY) -m projects.word2vec_lstm.train_word2vec --gin_file=projects/word2vec_lstm/configs/word2vec.gin \
+	  --model_dir=$(W2V_VECTORS) --jit_compile
+	$(PY) -m projects.word2vec_lstm.neighbors --model_dir=$(W2V_VECTORS) --word=market --word=film
+	$(PY) -m projects.word2vec_lstm.train --gin_file=projects/word2vec_lstm/configs/default.gin --model_dir=$(W2V_RUN)
+	$(PY) -m projects.word2vec_lstm.evaluate --model_dir=$(W2V_RUN)
+	$(PY) -m projects.word2vec_lstm.export --model_dir=$(W2V_RUN)
+	$(PY) -m projects.word2vec_lstm.predict --export_dir=$(W2V_RUN)/export \
+	  "Shares in the bank fell after its profits missed forecasts" "The striker scored twice in the cup final"
+
 test: setup
 	$(PY) -m pytest -q
 
@@ -51,8 +68,10 @@ $(addprefix test-,$(PROJECTS)): test-%: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
-bench: setup $(CNN_DATA)/metadata.json
+bench: setup $(CNN_DATA)/metadata.json $(W2V_DATA)/metadata.json
 	$(PY) -m projects.cnn_vision.bench
+	$(PY) -m projects.word2vec_lstm.bench
+	$(PY) -m projects.word2vec_lstm.baseline
 
 lint: setup
 	$(VENV)/bin/ruff check .

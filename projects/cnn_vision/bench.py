@@ -15,14 +15,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from core import config, export, runtime, trainer
+from core import bench, export, runtime, trainer
 from core import config as core_config
 
 from . import data
@@ -37,57 +36,11 @@ flags.DEFINE_bool("with_bfloat16", False, "Also time mixed_bfloat16 (slow on mos
 FLAGS = flags.FLAGS
 
 
-class BatchTimer(keras.callbacks.Callback):
-    """Records (time, step) at every batch end of the last loop; reports the median window rate."""
-
-    def __init__(self):
-        super().__init__()
-        self.marks = []
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self.marks = []
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.marks.append((time.perf_counter(), int(self.model.optimizer.iterations.numpy())))
-
-    def examples_per_second(self, batch_size: int, window_steps: int) -> float:
-        """Median rate over consecutive windows of about `window_steps` steps."""
-        rates, (t0, s0) = [], self.marks[0]
-        for t, s in self.marks[1:]:
-            if s - s0 >= window_steps:
-                rates.append((s - s0) * batch_size / (t - t0))
-                t0, s0 = t, s
-        return float(np.median(rates))
-
-
 def bench_baseline_fit(task: ImageClassificationTask, x: np.ndarray, y: np.ndarray) -> float:
     model = task.build_model()
     model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
-    model.fit(x[:320], y[:320], verbose=0)  # trace
-    timer = BatchTimer()
-    model.fit(x, y, epochs=1, callbacks=[timer], verbose=0)
-    return timer.examples_per_second(32, window_steps=128)  # 4,096 examples a window
-
-
-def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: int) -> float:
-    steps = -(-steps // spe) * spe  # whole executions per loop
-    timer = BatchTimer()
-    with tempfile.TemporaryDirectory() as model_dir:
-        train_config = trainer.TrainConfig(loop=loop, train_steps=2 * steps, steps_per_loop=steps,
-                                           steps_per_execution=spe, eval_steps=1, csv_log=False)
-        trainer.train(task, dataclasses.replace(options, model_dir=model_dir), train_config, extra_callbacks=(timer,))
-    return timer.examples_per_second(task.batch_size, window_steps=spe)
-
-
-def _median_rate(fn, examples: int, repeats: int = 3) -> float:
-    """Median examples/second of `repeats` timed calls of `fn`, each handling `examples` examples."""
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        rates.append(examples / (time.perf_counter() - start))
-    return float(np.median(rates))
+    return bench.bench_fit_arrays(model, x, y, batch_size=32, window_steps=128)  # 4,096 examples a window
 
 
 def bench_pipeline(task: ImageClassificationTask, batches: int) -> float:
@@ -99,13 +52,13 @@ def bench_pipeline(task: ImageClassificationTask, batches: int) -> float:
         for _ in range(batches // 5):
             next(iterator)
 
-    return _median_rate(read_batches, batches // 5 * task.batch_size, repeats=5)
+    return bench.median_rate(read_batches, batches // 5 * task.batch_size, repeats=5)
 
 
 def bench_inference(task: ImageClassificationTask, x: np.ndarray) -> tuple[float, float]:
     model = task.build_model()
     model.predict(x[:64], verbose=0)
-    baseline = _median_rate(lambda: model.predict(x, verbose=0), len(x))
+    baseline = bench.median_rate(lambda: model.predict(x, verbose=0), len(x))
     with tempfile.TemporaryDirectory() as tmp:
         path = export.export_saved_model(model, tmp, serving_signatures(model, task.image_shape, task.class_names))
         serve = tf.saved_model.load(path).signatures["serving_default"]
@@ -117,7 +70,7 @@ def bench_inference(task: ImageClassificationTask, x: np.ndarray) -> tuple[float
             for i in range(0, len(x), batch):
                 serve(images=images[i:i + batch])
 
-        ours = _median_rate(serve_all, len(x))
+        ours = bench.median_rate(serve_all, len(x))
     return ours, baseline
 
 
@@ -144,16 +97,15 @@ def main(argv: list[str]) -> None:
     ):
         keras.mixed_precision.set_global_policy(overrides.get("mixed_precision", "float32"))
         run_options = dataclasses.replace(options, **overrides)
-        rows.append((label, bench_trainer(task, loop, FLAGS.bench_steps, run_options, spe), baseline))
+        rows.append((label, bench.bench_trainer(task, loop, FLAGS.bench_steps, run_options, spe, task.batch_size),
+                     baseline))
     keras.mixed_precision.set_global_policy("float32")
     best_training = max(r[1] for r in rows[1:])
     rows.append(("input pipeline alone (vs our fastest training)", bench_pipeline(task, 500), best_training))
     ours, base = bench_inference(task, x)
     rows.append(("inference: tutorial model.predict(numpy)", base, base))
     rows.append(("inference: exported SavedModel, batch 256", ours, base))
-    print(f"{'measurement':<52} {'examples/s':>11} {'baseline':>11} {'ratio':>7}")
-    for label, value, reference in rows:
-        print(f"{label:<52} {value:>11.0f} {reference:>11.0f} {value / reference:>6.2f}x")
+    bench.print_table(rows)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,17 @@ class FreezableEmbedding(keras.layers.Embedding):
         frozen = ops.cast(self.frozen, outputs.dtype)
         return frozen * ops.stop_gradient(outputs) + (1.0 - frozen) * outputs
 
+    # Keras' Embedding saves only its own table to .keras files; the flag goes beside it.
+    def save_own_variables(self, store):
+        super().save_own_variables(store)
+        if self.built:
+            store["frozen"] = self.frozen.numpy()
+
+    def load_own_variables(self, store):
+        super().load_own_variables(store)
+        if self.built:
+            self.frozen.assign(store["frozen"])
+
     def get_config(self):
         return {**super().get_config(), "frozen": self.initially_frozen}
 

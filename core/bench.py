@@ -1,0 +1,81 @@
+"""Helpers for the projects' `bench` binaries: steady-state throughput, median over windows, a ratio table.
+
+These shared 2-core hosts have bursts at half speed; a median over windows keeps one burst from
+deciding a ratio. Every figure is printed beside a baseline measured in the same run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import tempfile
+import time
+from collections.abc import Callable
+
+import keras
+import numpy as np
+
+from core import config, trainer
+
+
+class BatchTimer(keras.callbacks.Callback):
+    """Records (time, step) at every batch end of the last loop; reports the median window rate."""
+
+    def __init__(self):
+        super().__init__()
+        self.marks = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.marks = []
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.marks.append((time.perf_counter(), int(self.model.optimizer.iterations.numpy())))
+
+    def examples_per_second(self, batch_size: int, window_steps: int) -> float:
+        """Median rate over consecutive windows of about `window_steps` steps."""
+        rates, (t0, s0) = [], self.marks[0]
+        for t, s in self.marks[1:]:
+            if s - s0 >= window_steps:
+                rates.append((s - s0) * batch_size / (t - t0))
+                t0, s0 = t, s
+        return float(np.median(rates))
+
+
+def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: int, batch_size: int,
+                  extra_callbacks: tuple = ()) -> float:
+    """Examples/second of core's trainer on `task` in its second loop of `steps` steps (the first traces)."""
+    steps = -(-steps // spe) * spe  # whole executions per loop
+    timer = BatchTimer()
+    with tempfile.TemporaryDirectory() as model_dir:
+        train_config = trainer.TrainConfig(loop=loop, train_steps=2 * steps, steps_per_loop=steps,
+                                           steps_per_execution=spe, eval_steps=spe, csv_log=False)
+        trainer.train(task, dataclasses.replace(options, model_dir=model_dir), train_config,
+                      extra_callbacks=(*extra_callbacks, timer))
+    return timer.examples_per_second(batch_size, window_steps=spe)
+
+
+def bench_fit_arrays(model: keras.Model, x, y, batch_size: int, window_steps: int) -> float:
+    """The tutorial baseline: `model.fit(x, y)` on in-memory arrays for one epoch (after a tracing call)."""
+    first = (lambda a: [v[: 10 * batch_size] for v in a]) if isinstance(x, list | tuple) else (
+        lambda a: a[: 10 * batch_size])
+    model.fit(first(x), y[: 10 * batch_size], batch_size=batch_size, verbose=0)  # trace
+    timer = BatchTimer()
+    model.fit(x, y, batch_size=batch_size, epochs=1, callbacks=[timer], verbose=0)
+    return timer.examples_per_second(batch_size, window_steps)
+
+
+def median_rate(fn: Callable[[], object], examples: int, repeats: int = 3) -> float:
+    """Median examples/second of `repeats` timed calls of `fn`, each handling `examples` examples."""
+    rates = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        rates.append(examples / (time.perf_counter() - start))
+    return float(np.median(rates))
+
+
+def print_table(rows: list[tuple[str, float, float]], unit: str = "examples/s") -> None:
+    """Rows of (label, value, baseline) with their ratio."""
+    width = max(52, *(len(r[0]) for r in rows))
+    print(f"{'measurement':<{width}} {unit:>11} {'baseline':>11} {'ratio':>7}")
+    for label, value, reference in rows:
+        print(f"{label:<{width}} {value:>11.0f} {reference:>11.0f} {value / reference:>6.2f}x")

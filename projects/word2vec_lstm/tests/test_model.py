@@ -1,0 +1,64 @@
+import keras
+import numpy as np
+import pytest
+
+from core import testing
+from core.config import ConfigError
+
+from .. import model as model_lib
+
+
+def _train_steps(model, steps=3):
+    model.compile(optimizer=keras.optimizers.Adam(0.05),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    ids = np.random.default_rng(0).integers(1, 20, size=(16, 6))
+    model.fit(ids, np.arange(16) % 3, epochs=steps, verbose=0)
+
+
+def test_frozen_embedding_does_not_move_until_thawed():
+    pretrained = np.random.default_rng(1).normal(size=(20, 4)).astype("float32")
+    model = model_lib.lstm_classifier(20, 3, 6, embedding_dim=4, embeddings=pretrained, freeze_embeddings=True,
+                                      lstm_units=(4,), embedding_dropout=0.0)
+    embedding = model.get_layer("embedding")
+    lstm_before = model.get_layer("bilstm_0").get_weights()[0].copy()
+    _train_steps(model)
+    np.testing.assert_array_equal(embedding.embeddings.numpy(), pretrained)
+    assert not np.allclose(model.get_layer("bilstm_0").get_weights()[0], lstm_before)  # the rest trains
+
+    thaw = model_lib.ThawEmbeddings(thaw_step=10, steps_per_loop=10)
+    thaw.set_model(model)
+    thaw.on_epoch_begin(1)
+    assert float(embedding.frozen.numpy()) == 0.0
+    _train_steps(model)
+    assert not np.allclose(embedding.embeddings.numpy(), pretrained)
+
+
+def test_thaw_callback_freezes_before_the_thaw_step():
+    model = model_lib.lstm_classifier(10, 2, 4, embedding_dim=3, lstm_units=(2,))
+    thaw = model_lib.ThawEmbeddings(thaw_step=20, steps_per_loop=10)
+    thaw.set_model(model)
+    thaw.on_epoch_begin(0)
+    assert float(model.get_layer("embedding").frozen.numpy()) == 1.0
+    thaw.on_epoch_begin(2)
+    assert float(model.get_layer("embedding").frozen.numpy()) == 0.0
+
+
+@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+def test_classifier_variants_give_logits_and_round_trip(pooling, tmp_path):
+    model = model_lib.lstm_classifier(30, 5, 7, embedding_dim=8, lstm_units=(6, 4), bidirectional=pooling != "max",
+                                      pooling=pooling)
+    ids = np.array([[3, 4, 5, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
+    logits = np.asarray(model(ids))
+    assert logits.shape == (2, 5)
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(tmp_path / "m.keras")(ids)), logits, atol=1e-6)
+
+
+def test_freezable_embedding_round_trips():
+    testing.check_layer(model_lib.FreezableEmbedding, {"input_dim": 9, "output_dim": 3, "frozen": True}, (5,),
+                        mixed_precision=False)
+
+
+def test_pretrained_width_must_match_the_configured_width():
+    with pytest.raises(ConfigError, match="set lstm_classifier.embedding_dim = 50"):
+        model_lib.lstm_classifier(10, 2, 4, embedding_dim=100, embeddings=np.zeros((10, 50), "float32"))
