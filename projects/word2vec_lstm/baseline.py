@@ -44,9 +44,11 @@ def main(argv: list[str]) -> None:
     classifier = LinearSVC(C=1.0).fit(vectorizer.fit_transform(train_texts), train_labels)
     predictions = classifier.predict(vectorizer.transform(test_texts))
     seconds = time.perf_counter() - start
+    accuracy = accuracy_score(test_labels, predictions)
+    macro_f1 = f1_score(test_labels, predictions, average="macro")
     print(f"TF-IDF + LinearSVC baseline on {FLAGS.data_dir} ({len(class_names)} classes, {len(train_texts)} train, "
-          f"{len(test_texts)} test, tf {tf.__version__}): test accuracy {accuracy_score(test_labels, predictions):.4f}, "
-          f"macro-F1 {f1_score(test_labels, predictions, average='macro'):.4f}, fit + predict {seconds:.1f} s")
+          f"{len(test_texts)} test, tf {tf.__version__}): test accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}, "
+          f"fit + predict {seconds:.1f} s")
 
 
 if __name__ == "__main__":
