@@ -32,11 +32,15 @@ class BatchTimer(keras.callbacks.Callback):
 
     def examples_per_second(self, batch_size: int, window_steps: int) -> float:
         """Median rate over consecutive windows of about `window_steps` steps."""
+        if len(self.marks) < 2:
+            raise ValueError(f"BatchTimer saw {len(self.marks)} batch(es) in the last loop; time more steps.")
         rates, (t0, s0) = [], self.marks[0]
         for t, s in self.marks[1:]:
             if s - s0 >= window_steps:
                 rates.append((s - s0) * batch_size / (t - t0))
                 t0, s0 = t, s
+        if not rates:
+            raise ValueError(f"fewer than window_steps={window_steps} steps were timed; time more steps.")
         return float(np.median(rates))
 
 

@@ -131,7 +131,7 @@ class MaskedGlobalPooling1D(layers.Layer):
             mask = keras.ops.ones(keras.ops.shape(inputs)[:2], dtype="bool")
         keep = keras.ops.expand_dims(keras.ops.cast(mask, "bool"), -1)  # (batch, time, 1)
         if self.mode == "max":
-            lowest = keras.ops.cast(-6e4, inputs.dtype)  # below any activation, and finite in float16
+            lowest = keras.ops.min(inputs, axis=1, keepdims=True)  # no kept value is below it, in any dtype
             pooled = keras.ops.max(keras.ops.where(keep, inputs, lowest), axis=1)
             return keras.ops.where(keras.ops.any(keep, axis=1), pooled, keras.ops.zeros_like(pooled))
         weights = keras.ops.cast(keep, inputs.dtype)

@@ -82,8 +82,6 @@ def check_metric(metric: keras.metrics.Metric, y_true, y_pred) -> None:
 
 def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
     """Runs `python -m module args...` from the repository root, as a user would; captures the output."""
-    import subprocess
-
     repo = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
     return subprocess.run(
         [sys.executable, "-m", module, *args],

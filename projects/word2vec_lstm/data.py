@@ -12,6 +12,8 @@ Readers return a list of (text, class name) examples:
 from __future__ import annotations
 
 import csv
+import glob
+import io
 import json
 import os
 import sys
@@ -68,7 +70,7 @@ def read_folder(root: str, encodings=DEFAULT_ENCODINGS) -> list[tuple[str, str]]
     classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)) and not d.startswith("."))
     if len(classes) < 2:
         raise DataError(f"{root}: found {len(classes)} class folder(s) {classes}; expected at least 2.")
-    examples, fallbacks = [], 0
+    examples, fallbacks = [], []
     for name in classes:
         folder = os.path.join(root, name)
         files = sorted(f for f in os.listdir(folder)
@@ -80,11 +82,14 @@ def read_folder(root: str, encodings=DEFAULT_ENCODINGS) -> list[tuple[str, str]]
             with open(path, "rb") as f:
                 raw = f.read()
             content, encoding = decode(raw, path, encodings)
-            fallbacks += encoding != encodings[0]
+            if encoding != encodings[0]:
+                fallbacks.append((path, encoding))
             examples.append((content, name))
     if fallbacks:
-        logging.info("%s: %d file(s) were not %s and were decoded as one of %s.", root, fallbacks, encodings[0],
-                     list(encodings[1:]))
+        # Windows-1252 decodes almost any bytes, so a wrong guess is silent: name the files.
+        logging.warning("%s: %d file(s) were not %s and were decoded as %s (first: %s); if they are not, "
+                        "pass --encodings.", root, len(fallbacks), encodings[0], sorted(set(e for _, e in fallbacks)),
+                        [p for p, _ in fallbacks[:5]])
     return examples
 
 
@@ -107,17 +112,15 @@ def read_csv(path: str, encodings=DEFAULT_ENCODINGS) -> list[tuple[str, str]]:
     with open(path, "rb") as f:
         content, _ = decode(f.read(), path, encodings)
     csv.field_size_limit(sys.maxsize)
-    rows = list(csv.reader(content.splitlines()))
-    if rows and rows[0] and rows[0][0].strip().lower() in ("label", "class", "category"):
-        rows = rows[1:]
-        first_line = 2
-    else:
-        first_line = 1
+    reader = csv.reader(io.StringIO(content, newline=""))  # quoted fields may hold line breaks
     names = _class_names_file(path)
     examples = []
-    for line, row in enumerate(rows, start=first_line):
+    for row in reader:
+        line = reader.line_num  # the line where this record ends
         if not row:
             continue
+        if not examples and row[0].strip().lower() in ("label", "class", "category"):
+            continue  # header
         if len(row) < 2 or not row[0].strip():
             raise DataError(f"{path}:{line}: expected 'label,text', got {','.join(row)[:80]!r}.")
         label = row[0].strip()
@@ -164,8 +167,15 @@ def stratified_split(labels: np.ndarray, fractions: dict[str, float], seed: int)
 
 def prepare(source: str, data_format: str, output_dir: str, *, validation_fraction: float = 0.1,
             test_fraction: float = 0.2, num_shards: int = 2, split_seed: int = 0,
-            encodings=DEFAULT_ENCODINGS) -> dict:
-    """Reads, splits and writes TFRecord shards, metadata.json and the training vocabulary.tsv."""
+            encodings: tuple[str, ...] = DEFAULT_ENCODINGS, overwrite: bool = False) -> dict:
+    """Reads, splits and writes TFRecord shards, metadata.json and the training vocabulary.tsv.
+
+    A prepared folder is not rewritten unless `overwrite`: runs trained on it depend on its split and
+    vocabulary, and shards left from another `num_shards` would be read alongside the new ones.
+    """
+    if os.path.exists(os.path.join(output_dir, "metadata.json")) and not overwrite:
+        raise DataError(f"{output_dir} is already prepared (metadata.json exists); pass --overwrite to replace it "
+                        "(runs trained on the old split keep their own copy of the vocabulary).")
     if not 0 < validation_fraction < 1 or not 0 <= test_fraction < 1 or validation_fraction + test_fraction >= 1:
         raise DataError(f"validation_fraction={validation_fraction}, test_fraction={test_fraction}: "
                         "each must be in (0, 1) and together below 1.")
@@ -183,6 +193,8 @@ def prepare(source: str, data_format: str, output_dir: str, *, validation_fracti
     labels = np.array([index[label] for _, label in examples])
     for name, indices in stratified_split(labels, fractions, split_seed).items():
         splits[name] = [examples[i] for i in indices]
+    for old in glob.glob(os.path.join(output_dir, "*-of-*.tfrecord")):  # only now that the new data loaded
+        os.remove(old)
     counts = {}
     for name in SPLITS:
         records = ({"text": t, "label": index[label]} for t, label in splits[name])

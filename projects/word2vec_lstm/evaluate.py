@@ -13,7 +13,7 @@ from absl import flags
 from core import config as core_config
 from core import reports, runtime
 
-from .task import TextClassificationTask
+from .task import TextClassificationTask, encoder_file
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
@@ -25,8 +25,10 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     """Evaluates, prints the confusion matrix and results, and writes them as JSON and PNG."""
     options = runtime.setup(default_gin_from_model_dir=True)
-    # The checkpoint holds the trained embeddings: no need to read the pretrained vectors again.
-    reports.evaluate_classifier(TextClassificationTask(pretrained="none"), options, FLAGS.split)
+    # The checkpoint holds the trained embeddings (no pretrained vectors needed); the run's own
+    # text_encoder.json says which word each embedding row is.
+    task = TextClassificationTask(pretrained="none", encoder_file=encoder_file(options.model_dir))
+    reports.evaluate_classifier(task, options, FLAGS.split)
 
 
 if __name__ == "__main__":

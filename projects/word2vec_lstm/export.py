@@ -20,7 +20,7 @@ from absl import flags
 from core import checkpoints, export, runtime
 from core import config as core_config
 
-from .task import TextClassificationTask
+from .task import TextClassificationTask, encoder_file
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
@@ -51,7 +51,8 @@ def main(argv: list[str]) -> None:
     """Restores the newest checkpoint and writes the SavedModel and the Keras model files."""
     options = runtime.setup(default_gin_from_model_dir=True)
     keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
-    task = TextClassificationTask(pretrained="none")  # the checkpoint holds the trained embeddings
+    # The checkpoint holds the trained embeddings; text_encoder.json the words of its rows.
+    task = TextClassificationTask(pretrained="none", encoder_file=encoder_file(options.model_dir))
     model = task.build_model()
     checkpoint = checkpoints.restore_model(model, options.model_dir)
     export_base = FLAGS.export_dir or os.path.join(options.model_dir, "export")

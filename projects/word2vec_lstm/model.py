@@ -9,6 +9,7 @@ from __future__ import annotations
 import gin
 import keras
 import numpy as np
+from absl import logging
 from keras import ops
 
 from core.config import ConfigError
@@ -69,7 +70,8 @@ class ThawEmbeddings(keras.callbacks.Callback):
         for layer in self.model._flatten_layers():  # nested models included
             if isinstance(layer, FreezableEmbedding) and float(layer.frozen.numpy()) != frozen:
                 layer.frozen.assign(frozen)
-                print(f"\n{layer.name}: {'frozen' if frozen else 'trainable'} from step {epoch * self.steps_per_loop}")
+                logging.info("%s: %s from step %d", layer.name, "frozen" if frozen else "trainable",
+                             epoch * self.steps_per_loop)
 
 
 @gin.configurable
@@ -92,7 +94,7 @@ def lstm_classifier(
     time steps of the last LSTM's outputs (more robust on long articles).
     """
     if pooling not in ("last", "max", "mean"):
-        raise ValueError(f"lstm_classifier.pooling={pooling!r}: expected 'last', 'max' or 'mean'.")
+        raise ConfigError(f"lstm_classifier.pooling={pooling!r}: expected 'last', 'max' or 'mean'.")
     if embeddings is not None and embeddings.shape != (vocabulary_size, embedding_dim):
         # The width is a binding, not read from the vectors, so evaluate and export rebuild the
         # same model from the operative config without the pretrained files.

@@ -25,6 +25,7 @@ flags.adopt_module_key_flags(core_config)
 def nearest(words: list[str], matrix: np.ndarray, word: str, k: int) -> list[tuple[str, float]]:
     """The k words with the highest cosine similarity to `word` (itself excluded)."""
     index = {w: i for i, w in enumerate(words)}
+    k = min(k, len(words) - 1)
     if word not in index:
         raise UserError(f"--word={word!r} is not among the {len(words)} words of the vocabulary.")
     unit = matrix / np.maximum(np.linalg.norm(matrix, axis=1, keepdims=True), 1e-12)
@@ -38,6 +39,8 @@ def nearest(words: list[str], matrix: np.ndarray, word: str, k: int) -> list[tup
 def main(argv: list[str]) -> None:
     if not FLAGS.word:
         raise app.UsageError("give at least one --word")
+    if FLAGS.k <= 0:
+        raise app.UsageError(f"--k={FLAGS.k}: expected a positive number of neighbors")
     if not FLAGS.glove and not FLAGS.model_dir:
         raise app.UsageError("give --model_dir (a train_word2vec run) or --glove")
     words, matrix = vectors.load_glove() if FLAGS.glove else vectors.load_word2vec(FLAGS.model_dir)

@@ -24,6 +24,7 @@ flags.DEFINE_float("test_fraction", 0.2, "Share of each class held out for testi
 flags.DEFINE_integer("num_shards", 2, "Shards per split.")
 flags.DEFINE_integer("split_seed", 0, "Seed of the stratified split.")
 flags.DEFINE_list("encodings", list(data.DEFAULT_ENCODINGS), "Text encodings to try, in order (e.g. utf-8,gb18030).")
+flags.DEFINE_bool("overwrite", False, "Replace an already prepared --output_dir (its old shards are deleted).")
 FLAGS = flags.FLAGS
 
 
@@ -32,7 +33,8 @@ def main(argv: list[str]) -> None:
     source = FLAGS.source_dir or data.bbc_news_dir()
     metadata = data.prepare(source, FLAGS.format, FLAGS.output_dir, validation_fraction=FLAGS.validation_fraction,
                             test_fraction=FLAGS.test_fraction, num_shards=FLAGS.num_shards,
-                            split_seed=FLAGS.split_seed, encodings=tuple(FLAGS.encodings))
+                            split_seed=FLAGS.split_seed, encodings=tuple(FLAGS.encodings),
+                            overwrite=FLAGS.overwrite)
     print(f"Prepared {metadata['counts']} ({len(metadata['class_names'])} classes, "
           f"{metadata['vocabulary_size']} distinct training tokens) in {FLAGS.output_dir}")
 

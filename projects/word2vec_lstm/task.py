@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Callable
 
@@ -11,6 +12,7 @@ import tensorflow as tf
 
 from core import task as task_lib
 from core.config import ConfigError
+from core.files import write_text_atomic
 from core.losses import SparseCategoricalCrossentropyWithSmoothing
 from core.metrics import MacroF1
 
@@ -18,6 +20,8 @@ from . import data, vectors
 from . import model as model_lib
 from . import text as text_lib
 from . import word2vec as w2v
+
+ENCODER_FILE = "text_encoder.json"
 
 
 def corpus_texts(pattern: str) -> tf.data.Dataset:
@@ -29,6 +33,14 @@ def corpus_texts(pattern: str) -> tf.data.Dataset:
         spec = {"text": data.FEATURE_SPEC["text"]}
         return tf.data.TFRecordDataset(sorted(files)).map(lambda r: tf.io.parse_single_example(r, spec)["text"])
     return w2v.line_texts(pattern)
+
+
+def encoder_file(model_dir: str) -> str:
+    """The run's text_encoder.json; says to train first when it is missing."""
+    path = os.path.join(model_dir, ENCODER_FILE)
+    if not os.path.exists(path):
+        raise ConfigError(f"{path} not found: {model_dir} is not a trained classifier run; train it first.")
+    return path
 
 
 @gin.configurable
@@ -110,14 +122,21 @@ class TextClassificationTask(task_lib.Task):
         learning_rate: float = 2e-3,
         label_smoothing: float = 0.0,
         shuffle_buffer: int = 4096,
+        encoder_file: str | None = None,  # a run's text_encoder.json: its words and labels, not data_dir's
     ):
         if pretrained not in ("word2vec", "glove", "none"):
             raise ConfigError(f"TextClassificationTask.pretrained={pretrained!r}: expected 'word2vec', 'glove' "
                               "or 'none'.")
         self.data_dir = data_dir
         self.metadata = data.read_metadata(data_dir)
-        counts = text_lib.read_vocabulary(os.path.join(data_dir, "vocabulary.tsv"))
-        words = [w for w, _ in text_lib.build_vocabulary(dict(counts), min_count, max_vocabulary)]
+        if encoder_file:
+            with open(encoder_file, encoding="utf-8") as f:
+                saved = json.load(f)
+            words, self.class_names = saved["vocabulary"], saved["class_names"]
+        else:
+            counts = text_lib.read_vocabulary(os.path.join(data_dir, "vocabulary.tsv"))
+            words = [w for w, _ in text_lib.build_vocabulary(dict(counts), min_count, max_vocabulary)]
+            self.class_names = self.metadata["class_names"]  # index = class id
         self.encoder = text_lib.TextEncoder(words, max_length)
         self.pretrained = pretrained
         self.word2vec_dir = word2vec_dir
@@ -128,10 +147,24 @@ class TextClassificationTask(task_lib.Task):
         self.label_smoothing = label_smoothing
         self.shuffle_buffer = shuffle_buffer
 
-    @property
-    def class_names(self) -> list[str]:
-        """Label names, index = class id (from the prepared data's metadata.json)."""
-        return self.metadata["class_names"]
+    def check_or_save_encoder(self, model_dir: str) -> str:
+        """Writes the words and labels behind the ids to `model_dir/text_encoder.json`, or checks them on resume.
+
+        The checkpoint's embedding rows mean these words; evaluate and export read this file, so
+        preparing the data again cannot shift the ids under a trained model.
+        """
+        path = os.path.join(model_dir, ENCODER_FILE)
+        current = {"vocabulary": self.encoder.vocabulary, "class_names": self.class_names}
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                if json.load(f) != current:
+                    raise ConfigError(
+                        f"{path}: the vocabulary or labels of {self.data_dir} (or of the min_count/max_vocabulary "
+                        "bindings) differ from the ones this run was trained with; use a new --model_dir."
+                    )
+        else:
+            write_text_atomic(path, json.dumps(current, ensure_ascii=False))
+        return path
 
     def embedding_matrix(self):
         """Initial embeddings for the encoder's ids, or None to start from random ones."""

@@ -25,6 +25,7 @@ def main(argv: list[str]) -> None:
     options = runtime.setup()
     config = trainer.TrainConfig()
     task = TextClassificationTask()
+    task.check_or_save_encoder(options.model_dir)
     logs = trainer.train(task, options, config, extra_callbacks=tuple(task.callbacks(config.steps_per_loop)))
     if logs:
         print(f"Final: {evaluation.format_results(logs)}")

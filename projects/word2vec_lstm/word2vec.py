@@ -69,24 +69,28 @@ class PairMaker:
         self.keep = tf.constant(keep_probabilities(counts, sample))
         self.negatives = tf.constant(unigram_table(counts, power))
 
+    def _seed(self, stream: int) -> int | None:
+        """A distinct op seed per random choice, so subsampling, windows and negatives are independent."""
+        return None if self.seed is None else self.seed * 10 + stream
+
     def ids(self, texts: tf.Tensor) -> tf.RaggedTensor:
         """Ragged word ids of a batch of texts: unknown words dropped, then frequent words subsampled."""
         ids = tf.ragged.map_flat_values(self.table.lookup, text_lib.tokenize(texts))
         ids = tf.ragged.boolean_mask(ids, ids >= 0)
-        draw = tf.random.uniform(tf.shape(ids.flat_values), seed=self.seed)
+        draw = tf.random.uniform(tf.shape(ids.flat_values), seed=self._seed(0))
         return tf.ragged.boolean_mask(ids, ids.with_flat_values(draw < tf.gather(self.keep, ids.flat_values)))
 
     def pairs(self, texts: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         """Shuffled (centers, contexts) of a batch of texts."""
-        centers, contexts = skipgram_pairs(self.ids(texts), self.window, self.seed)
-        order = tf.random.shuffle(tf.range(tf.size(centers)), seed=self.seed)
+        centers, contexts = skipgram_pairs(self.ids(texts), self.window, self._seed(1))
+        order = tf.random.shuffle(tf.range(tf.size(centers)), seed=self._seed(2))
         return tf.gather(centers, order), tf.gather(contexts, order)
 
-    def with_negatives(self, centers: tf.Tensor, contexts: tf.Tensor):
+    def with_negatives(self, centers: tf.Tensor, contexts: tf.Tensor) -> tuple[tuple[tf.Tensor, tf.Tensor], tf.Tensor]:
         """Model inputs and labels for a batch of pairs: column 0 is the true context, the rest negatives."""
         batch = tf.shape(centers)[0]
         draws = tf.random.uniform([batch, self.num_negatives], 0, tf.size(self.negatives, tf.int64),
-                                  dtype=tf.int64, seed=self.seed)
+                                  dtype=tf.int64, seed=self._seed(3))
         candidates = tf.concat([contexts[:, None], tf.gather(self.negatives, draws)], axis=1)
         labels = tf.one_hot(tf.zeros([batch], tf.int32), self.num_negatives + 1)
         return (centers, candidates), labels
@@ -119,5 +123,5 @@ def line_texts(pattern: str) -> tf.data.Dataset:
     """One text per line of the files matching `pattern` (a one-sentence-per-line corpus)."""
     files = tf.io.gfile.glob(pattern)
     if not files:
-        raise ConfigError(f"Word2VecTask.corpus={pattern!r}: no files match.")
+        raise ConfigError(f"corpus {pattern!r} (Word2VecTask.corpus or validation_corpus): no files match.")
     return tf.data.TextLineDataset(sorted(files), num_parallel_reads=min(len(files), 4))

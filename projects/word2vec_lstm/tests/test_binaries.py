@@ -60,7 +60,7 @@ def _restored(model_dir):
     gin.clear_config()
     try:
         gin.parse_config_file(os.path.join(model_dir, "operative_config.gin"))
-        task = task_lib.TextClassificationTask(pretrained="none")
+        task = task_lib.TextClassificationTask(pretrained="none", encoder_file=task_lib.encoder_file(model_dir))
         model = task.build_model()  # lstm_classifier reads its bindings here
     finally:
         gin.clear_config()
@@ -71,8 +71,10 @@ def _restored(model_dir):
 def test_classifier_trains_from_word2vec_evaluates_exports_and_serves_raw_text(runs):
     model_dir = str(runs["root"] / "classifier")
     trained = _ok(helpers.run_module("train", SMOKE, *runs["bindings"], f"--model_dir={model_dir}"))
-    assert "embedding: trainable from step 10" in trained.stdout
+    assert "embedding: trainable from step 10" in trained.stderr
     assert "Pretrained vectors cover" in trained.stderr
+    saved = json.load(open(os.path.join(model_dir, "text_encoder.json"), encoding="utf-8"))
+    assert saved["class_names"] == ["business", "entertainment", "politics", "sports", "tech"]
 
     evaluated = _ok(helpers.run_module("evaluate", f"--model_dir={model_dir}"))
     assert "test: loss=" in evaluated.stdout

@@ -1,9 +1,12 @@
 import json
+import os
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+
+from core.config import UserError
 
 from .. import data, vectors
 from . import helpers
@@ -51,6 +54,27 @@ def test_csv_reader_skips_a_header_and_names_bad_rows(tmp_path):
         data.read_csv(str(path))
     path.write_text("label,text\nsport,a match\npolitics,a vote\n")
     assert data.read_csv(str(path)) == [("a match", "sport"), ("a vote", "politics")]
+
+
+def test_csv_reader_keeps_line_breaks_inside_quoted_fields(tmp_path):
+    path = tmp_path / "news.csv"
+    path.write_text('sport,"line one\nline two"\npolitics,a vote\nbroken\n')
+    with pytest.raises(data.DataError, match=r"news.csv:4: expected 'label,text'"):  # the 4th line, 3rd record
+        data.read_csv(str(path))
+    path.write_text('sport,"line one\nline two"\npolitics,a vote\n')
+    assert data.read_csv(str(path)) == [("line one\nline two", "sport"), ("a vote", "politics")]
+
+
+def test_prepare_refuses_to_rewrite_a_prepared_folder_unless_told(tmp_path):
+    source = helpers.write_chinese_folder(str(tmp_path / "src"))
+    out = str(tmp_path / "out")
+    data.prepare(source, "folder", out, validation_fraction=0.25, test_fraction=0.25, num_shards=2)
+    with pytest.raises(data.DataError, match="already prepared"):
+        data.prepare(source, "folder", out, validation_fraction=0.25, test_fraction=0.25)
+    data.prepare(source, "folder", out, validation_fraction=0.25, test_fraction=0.25, num_shards=1, overwrite=True)
+    assert sorted(os.listdir(out)) == ["metadata.json", "test-00000-of-00001.tfrecord",
+                                       "train-00000-of-00001.tfrecord", "validation-00000-of-00001.tfrecord",
+                                       "vocabulary.tsv"]
 
 
 def test_csv_folder_keeps_its_given_test_split(tmp_path):
@@ -116,7 +140,7 @@ def test_embedding_matrix_lines_pretrained_rows_up_with_the_vocabulary():
 
 
 def test_word2vec_vectors_must_exist(tmp_path):
-    with pytest.raises(Exception, match="train word2vec first"):
+    with pytest.raises(UserError, match="train word2vec first"):
         vectors.load_word2vec(str(tmp_path))
 
 
