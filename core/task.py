@@ -12,7 +12,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
-from core.config import RunOptions
+from core.config import ConfigError, RunOptions
 
 
 class Task:
@@ -71,6 +71,19 @@ class Task:
         if model.losses:
             losses += tf.cast(tf.add_n(model.losses), tf.float32)
         return losses
+
+
+def per_replica_batch_size(global_batch_size: int, input_context: tf.distribute.InputContext | None,
+                           field: str) -> int:
+    """The batch one input pipeline reads; `field` names the setting in the error when it does not divide."""
+    if input_context is None:
+        return global_batch_size
+    if global_batch_size % input_context.num_replicas_in_sync:
+        raise ConfigError(
+            f"{field}={global_batch_size} is the global batch and must divide evenly over "
+            f"{input_context.num_replicas_in_sync} replicas."
+        )
+    return input_context.get_per_replica_batch_size(global_batch_size)
 
 
 def per_example_loss(loss_fn: keras.losses.Loss, labels, predictions) -> tf.Tensor:

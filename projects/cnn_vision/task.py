@@ -9,7 +9,6 @@ import keras
 import tensorflow as tf
 
 from core import task as task_lib
-from core.config import ConfigError
 from core.losses import SparseCategoricalCrossentropyWithSmoothing
 from core.metrics import MacroF1
 
@@ -64,14 +63,8 @@ class ImageClassificationTask(task_lib.Task):
 
     def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         """(images float32 0..255, labels) batches; per replica under a strategy."""
-        batch_size = self.batch_size
-        if input_context:
-            if self.batch_size % input_context.num_replicas_in_sync:
-                raise ConfigError(
-                    f"ImageClassificationTask.batch_size={self.batch_size} is the global batch and must "
-                    f"divide evenly over {input_context.num_replicas_in_sync} replicas."
-                )
-            batch_size = input_context.get_per_replica_batch_size(self.batch_size)
+        batch_size = task_lib.per_replica_batch_size(self.batch_size, input_context,
+                                                     "ImageClassificationTask.batch_size")
         return data.make_dataset(
             self.data_dir, split, batch_size, training=split == "train", augment=self.augment, max_shift=self.max_shift,
             shuffle_buffer=self.shuffle_buffer, input_context=input_context,

@@ -194,14 +194,8 @@ class TextClassificationTask(task_lib.Task):
 
     def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         """(token ids int32 [B, max_length], labels) batches; tokenized in the pipeline by `self.encoder`."""
-        batch_size = self.batch_size
-        if input_context:
-            if self.batch_size % input_context.num_replicas_in_sync:
-                raise ConfigError(
-                    f"TextClassificationTask.batch_size={self.batch_size} is the global batch and must divide "
-                    f"evenly over {input_context.num_replicas_in_sync} replicas."
-                )
-            batch_size = input_context.get_per_replica_batch_size(self.batch_size)
+        batch_size = task_lib.per_replica_batch_size(self.batch_size, input_context,
+                                                     "TextClassificationTask.batch_size")
         return data.make_dataset(self.data_dir, split, batch_size, self.encoder, training=split == "train",
                                  shuffle_buffer=self.shuffle_buffer, input_context=input_context)
 
