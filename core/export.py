@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from core import checkpoints
 from core.files import atomic_path, write_text_atomic
 
 
@@ -81,3 +82,27 @@ def save_model_files(model: keras.Model, model_dir: str, name: str = "model") ->
         logging.warning("No model plot (%s); install graphviz and pydot to get one.", e)
         paths.pop("plot")
     return paths
+
+
+def export_checkpoint(
+    model: keras.Model,
+    model_dir: str,
+    signatures: Mapping[str, tuple[Callable, list[tf.TensorSpec]]],
+    *,
+    export_dir: str | None = None,
+    version: int | None = None,
+    track: tuple = (),
+) -> str:
+    """What every project's `export` binary does: restore the newest checkpoint of `model_dir` into `model`,
+    write the SavedModel to `export_dir` (default `<model_dir>/export`) and the Keras files beside it.
+
+    The signatures may be built before the restore: they call `model`, whose variables are filled in place.
+    Returns the version folder written.
+    """
+    checkpoint = checkpoints.restore_model(model, model_dir)
+    path = export_saved_model(model, export_dir or os.path.join(model_dir, "export"), signatures, version, track)
+    files = save_model_files(model, model_dir)
+    print(f"Restored {checkpoint}")
+    print(f"Exported SavedModel to {path}")
+    print("Also wrote " + ", ".join(files.values()))
+    return path

@@ -10,14 +10,12 @@ plus model.keras, model.weights.h5, model_summary.txt and model.png in the model
 
 from __future__ import annotations
 
-import os
-
 import keras
 import tensorflow as tf
 from absl import flags
 
-from core import checkpoints, export, runtime
 from core import config as core_config
+from core import export, runtime
 
 from .task import ImageClassificationTask
 
@@ -64,14 +62,8 @@ def main(argv: list[str]) -> None:
     keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
     task = ImageClassificationTask()
     model = task.build_model()
-    checkpoint = checkpoints.restore_model(model, options.model_dir)
-    export_base = FLAGS.export_dir or os.path.join(options.model_dir, "export")
-    path = export.export_saved_model(
-        model, export_base, serving_signatures(model, task.image_shape, task.class_names), FLAGS.version)
-    files = export.save_model_files(model, options.model_dir)
-    print(f"Restored {checkpoint}")
-    print(f"Exported SavedModel to {path}")
-    print("Also wrote " + ", ".join(files.values()))
+    export.export_checkpoint(model, options.model_dir, serving_signatures(model, task.image_shape, task.class_names),
+                             export_dir=FLAGS.export_dir, version=FLAGS.version)
 
 
 if __name__ == "__main__":

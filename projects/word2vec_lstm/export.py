@@ -11,14 +11,12 @@ tensorflow/serving image loads it). Also writes model.keras, model.weights.h5, m
 
 from __future__ import annotations
 
-import os
-
 import keras
 import tensorflow as tf
 from absl import flags
 
-from core import checkpoints, export, runtime
 from core import config as core_config
+from core import export, runtime
 
 from .task import TextClassificationTask, encoder_file
 
@@ -54,14 +52,8 @@ def main(argv: list[str]) -> None:
     # The checkpoint holds the trained embeddings; text_encoder.json the words of its rows.
     task = TextClassificationTask(pretrained="none", encoder_file=encoder_file(options.model_dir))
     model = task.build_model()
-    checkpoint = checkpoints.restore_model(model, options.model_dir)
-    export_base = FLAGS.export_dir or os.path.join(options.model_dir, "export")
-    path = export.export_saved_model(model, export_base, serving_signatures(model, task.encoder, task.class_names),
-                                     FLAGS.version, track=(task.encoder,))
-    files = export.save_model_files(model, options.model_dir)
-    print(f"Restored {checkpoint}")
-    print(f"Exported SavedModel to {path}")
-    print("Also wrote " + ", ".join(files.values()))
+    export.export_checkpoint(model, options.model_dir, serving_signatures(model, task.encoder, task.class_names),
+                             export_dir=FLAGS.export_dir, version=FLAGS.version, track=(task.encoder,))
 
 
 if __name__ == "__main__":
