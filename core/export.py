@@ -63,6 +63,43 @@ def export_saved_model(
     return final
 
 
+def classifier_outputs(logits: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:
+    """The output contract of every classifier export (serving/README.md), from logits [batch, classes].
+
+    probabilities [batch, classes] float32, class_ids [batch] int64, class_names [batch] string (the top
+    class), and label_names [batch, classes] string: every name on every row, because TF Serving's row
+    format needs a batch dimension on each output, so clients can name all the scores.
+    """
+    names = tf.constant(class_names)
+    probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
+    class_ids = tf.argmax(probabilities, axis=-1)
+    return {"probabilities": probabilities, "class_ids": class_ids, "class_names": tf.gather(names, class_ids),
+            "label_names": tf.tile(names[tf.newaxis, :], [tf.shape(logits)[0], 1])}
+
+
+def checkpoint_path(model_dir: str, checkpoint: str | None) -> str | None:
+    """A checkpoint of model_dir by path, step (`8151`) or position from the newest (`-1`, `-2`, ...)."""
+    if not checkpoint:
+        return None
+    state = tf.train.get_checkpoint_state(checkpoints.checkpoint_dir(model_dir))
+    kept = list(state.all_model_checkpoint_paths) if state else []
+    if checkpoint.lstrip("-").isdigit():
+        number = int(checkpoint)
+        if number < 0:
+            if -number > len(kept):
+                raise ValueError(f"--checkpoint={checkpoint}: {model_dir} keeps only {len(kept)} checkpoint(s).")
+            return kept[number]
+        matches = [path for path in kept if path.rsplit("-", 1)[-1] == str(number)]
+        if not matches:
+            steps = [path.rsplit("-", 1)[-1] for path in kept]
+            raise ValueError(f"--checkpoint={checkpoint}: no checkpoint of step {number} in {model_dir} "
+                             f"(kept steps: {', '.join(steps) or 'none'}).")
+        return matches[0]
+    if not tf.io.gfile.exists(checkpoint + ".index"):
+        raise ValueError(f"--checkpoint={checkpoint}: no such checkpoint (expected {checkpoint}.index).")
+    return checkpoint
+
+
 def save_model_files(model: keras.Model, model_dir: str, name: str = "model") -> dict[str, str]:
     """Saves `<name>.keras`, `<name>.weights.h5`, `<name>_summary.txt` and (with graphviz) `<name>.png`."""
     os.makedirs(model_dir, exist_ok=True)
@@ -92,14 +129,16 @@ def export_checkpoint(
     export_dir: str | None = None,
     version: int | None = None,
     track: tuple = (),
+    checkpoint: str | None = None,
 ) -> str:
-    """What every project's `export` binary does: restore the newest checkpoint of `model_dir` into `model`,
+    """What every project's `export` binary does: restore a checkpoint of `model_dir` into `model`,
     write the SavedModel to `export_dir` (default `<model_dir>/export`) and the Keras files beside it.
 
+    `checkpoint` picks one by path, step or position (see checkpoint_path); the default is the newest.
     The signatures may be built before the restore: they call `model`, whose variables are filled in place.
     Returns the version folder written.
     """
-    checkpoint = checkpoints.restore_model(model, model_dir)
+    checkpoint = checkpoints.restore_model(model, model_dir, checkpoint_path(model_dir, checkpoint))
     path = export_saved_model(model, export_dir or os.path.join(model_dir, "export"), signatures, version, track)
     files = save_model_files(model, model_dir)
     print(f"Restored {checkpoint}")

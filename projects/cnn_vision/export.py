@@ -3,7 +3,8 @@
     python -m projects.cnn_vision.export --model_dir=runs/cnn_vision/default
 
 Writes `<model_dir>/export/<version>/` with two signatures:
-  serving_default  images uint8 [batch, H, W, C]            -> probabilities, class_ids, class_names
+  serving_default  images uint8 [batch, H, W, C]            -> probabilities, class_ids, class_names,
+                                                                label_names (core.export.classifier_outputs)
   serving_bytes    image_bytes string [batch] (PNG or JPEG)  -> the same outputs
 plus model.keras, model.weights.h5, model_summary.txt and model.png in the model dir.
 """
@@ -24,19 +25,16 @@ flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (newest, the default), -2, ...")
 FLAGS = flags.FLAGS
 
 
 def serving_signatures(model: keras.Model, image_shape: list[int], class_names: list[str]) -> dict:
     """The exported endpoints; decoding and id-to-name mapping live in the graph, not in clients."""
     height, width, channels = image_shape
-    names = tf.constant(class_names)
 
     def outputs(images_uint8):
-        logits = model(tf.cast(images_uint8, tf.float32), training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        class_ids = tf.argmax(probabilities, axis=-1)
-        return {"probabilities": probabilities, "class_ids": class_ids, "class_names": tf.gather(names, class_ids)}
+        return export.classifier_outputs(model(tf.cast(images_uint8, tf.float32), training=False), class_names)
 
     def decode(image_bytes):
         image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
@@ -63,7 +61,8 @@ def main(argv: list[str]) -> None:
     task = ImageClassificationTask()
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir, serving_signatures(model, task.image_shape, task.class_names),
-                             export_dir=FLAGS.export_dir, version=FLAGS.version)
+                             export_dir=FLAGS.export_dir, version=FLAGS.version,
+                             checkpoint=FLAGS.checkpoint)
 
 
 if __name__ == "__main__":

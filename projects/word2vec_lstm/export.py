@@ -25,22 +25,15 @@ flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (newest, the default), -2, ...")
 FLAGS = flags.FLAGS
 
 
 def serving_signatures(model: keras.Model, encoder: keras.Layer, class_names: list[str]) -> dict:
     """The exported endpoint: raw strings in, probabilities and label names out."""
-    names = tf.constant(class_names)
 
     def serve_text(texts):
-        logits = model(encoder(texts), training=False)
-        probabilities = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-        class_ids = tf.argmax(probabilities, axis=-1)
-        # Every label name on every row (TF Serving's row format needs a batch dimension on each output),
-        # so a client can name all the scores, not just the top one.
-        label_names = tf.tile(names[None, :], [tf.shape(texts)[0], 1])
-        return {"probabilities": probabilities, "class_ids": class_ids, "class_names": tf.gather(names, class_ids),
-                "label_names": label_names}
+        return export.classifier_outputs(model(encoder(texts), training=False), class_names)
 
     return {"serving_default": (serve_text, [tf.TensorSpec([None], tf.string, name="text")])}
 
@@ -53,7 +46,8 @@ def main(argv: list[str]) -> None:
     task = TextClassificationTask(pretrained="none", encoder_file=encoder_file(options.model_dir))
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir, serving_signatures(model, task.encoder, task.class_names),
-                             export_dir=FLAGS.export_dir, version=FLAGS.version, track=(task.encoder,))
+                             export_dir=FLAGS.export_dir, version=FLAGS.version,
+                             checkpoint=FLAGS.checkpoint, track=(task.encoder,))
 
 
 if __name__ == "__main__":

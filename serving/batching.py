@@ -1,0 +1,125 @@
+"""Server-side batching, as TF Serving's --enable_batching: concurrent predict calls share one model call.
+
+Requests for the same version and signature that arrive within `batch_timeout_micros` of each other are
+concatenated along the batch dimension (up to `max_batch_size` rows), run once, and split back. It trades
+a little latency for throughput when many clients call at once. Parameters come from the same
+BatchingParameters file TF Serving reads (serving/docker/batching.config); `allowed_batch_sizes` is
+checked there but not used to pad batches, which only pays off on accelerators that compile per shape.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import rest
+
+
+class QueueFull(RuntimeError):
+    """More rows are waiting than max_enqueued_batches allows: HTTP 503, try again."""
+
+
+@dataclass
+class _Task:
+    servable: object
+    signature: str
+    inputs: dict[str, np.ndarray]
+    rows: int
+    done: threading.Event = field(default_factory=threading.Event)
+    outputs: dict | None = None
+    error: Exception | None = None
+
+
+class Batcher:
+    """Worker threads that merge queued predict calls with the same version and signature."""
+
+    def __init__(self, params=None):
+        def value(name: str, default: int) -> int:
+            return getattr(params, name).value if params is not None and params.HasField(name) else default
+
+        self.max_batch_size = value("max_batch_size", 32)
+        self.timeout = value("batch_timeout_micros", 2000) / 1e6
+        self.max_rows = value("max_enqueued_batches", 16) * self.max_batch_size
+        self._pending: list[_Task] = []
+        self._cv = threading.Condition()
+        self._stopped = False
+        self._threads = [threading.Thread(target=self._work, name=f"batcher-{i}", daemon=True)
+                         for i in range(value("num_batch_threads", 2))]
+        for thread in self._threads:
+            thread.start()
+
+    def run(self, servable, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Queues one call and waits for its share of a batch's outputs."""
+        task = _Task(servable, signature, inputs, rows=next(iter(inputs.values())).shape[0])
+        with self._cv:
+            if sum(t.rows for t in self._pending) + task.rows > self.max_rows:
+                raise QueueFull("The batch scheduling queue is full; retry later (max_enqueued_batches).")
+            self._pending.append(task)
+            self._cv.notify()
+        task.done.wait()
+        if task.error is not None:
+            raise task.error
+        return task.outputs
+
+    def _work(self) -> None:
+        while True:
+            with self._cv:
+                while not self._pending and not self._stopped:
+                    self._cv.wait()
+                if self._stopped:
+                    return
+                first = self._pending[0]
+                deadline = time.monotonic() + self.timeout
+                while self._rows_like(first) < self.max_batch_size and time.monotonic() < deadline:
+                    self._cv.wait(deadline - time.monotonic())
+                batch, rows = [], 0
+                for task in list(self._pending):
+                    same = task.servable is first.servable and task.signature == first.signature
+                    if same and (not batch or rows + task.rows <= self.max_batch_size):
+                        batch.append(task)
+                        rows += task.rows
+                        self._pending.remove(task)
+            self._run(batch)
+
+    def _rows_like(self, first: _Task) -> int:
+        return sum(t.rows for t in self._pending if t.servable is first.servable and t.signature == first.signature)
+
+    @staticmethod
+    def _run(batch: list[_Task]) -> None:
+        first = batch[0]
+        try:
+            if len(batch) == 1:
+                first.outputs = _call(first)
+            else:
+                merged = {name: np.concatenate([t.inputs[name] for t in batch]) for name in first.inputs}
+                outputs = first.servable.run(first.signature, merged)
+                total = sum(t.rows for t in batch)
+                if any(v.ndim == 0 or v.shape[0] != total for v in outputs.values()):
+                    raise ValueError("outputs are not one row per input row; cannot split the batch")
+                start = 0
+                for task in batch:
+                    task.outputs = {k: v[start:start + task.rows] for k, v in outputs.items()}
+                    start += task.rows
+        except Exception:  # noqa: BLE001 - one bad request must not fail its neighbours: run each alone
+            for task in batch:
+                try:
+                    task.outputs = _call(task)
+                except Exception as e:  # noqa: BLE001
+                    task.error = e
+        for task in batch:
+            task.done.set()
+
+    def stop(self) -> None:
+        with self._cv:
+            self._stopped = True
+            self._cv.notify_all()
+
+
+def _call(task: _Task) -> dict[str, np.ndarray]:
+    try:
+        return task.servable.run(task.signature, task.inputs)
+    except Exception as e:  # noqa: BLE001 - the graph rejected the values: the client's fault
+        raise rest.BadRequest(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from e

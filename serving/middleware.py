@@ -1,0 +1,223 @@
+"""A Flask middleware in front of a model server: friendly requests in, labels with scores out.
+
+    python -m serving.middleware --upstream=http://127.0.0.1:8501 --port=8080
+
+    curl -F image=@shoe.png http://127.0.0.1:8080/v1/classify/cnn_vision
+    curl -d '{"text": "Shares fell after the profit warning"}' http://127.0.0.1:8080/v1/classify/word2vec_lstm
+    -> {"model": "cnn_vision", "predictions": [{"label": "Ankle boot", "score": 0.97, "top_k": [...]}]}
+
+It accepts image uploads (multipart, any format Pillow reads, or a raw image/* body), base64 images
+(plain or data: URLs) and text, checks them, picks the model's signature from its metadata
+(`image_bytes` for images, `text` for text: the export contract in serving/README.md), calls the
+upstream's TF Serving REST API (the embedded server or real TensorFlow Serving) and turns
+probabilities and label names into a ranked list. Served by waitress.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import sys
+import threading
+import time
+
+import flask
+import requests
+import waitress
+from absl import app as absl_app
+from absl import flags
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+flags.DEFINE_string("upstream", "http://127.0.0.1:8501", "Base URL of the TF Serving REST API to call.")
+flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 to accept other machines.")
+flags.DEFINE_integer("port", 8080, "Port to listen on; 0 picks a free one (printed at start).")
+flags.DEFINE_integer("threads", 8, "Worker threads of the WSGI server.")
+flags.DEFINE_integer("max_request_bytes", 16 << 20, "Larger uploads are refused with HTTP 413.")
+flags.DEFINE_float("upstream_timeout", 30.0, "Seconds to wait for the model server.")
+flags.DEFINE_integer("top_k", 3, "Labels returned per input unless the request asks (?top_k=N).")
+FLAGS = flags.FLAGS
+
+# Formats TF's decode_image reads in the exported graph; anything else Pillow opens is re-encoded as PNG.
+_GRAPH_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
+# Signature inputs of the export contract (serving/README.md).
+_KINDS = {"image": "image_bytes", "text": "text"}
+
+
+class ClientError(Exception):
+    def __init__(self, message: str, status: int = 400):
+        super().__init__(message)
+        self.status = status
+
+
+def prepare_image(data: bytes, where: str) -> bytes:
+    """Image bytes the exported graph can decode: checked, EXIF-rotated, re-encoded when needed."""
+    try:
+        image = Image.open(io.BytesIO(data))
+        image.load()
+    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+        raise ClientError(f"{where}: not a readable image ({type(e).__name__}: {e}).") from e
+    rotated = ImageOps.exif_transpose(image)
+    if image.format in _GRAPH_FORMATS and rotated is image:
+        return data
+    out = io.BytesIO()
+    rotated.convert("RGBA" if "A" in rotated.getbands() else "RGB").save(out, format="PNG")
+    return out.getvalue()
+
+
+def _decode_b64(text, where: str) -> bytes:
+    if not isinstance(text, str):
+        raise ClientError(f"{where}: expected a base64 string, got {type(text).__name__}.")
+    if text.startswith("data:"):  # data:image/png;base64,....
+        text = text.partition(",")[2]
+    try:
+        return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text else None,
+                                validate=True)
+    except binascii.Error as e:
+        raise ClientError(f"{where}: not valid base64 ({e}).") from e
+
+
+def read_inputs(request: flask.Request) -> tuple[str, list]:
+    """('image', [bytes, ...]) or ('text', [str, ...]) from a multipart, raw image or JSON request."""
+    if request.files:
+        return "image", [prepare_image(f.read(), f"file {f.filename or key!r}")
+                         for key in request.files for f in request.files.getlist(key)]
+    if (request.mimetype or "").startswith("image/"):
+        return "image", [prepare_image(request.get_data(), "request body")]
+    body = request.get_json(silent=True)
+    if not isinstance(body, dict):
+        raise ClientError("expected a multipart upload (-F image=@file.png), an image/* body, or a JSON object "
+                          'with "image", "images", "text" or "texts".')
+    keys = [k for k in ("image", "images", "text", "texts") if k in body]
+    if len(keys) != 1:
+        raise ClientError(f'give exactly one of "image", "images", "text", "texts"; got keys {sorted(body)}.')
+    key = keys[0]
+    values = body[key] if key.endswith("s") else [body[key]]
+    if not isinstance(values, list) or not values:
+        raise ClientError(f'"{key}" must be a non-empty list.')
+    if key.startswith("image"):
+        return "image", [prepare_image(_decode_b64(v, f'"{key}"[{i}]'), f'"{key}"[{i}]') for i, v in enumerate(values)]
+    if not all(isinstance(v, str) for v in values):
+        raise ClientError(f'"{key}" must hold strings.')
+    return "text", values
+
+
+class Upstream:
+    """The model server's REST API, with per-thread connection pools and cached signatures."""
+
+    def __init__(self, url: str, timeout: float, metadata_ttl: float = 10.0):
+        self.url, self.timeout, self.metadata_ttl = url.rstrip("/"), timeout, metadata_ttl
+        self._local = threading.local()
+        self._metadata: dict[str, tuple[float, dict]] = {}
+
+    def _session(self) -> requests.Session:
+        if not hasattr(self._local, "session"):
+            self._local.session = requests.Session()
+        return self._local.session
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        try:
+            response = self._session().request(method, self.url + path, timeout=self.timeout, **kwargs)
+        except requests.Timeout as e:
+            raise ClientError(f"model server at {self.url} did not answer within {self.timeout:g} s.", 504) from e
+        except requests.ConnectionError as e:
+            raise ClientError(f"model server at {self.url} is unreachable ({type(e).__name__}).", 502) from e
+        try:
+            payload = response.json()
+        except ValueError:
+            payload = {"error": response.text[:200]}
+        if response.status_code != 200:
+            raise ClientError(f"model server: {payload.get('error', payload)}",
+                              response.status_code if response.status_code < 500 else 502)
+        return payload
+
+    def signature_for(self, model_path: str, kind: str) -> str:
+        """The signature whose only input is the contract's name for this kind of input."""
+        cached = self._metadata.get(model_path)
+        if cached is None or time.monotonic() - cached[0] > self.metadata_ttl:
+            cached = (time.monotonic(), self.call("GET", model_path + "/metadata")["metadata"]["signature_def"])
+            self._metadata[model_path] = cached
+        signatures = cached[1]["signature_def"]
+        for name in sorted(signatures, key=lambda n: n != "serving_default"):
+            if list(signatures[name].get("inputs", {})) == [_KINDS[kind]]:
+                return name
+        raise ClientError(f"this model takes no {kind}: none of its signatures {sorted(signatures)} has the single "
+                          f"input {_KINDS[kind]!r}.")
+
+
+def ranked(prediction: dict, top_k: int) -> dict:
+    """Labels sorted by score from the contract's probabilities and label_names outputs."""
+    pairs = sorted(zip(prediction["label_names"], prediction["probabilities"]), key=lambda p: -p[1])[:top_k]
+    top = [{"label": label, "score": round(score, 6)} for label, score in pairs]
+    return {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}
+
+
+def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_top_k: int = 3) -> flask.Flask:
+    app = flask.Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
+
+    @app.get("/")
+    def index():
+        return {"usage": {"POST /v1/classify/<model>[?version=N|label=L][&top_k=K]":
+                          "multipart image upload, an image/* body, or JSON {image|images: base64} / "
+                          "{text|texts: ...}"}, "upstream": upstream.url}
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok", "upstream": upstream.url}
+
+    @app.post("/v1/classify/<model>")
+    def classify(model):
+        version, label = flask.request.args.get("version"), flask.request.args.get("label")
+        path = f"/v1/models/{model}" + (f"/versions/{version}" if version else f"/labels/{label}" if label else "")
+        try:
+            top_k = int(flask.request.args.get("top_k", default_top_k))
+        except ValueError:
+            return {"error": "top_k must be an integer."}, 400
+        try:
+            if version is not None and not version.isdigit():
+                raise ClientError(f"version must be a number, got {version!r}.")
+            kind, values = read_inputs(flask.request)
+            signature = upstream.signature_for(path, kind)
+            instances = [{"b64": base64.b64encode(v).decode("ascii")} for v in values] if kind == "image" else values
+            result = upstream.call("POST", path + ":predict",
+                                   json={"signature_name": signature, "instances": instances})
+        except ClientError as e:
+            return {"error": str(e)}, e.status
+        predictions = result["predictions"]
+        if not all(isinstance(p, dict) and {"probabilities", "label_names"} <= set(p) for p in predictions):
+            return {"model": model, "signature_name": signature, "predictions": predictions}
+        return {"model": model, "signature_name": signature, "predictions": [ranked(p, top_k) for p in predictions]}
+
+    @app.errorhandler(413)
+    def too_large(_):
+        return {"error": f"request body exceeds {max_request_bytes} bytes (--max_request_bytes)."}, 413
+
+    @app.errorhandler(404)
+    def not_found(_):
+        return {"error": f"no route {flask.request.method} {flask.request.path}; POST /v1/classify/<model>."}, 404
+
+    @app.errorhandler(405)
+    def bad_method(_):
+        return {"error": f"{flask.request.method} is not allowed on {flask.request.path}."}, 405
+
+    return app
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    if not FLAGS.upstream.startswith(("http://", "https://")):
+        print(f"error: --upstream={FLAGS.upstream!r}: expected a URL such as http://127.0.0.1:8501", file=sys.stderr)
+        sys.exit(2)
+    app = create_app(Upstream(FLAGS.upstream, FLAGS.upstream_timeout), FLAGS.max_request_bytes, FLAGS.top_k)
+    server = waitress.create_server(app, host=FLAGS.host, port=FLAGS.port, threads=FLAGS.threads,
+                                    ident="serving.middleware")
+    print(f"Middleware at: http://{FLAGS.host}:{server.effective_port} -> {FLAGS.upstream}", flush=True)
+    try:
+        server.run()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    absl_app.run(main)

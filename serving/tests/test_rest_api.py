@@ -1,0 +1,196 @@
+"""The embedded server's REST API against TF Serving's documented examples and error cases (in-process)."""
+
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from serving import config, models, server
+
+from . import toy_models
+
+
+@pytest.fixture(scope="module")
+def client(tmp_path_factory):
+    base = tmp_path_factory.mktemp("models")
+    toy_models.half_plus_three(str(base / "saved_model_half_plus_three"))
+    toy_models.tag_signal_sensor(str(base / "tss"))
+    toy_models.bytes_echo(str(base / "echo"))
+    toy_models.half_plus_three(str(base / "two_versions"), version=1, offset=3.0)
+    toy_models.half_plus_three(str(base / "two_versions"), version=2, offset=100.0)
+    two = config.single_model_config("two_versions", str(base / "two_versions"))
+    two.model_version_policy.all.SetInParent()
+    two.version_labels["stable"] = 1
+    configs = [config.single_model_config(name, str(base / name)) for name in ("saved_model_half_plus_three", "tss",
+                                                                               "echo")]
+    registry = models.ModelRegistry(configs + [two], poll_seconds=0)
+    registry.start()
+    return server.create_app(registry, max_request_bytes=4096).test_client()
+
+
+def _post(client, url, body):
+    response = client.post(url, data=body if isinstance(body, str | bytes) else json.dumps(body))
+    return response.status_code, response.get_json()
+
+
+ROWS = {"instances": [{"tag": "foo", "signal": [1, 2, 3, 4, 5], "sensor": [[1, 2], [3, 4]]},
+                      {"tag": "bar", "signal": [3, 4, 1, 2, 5], "sensor": [[4, 5], [6, 8]]}]}
+COLUMNS = {"inputs": {"tag": ["foo", "bar"], "signal": [[1, 2, 3, 4, 5], [3, 4, 1, 2, 5]],
+                      "sensor": [[[1, 2], [3, 4]], [[4, 5], [6, 8]]]}}
+
+
+def test_documented_status_and_predict_example(client):
+    response = client.get("/v1/models/saved_model_half_plus_three")
+    assert response.status_code == 200
+    assert response.get_json() == {"model_version_status": [
+        {"version": "123", "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}]}
+    assert _post(client, "/v1/models/saved_model_half_plus_three:predict", '{"instances": [1.0,2.0,5.0]}') == \
+        (200, {"predictions": [3.5, 4.0, 5.5]})
+    assert _post(client, "/v1/models/saved_model_half_plus_three/versions/123:predict",
+                 {"signature_name": "serving_default", "inputs": [3.0, 4.0]}) == (200, {"outputs": [4.5, 5.0]})
+
+
+def test_documented_unknown_model_is_404(client):
+    assert _post(client, "/v1/models/half:predict", '{"instances": [1.0,5.0]}') == \
+        (404, {"error": "Servable not found for request: Latest(half)"})
+    status, body = _post(client, "/v1/models/saved_model_half_plus_three/versions/50:predict", {"instances": [1.0]})
+    assert status == 404 and "Specific(saved_model_half_plus_three, 50)" in body["error"]
+    assert client.get("/v1/models/nope").status_code == 404
+
+
+def test_row_and_columnar_formats_of_the_documented_multi_input_example_agree(client):
+    status, rows = _post(client, "/v1/models/tss:predict", ROWS)
+    assert status == 200
+    assert rows["predictions"] == [{"tag_upper": "FOO", "signal_sum": 15, "sensor_sum": 10.0},
+                                   {"tag_upper": "BAR", "signal_sum": 15, "sensor_sum": 23.0}]
+    status, columns = _post(client, "/v1/models/tss:predict", COLUMNS)
+    assert status == 200
+    assert columns["outputs"] == {"tag_upper": ["FOO", "BAR"], "signal_sum": [15, 15], "sensor_sum": [10.0, 23.0]}
+
+
+def test_b64_inputs_are_decoded_and_bytes_outputs_encoded(client):
+    status, body = _post(client, "/v1/models/echo:predict", {"instances": [{"b64": "aGVsbG8="}, {"b64": "d29ybGQ"}]})
+    assert status == 200  # the second has no padding, which TF Serving accepts too
+    assert body["predictions"] == [{"image_bytes": {"b64": "aGVsbG9oZWxsbw=="}, "length": 5},
+                                   {"image_bytes": {"b64": "d29ybGR3b3JsZA=="}, "length": 5}]
+    assert _post(client, "/v1/models/echo:predict", {"inputs": {"b64": "aGVsbG8="}})[0] == 400  # scalar, not [batch]
+    status, body = _post(client, "/v1/models/echo:predict", {"instances": [{"b64": "a-_b"}]})
+    assert status == 400 and "Unable to base64 decode" in body["error"]
+
+
+def test_versions_and_labels_route_to_their_version(client):
+    assert _post(client, "/v1/models/two_versions:predict", {"instances": [2.0]})[1] == {"predictions": [101.0]}
+    assert _post(client, "/v1/models/two_versions/versions/1:predict", {"instances": [2.0]})[1]["predictions"] == [4.0]
+    assert _post(client, "/v1/models/two_versions/labels/stable:predict", {"instances": [2.0]})[1]["predictions"] == \
+        [4.0]
+    status, body = _post(client, "/v1/models/two_versions/labels/nightly:predict", {"instances": [2.0]})
+    assert (status, body) == (400, {"error": "Unrecognized servable version label: nightly"})
+    versions = client.get("/v1/models/two_versions").get_json()["model_version_status"]
+    assert [v["version"] for v in versions] == ["2", "1"] and {v["state"] for v in versions} == {"AVAILABLE"}
+    assert client.get("/v1/models/two_versions/labels/stable").get_json()["model_version_status"][0]["version"] == "1"
+
+
+def test_metadata_lists_signatures_as_tf_serving_does(client):
+    response = client.get("/v1/models/tss/metadata")
+    assert response.status_code == 200
+    body = response.get_json()
+    assert body["model_spec"] == {"name": "tss", "signature_name": "", "version": "1"}
+    signature = body["metadata"]["signature_def"]["signature_def"]["serving_default"]
+    assert signature["method_name"] == "tensorflow/serving/predict"
+    signal = signature["inputs"]["signal"]
+    assert signal["dtype"] == "DT_INT32"
+    assert [d["size"] for d in signal["tensor_shape"]["dim"]] == ["-1", "5"]
+    assert set(signature["outputs"]) == {"tag_upper", "signal_sum", "sensor_sum"}
+
+
+@pytest.mark.parametrize("body, status, message", [
+    ("", 400, "JSON Parse error: The document is empty"),
+    ("instances = [1, 2]", 400, "JSON Parse error"),
+    ('{"instances": [1, 2', 400, "JSON Parse error"),
+    ("[1, 2]", 400, "Is not object"),
+    ({"instance": [1.0]}, 400, "Missing 'inputs' or 'instances' key"),
+    ({"instances": [1.0], "inputs": [1.0]}, 400, "expecting only one of 'inputs' or 'instances'"),
+    ({"instances": []}, 400, "No values in 'instances' array"),
+    ({"instances": 1.0}, 400, "Expecting 'instances' to be an list/array"),
+    ({"instances": ["x", "y"]}, 400, "not of expected type: float"),
+    ({"instances": [[1.0], [2.0, 3.0]]}, 400, "ragged"),
+    ({"instances": [[1.0], [2.0]]}, 400, "shape [2, 1] does not match the signature's [-1]"),
+    ({"instances": [{"y": 1.0}]}, 400, "must be equal to: x"),
+    ({"inputs": {"y": [1.0]}}, 400, "Missing named input: x"),
+    ({"signature_name": 100, "instances": [1.0]}, 400, "'signature_name' key must be a string value."),
+    ({"signature_name": "serving_bytes", "instances": [1.0]}, 400, 'Serving signature name: "serving_bytes" not'),
+])
+def test_bad_requests_get_a_json_error_with_the_right_status(client, body, status, message):
+    got_status, got = _post(client, "/v1/models/saved_model_half_plus_three:predict", body)
+    assert got_status == status and message in got["error"], got
+
+
+@pytest.mark.parametrize("body, message", [
+    ({"instances": [{"tag": "a", "signal": [1, 2, 3, 4], "sensor": [[1, 2], [3, 4]]}]}, "input 'signal': shape [1, 4]"),
+    ({"instances": [{"tag": 3, "signal": [1, 2, 3, 4, 5], "sensor": [[1, 2], [3, 4]]}]}, "expected type: string"),
+    ({"instances": [{"tag": "a", "signal": [1, 2, 3, 4, 5.5], "sensor": [[1, 2], [3, 4]]}]}, "expected type: int32"),
+    ({"instances": [{"tag": "a", "signal": [1, 2, 3, 4, 2**40], "sensor": [[1, 2], [3, 4]]}]}, "out of range"),
+    ({"instances": [{"tag": {"b64": 5}, "signal": [1, 2, 3, 4, 5], "sensor": [[1, 2], [3, 4]]}]}, "base64"),
+    ({"instances": [{"tag": "a", "signal": {"b64": "aGVsbG8="}, "sensor": [[1, 2], [3, 4]]}]}, "Type: Object"),
+    ({"instances": [1, 2]}, "each instance must be a JSON object"),
+    ({"inputs": [1, 2]}, "'inputs' must be a JSON object"),
+])
+def test_multi_input_errors_name_the_input(client, body, message):
+    status, got = _post(client, "/v1/models/tss:predict", body)
+    assert status == 400 and message in got["error"], got
+
+
+def test_urls_methods_and_sizes_outside_the_api(client):
+    assert client.put("/v1/models/tss").status_code == 400
+    assert client.post("/v1/models/tss:classify", data="{}").status_code == 501
+    assert client.get("/v1/models/tss:predict").get_json()["error"] == "Malformed request: GET /v1/models/tss:predict"
+    assert client.get("/v1/models/tss/versions/x").status_code == 400
+    big = json.dumps({"instances": [1.0] * 2000})
+    status, body = _post(client, "/v1/models/saved_model_half_plus_three:predict", big)
+    assert status == 413 and "--max_request_bytes" in body["error"]
+    # ...and the server keeps serving.
+    assert _post(client, "/v1/models/saved_model_half_plus_three:predict", {"instances": [1.0]})[0] == 200
+
+
+def test_non_finite_floats_round_trip_as_tf_serving_writes_them(client):
+    response = client.post("/v1/models/saved_model_half_plus_three:predict", data='{"instances": [NaN, Infinity]}')
+    assert response.status_code == 200
+    assert response.get_data(as_text=True) == '{"predictions":[NaN,Infinity]}'
+
+
+def test_new_versions_are_loaded_once_settled_and_removed_ones_unloaded(tmp_path):
+    base = str(tmp_path / "m")
+    toy_models.half_plus_three(base, version=1, offset=1.0)
+    model = models.Model(config.single_model_config("m", base))
+    model.poll(first=True)
+    assert model.resolve().number == 1
+
+    # A folder still being copied in: saved_model.pb is there, the variables are not yet.
+    staging = str(tmp_path / "staging")
+    complete = toy_models.half_plus_three(staging, version=2, offset=2.0)
+    os.makedirs(os.path.join(base, "2"))
+    shutil.copy(os.path.join(complete, "saved_model.pb"), os.path.join(base, "2"))
+    for _ in range(3):
+        model.poll()
+    assert model.resolve().number == 1, "a half-written version was loaded"
+    failed = model.status(version=2)["model_version_status"][0]
+    assert failed["state"] == "END" and failed["status"]["error_code"] == "UNKNOWN"
+
+    # The copy finishes: the next polls see new files, wait for them to settle, then load version 2.
+    shutil.copytree(os.path.join(complete, "variables"), os.path.join(base, "2", "variables"))
+    model.poll()
+    assert model.resolve().number == 1  # changed since the last poll: not settled yet
+    model.poll()
+    assert model.resolve().number == 2
+    assert model.resolve().run("serving_default", {"x": np.array([2.0], np.float32)})["y"].tolist() == [3.0]
+    assert model.status(version=1)["model_version_status"][0]["state"] == "END"  # latest{1}: old one unloaded
+
+    shutil.rmtree(os.path.join(base, "2"))  # rolled back: version 1 is the latest again
+    model.poll()
+    assert model.resolve().number == 1
+    shutil.rmtree(os.path.join(base, "1"))
+    model.poll()
+    with pytest.raises(models.NotFound):
+        model.resolve()

@@ -1,0 +1,74 @@
+"""Small SavedModels shaped like the ones in TF Serving's REST API documentation, written with tf.Module.
+
+- half_plus_three: y = 0.5 * x + 3 on float scalars (the documented curl example).
+- tag_signal_sensor: three named inputs of different ranks (the documented row/columnar example).
+- classify_text: a text "classifier" (string [batch] -> probabilities, class_ids, class_names, label_names),
+  with the same output contract as the projects' text exports; its score is a word count, so tests
+  can predict the answer.
+- bytes_echo: string in, `image_bytes` out, to check b64 on the way in and out.
+"""
+
+from __future__ import annotations
+
+import os
+
+import tensorflow as tf
+
+
+def _save(module: tf.Module, base: str, version: int, signatures: dict) -> str:
+    path = os.path.join(base, str(version))
+    tf.saved_model.save(module, path, signatures=signatures)
+    return path
+
+
+def half_plus_three(base: str, version: int = 123, offset: float = 3.0) -> str:
+    """The documented toy model; `offset` lets two versions give different answers."""
+    module = tf.Module()
+    module.offset = tf.Variable(offset)
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.float32, name="x")])
+    def predict(x):
+        return {"y": 0.5 * x + module.offset}
+
+    return _save(module, base, version, {"serving_default": predict})
+
+
+def tag_signal_sensor(base: str, version: int = 1) -> str:
+    """Inputs tag (string), signal [5] (int32), sensor [2, 2] (float); echoes them back summed."""
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="tag"),
+                                  tf.TensorSpec([None, 5], tf.int32, name="signal"),
+                                  tf.TensorSpec([None, 2, 2], tf.float32, name="sensor")])
+    def predict(tag, signal, sensor):
+        return {"tag_upper": tf.strings.upper(tag), "signal_sum": tf.reduce_sum(signal, axis=1),
+                "sensor_sum": tf.reduce_sum(sensor, axis=[1, 2])}
+
+    return _save(module, base, version, {"serving_default": predict})
+
+
+def classify_text(base: str, version: int = 1, labels=("short", "long")) -> str:
+    """'long' when a text has more than three words; the same outputs as word2vec_lstm's export."""
+    module = tf.Module()
+    names = tf.constant(list(labels))
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text")])
+    def predict(text):
+        words = tf.cast(tf.strings.split(text).row_lengths(), tf.float32)
+        p_long = tf.sigmoid(4.0 * (words - 3.5))
+        probabilities = tf.stack([1.0 - p_long, p_long], axis=1)
+        class_ids = tf.argmax(probabilities, axis=1)
+        return {"probabilities": probabilities, "class_ids": class_ids, "class_names": tf.gather(names, class_ids),
+                "label_names": tf.tile(names[tf.newaxis], [tf.shape(text)[0], 1])}
+
+    return _save(module, base, version, {"serving_default": predict})
+
+
+def bytes_echo(base: str, version: int = 1) -> str:
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data")])
+    def predict(data):
+        return {"image_bytes": tf.strings.join([data, data]), "length": tf.strings.length(data)}
+
+    return _save(module, base, version, {"serving_default": predict})
