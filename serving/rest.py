@@ -11,7 +11,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import math
 
 import numpy as np
 import tensorflow as tf
@@ -211,10 +210,11 @@ def _json_values(name: str, array: np.ndarray):
         else:
             encode = np.frompyfunc(lambda b: b.decode("utf-8", errors="replace"), 1, 1)
         return encode(array).tolist() if array.ndim else encode(array)
-    if array.dtype.kind == "f":
-        # float32 values written as their shortest float32 repr (0.1, not 0.10000000149011612).
-        shortest = np.frompyfunc(lambda v: float(str(v)) if math.isfinite(v) else float(v), 1, 1)
-        return shortest(array).tolist() if array.ndim else float(str(array))
+    if array.dtype == np.float32:
+        # Each value as its shortest float32 repr (0.1, not 0.10000000149011612): str() of a numpy float32
+        # scalar gives that; TF Serving prints float32 the same way, with at most 9 digits.
+        shortest = np.array([float(str(v)) for v in array.ravel()], dtype=np.float64).reshape(array.shape)
+        return shortest.tolist()
     return array.tolist()
 
 
