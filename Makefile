@@ -95,10 +95,12 @@ test-serving: setup
 test-slow: setup
 	$(PY) -m pytest -q -m slow
 
-bench: setup $(CNN_DATA)/metadata.json $(W2V_DATA)/metadata.json
+bench: setup $(CNN_DATA)/metadata.json $(W2V_DATA)/metadata.json $(CNN_EXPORTS)
 	$(PY) -m projects.cnn_vision.bench
 	$(PY) -m projects.word2vec_lstm.bench
 	$(PY) -m projects.word2vec_lstm.baseline
+	$(PY) -m projects.cnn_vision.samples --data_dir=$(CNN_DATA) --output_dir=$(SAMPLES) --count=4
+	$(PY) -m serving.bench --export_dir=$(CNN_RUN)/export/2 --image=$$(ls $(SAMPLES)/*.png | head -1)
 
 lint: setup
 	$(VENV)/bin/ruff check .

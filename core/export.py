@@ -17,6 +17,7 @@ import tensorflow as tf
 from absl import logging
 
 from core import checkpoints
+from core.config import UserError
 from core.files import atomic_path, write_text_atomic
 
 
@@ -87,16 +88,16 @@ def checkpoint_path(model_dir: str, checkpoint: str | None) -> str | None:
         number = int(checkpoint)
         if number < 0:
             if -number > len(kept):
-                raise ValueError(f"--checkpoint={checkpoint}: {model_dir} keeps only {len(kept)} checkpoint(s).")
+                raise UserError(f"--checkpoint={checkpoint}: {model_dir} keeps only {len(kept)} checkpoint(s).")
             return kept[number]
         matches = [path for path in kept if path.rsplit("-", 1)[-1] == str(number)]
         if not matches:
             steps = [path.rsplit("-", 1)[-1] for path in kept]
-            raise ValueError(f"--checkpoint={checkpoint}: no checkpoint of step {number} in {model_dir} "
+            raise UserError(f"--checkpoint={checkpoint}: no checkpoint of step {number} in {model_dir} "
                              f"(kept steps: {', '.join(steps) or 'none'}).")
         return matches[0]
     if not tf.io.gfile.exists(checkpoint + ".index"):
-        raise ValueError(f"--checkpoint={checkpoint}: no such checkpoint (expected {checkpoint}.index).")
+        raise UserError(f"--checkpoint={checkpoint}: no such checkpoint (expected {checkpoint}.index).")
     return checkpoint
 
 

@@ -66,3 +66,31 @@ def test_save_model_files_round_trip(tmp_path):
     np.testing.assert_allclose(clone(x), model(x), rtol=1e-6)
     assert "dense" in open(paths["summary"]).read()
     assert not any(name.startswith(".tmp") for name in os.listdir(tmp_path))
+
+
+def test_classifier_outputs_follow_the_serving_contract():
+    logits = tf.constant([[2.0, 0.0, -1.0], [0.0, 0.0, 5.0]])
+    outputs = export.classifier_outputs(logits, ["cat", "dog", "fox"])
+    np.testing.assert_allclose(outputs["probabilities"].numpy(), tf.nn.softmax(logits).numpy(), rtol=1e-6)
+    assert outputs["class_ids"].numpy().tolist() == [0, 2]
+    assert outputs["class_names"].numpy().tolist() == [b"cat", b"fox"]
+    assert outputs["label_names"].numpy().tolist() == [[b"cat", b"dog", b"fox"]] * 2
+
+
+def test_checkpoint_path_by_step_position_or_path(tmp_path):
+    model = _model()
+    checkpoint = tf.train.Checkpoint(model=model)
+    manager = tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=3)
+    paths = [manager.save(checkpoint_number=step) for step in (10, 20, 30)]
+    model_dir = str(tmp_path)
+    assert export.checkpoint_path(model_dir, None) is None  # the newest, chosen by restore_model
+    assert export.checkpoint_path(model_dir, "-1") == paths[-1]
+    assert export.checkpoint_path(model_dir, "-2") == paths[1]
+    assert export.checkpoint_path(model_dir, "10") == paths[0]
+    assert export.checkpoint_path(model_dir, paths[0]) == paths[0]
+    with pytest.raises(ValueError, match="keeps only 3"):
+        export.checkpoint_path(model_dir, "-4")
+    with pytest.raises(ValueError, match="kept steps: 10, 20, 30"):
+        export.checkpoint_path(model_dir, "15")
+    with pytest.raises(ValueError, match="no such checkpoint"):
+        export.checkpoint_path(model_dir, str(tmp_path / "nope"))
