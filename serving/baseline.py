@@ -19,6 +19,7 @@ FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
+    """Loads the SavedModel and runs Flask's development server, as a tutorial would."""
     del argv
     model = tf.saved_model.load(FLAGS.export_dir)
     predict = model.signatures["serving_default"]

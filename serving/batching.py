@@ -18,8 +18,11 @@ import numpy as np
 from . import rest
 
 
-class QueueFull(RuntimeError):
+class QueueFull(rest.ApiError):
     """More rows are waiting than max_enqueued_batches allows: HTTP 503, try again."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 503)
 
 
 @dataclass
@@ -51,15 +54,19 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def run(self, servable, signature: str, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def run(self, servable, signature: str, inputs: dict[str, np.ndarray],
+            timeout: float = 60.0) -> dict[str, np.ndarray]:
         """Queues one call and waits for its share of a batch's outputs."""
         task = _Task(servable, signature, inputs, rows=next(iter(inputs.values())).shape[0])
         with self._cv:
+            if self._stopped:
+                raise QueueFull("The batcher is shutting down.")
             if sum(t.rows for t in self._pending) + task.rows > self.max_rows:
                 raise QueueFull("The batch scheduling queue is full; retry later (max_enqueued_batches).")
             self._pending.append(task)
             self._cv.notify()
-        task.done.wait()
+        if not task.done.wait(timeout):
+            raise rest.ApiError(f"No batch ran this request within {timeout:g} s.", 504)
         if task.error is not None:
             raise task.error
         return task.outputs
@@ -71,11 +78,16 @@ class Batcher:
                     self._cv.wait()
                 if self._stopped:
                     return
-                first = self._pending[0]
                 deadline = time.monotonic() + self.timeout
-                while self._rows_like(first) < self.max_batch_size and time.monotonic() < deadline:
-                    self._cv.wait(deadline - time.monotonic())
-                batch, rows = [], 0
+                # Wait for the oldest request's batch to fill; another worker may take it meanwhile.
+                while self._pending and self._rows_like(self._pending[0]) < self.max_batch_size:
+                    remaining = deadline - time.monotonic()
+                    if remaining <= 0:
+                        break
+                    self._cv.wait(remaining)
+                if not self._pending:
+                    continue
+                first, batch, rows = self._pending[0], [], 0
                 for task in list(self._pending):
                     same = task.servable is first.servable and task.signature == first.signature
                     if same and (not batch or rows + task.rows <= self.max_batch_size):
@@ -89,30 +101,33 @@ class Batcher:
 
     @staticmethod
     def _run(batch: list[_Task]) -> None:
+        """Runs the batch as one call; if that fails, each request alone, so one bad input fails only itself."""
         first = batch[0]
         try:
-            if len(batch) == 1:
-                first.outputs = _call(first)
-            else:
-                merged = {name: np.concatenate([t.inputs[name] for t in batch]) for name in first.inputs}
-                outputs = first.servable.run(first.signature, merged)
-                total = sum(t.rows for t in batch)
-                if any(v.ndim == 0 or v.shape[0] != total for v in outputs.values()):
-                    raise ValueError("outputs are not one row per input row; cannot split the batch")
-                start = 0
-                for task in batch:
-                    task.outputs = {k: v[start:start + task.rows] for k, v in outputs.items()}
-                    start += task.rows
-        except Exception:  # noqa: BLE001 - one bad request must not fail its neighbours: run each alone
+            if len(batch) > 1:
+                try:
+                    merged = {name: np.concatenate([t.inputs[name] for t in batch]) for name in first.inputs}
+                    outputs = first.servable.run(first.signature, merged)
+                    total = sum(t.rows for t in batch)
+                    if all(v.ndim and v.shape[0] == total for v in outputs.values()):
+                        start = 0
+                        for task in batch:
+                            task.outputs = {k: v[start:start + task.rows] for k, v in outputs.items()}
+                            start += task.rows
+                        return
+                except Exception:  # noqa: BLE001 - fall through to one call per request
+                    pass
             for task in batch:
                 try:
                     task.outputs = _call(task)
-                except Exception as e:  # noqa: BLE001
+                except Exception as e:  # noqa: BLE001 - the error goes back to that request's thread
                     task.error = e
-        for task in batch:
-            task.done.set()
+        finally:
+            for task in batch:
+                task.done.set()
 
     def stop(self) -> None:
+        """Ends the worker threads; queued requests fail with QueueFull or time out."""
         with self._cv:
             self._stopped = True
             self._cv.notify_all()
@@ -121,5 +136,5 @@ class Batcher:
 def _call(task: _Task) -> dict[str, np.ndarray]:
     try:
         return task.servable.run(task.signature, task.inputs)
-    except Exception as e:  # noqa: BLE001 - the graph rejected the values: the client's fault
-        raise rest.BadRequest(str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__) from e
+    except Exception as e:  # noqa: BLE001 - mapped to the status TF Serving would answer
+        raise rest.run_error(e) from e

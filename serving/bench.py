@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import tempfile
 
 import tensorflow as tf
 from absl import app, flags
@@ -42,12 +43,21 @@ def _in_process(export_dir: str, png: bytes) -> dict:
 
 
 def main(argv: list[str]) -> None:
+    """Measures every row and prints the table."""
     del argv
     png = open(FLAGS.image, "rb").read()
     pixels = tf.io.decode_image(png, channels=1).numpy()
     model_name = "bench"
-    base = os.path.dirname(os.path.abspath(FLAGS.export_dir.rstrip("/")))
-    server_args = [f"--model_name={model_name}", f"--model_base_path={base}", "--file_system_poll_wait_seconds=0"]
+    export_dir = os.path.abspath(FLAGS.export_dir.rstrip("/"))
+    if not os.path.basename(export_dir).isdigit():
+        raise SystemExit(f"error: --export_dir={FLAGS.export_dir}: expected a version folder such as .../export/2")
+    # Serve exactly this version (not the newest beside it), as the in-process row loads it.
+    config = tempfile.NamedTemporaryFile("w", suffix=".config", delete=False)
+    config.write(f'model_config_list {{ config {{ name: "{model_name}" base_path: "{os.path.dirname(export_dir)}" '
+                 f'model_platform: "tensorflow" model_version_policy {{ specific {{ versions: '
+                 f'{os.path.basename(export_dir)} }} }} }} }}')
+    config.close()
+    server_args = [f"--model_config_file={config.name}", "--file_system_poll_wait_seconds=0"]
     pixel_body = json.dumps({"instances": [pixels.tolist()]})
     b64_body = json.dumps({"signature_name": "serving_bytes", "instances": [{"b64": base64.b64encode(png).decode()}]})
     headers = {"Content-Type": "application/json"}
@@ -84,6 +94,7 @@ def main(argv: list[str]) -> None:
     for name, r in rows:
         print(f"{name:<{width}} {r['requests_per_second']:>8.1f} {r['p50_ms']:>8.1f} {r['p99_ms']:>8.1f} "
               f"{r['failures']:>7d} {r['requests_per_second'] / baseline:>11.2f}x")
+    os.remove(config.name)
     if any(r["failures"] for _, r in rows):
         raise SystemExit("error: some requests failed: " + "; ".join(
             f"{name}: {r['failure_examples'][:1]}" for name, r in rows if r["failures"]))

@@ -57,9 +57,6 @@ def read_model_configs(path: str, resolve_relative: bool = True) -> list[ModelCo
             raise ConfigFileError(f"{where}: model_platform {config.model_platform!r}; only 'tensorflow' is served.")
         if names.count(config.name) > 1:
             raise ConfigFileError(f"{where} is listed twice.")
-        policy = config.model_version_policy
-        if policy.WhichOneof("policy_choice") == "latest" and policy.latest.num_versions < 0:
-            raise ConfigFileError(f"{where}: latest.num_versions must be positive.")
         wanted = required_versions(config)
         for label, version in config.version_labels.items():
             if wanted is not None and version not in wanted:
@@ -128,8 +125,11 @@ BatchingParameters = _batching_parameters_class()
 def read_batching_parameters(path: str):
     """A BatchingParameters text file, as given to TF Serving's --batching_parameters_file."""
     params = _parse(path, BatchingParameters())
-    if params.HasField("max_batch_size") and params.max_batch_size.value < 1:
-        raise ConfigFileError(f"{path}: max_batch_size must be >= 1.")
+    for field in ("max_batch_size", "max_enqueued_batches", "num_batch_threads"):
+        if params.HasField(field) and getattr(params, field).value < 1:
+            raise ConfigFileError(f"{path}: {field} must be at least 1, got {getattr(params, field).value}.")
+    if params.HasField("batch_timeout_micros") and params.batch_timeout_micros.value < 0:
+        raise ConfigFileError(f"{path}: batch_timeout_micros must not be negative.")
     sizes = list(params.allowed_batch_sizes)
     if sizes and (sizes != sorted(sizes) or sizes[-1] != params.max_batch_size.value):
         raise ConfigFileError(f"{path}: allowed_batch_sizes must increase and end at max_batch_size "
@@ -149,11 +149,14 @@ def compose_mounts(compose_file: str, service: str) -> dict[str, str]:
     """The bind mounts of one docker-compose service as {container path: absolute host path}."""
     import yaml  # test/check-only dependency: the servers never read compose files
 
-    with open(compose_file) as f:
-        compose = yaml.safe_load(f)
+    try:
+        with open(compose_file) as f:
+            compose = yaml.safe_load(f)
+    except (OSError, yaml.YAMLError) as e:
+        raise ConfigFileError(f"cannot read {compose_file}: {e}") from e
     try:
         volumes = compose["services"][service].get("volumes", [])
-    except (KeyError, TypeError) as e:
+    except (KeyError, TypeError, AttributeError) as e:
         raise ConfigFileError(f"{compose_file}: no service {service!r}.") from e
     mounts = {}
     for volume in volumes:

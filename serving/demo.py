@@ -36,6 +36,7 @@ def _call(command: list[str]) -> bool:
 
 
 def main(argv: list[str]) -> None:
+    """Starts both servers, runs each client once, stops them."""
     del argv
     if not FLAGS.image or not os.path.isfile(FLAGS.image):
         sys.exit(f"error: --image={FLAGS.image}: no such image file")

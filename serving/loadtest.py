@@ -25,8 +25,9 @@ def run_load(send: Callable[[requests.Session], requests.Response], clients: int
     latencies: list[float] = []
     failures: list[str] = []
     lock = threading.Lock()
-    start = threading.Barrier(clients + 1)
     deadline = [0.0]
+    # The clock starts when every client has warmed up (the barrier's action runs once, in one thread).
+    start = threading.Barrier(clients + 1, action=lambda: deadline.__setitem__(0, time.perf_counter() + seconds))
 
     def client():
         session = requests.Session()
@@ -56,7 +57,6 @@ def run_load(send: Callable[[requests.Session], requests.Response], clients: int
     threads = [threading.Thread(target=client, daemon=True) for _ in range(clients)]
     for thread in threads:
         thread.start()
-    deadline[0] = time.perf_counter() + seconds
     start.wait()
     began = time.perf_counter()
     for thread in threads:
@@ -69,12 +69,14 @@ def run_load(send: Callable[[requests.Session], requests.Response], clients: int
 
 
 def summary(result: dict) -> str:
+    """One line: rate, latency percentiles, counts."""
     return (f"{result['requests_per_second']:.1f} req/s, p50 {result['p50_ms']:.1f} ms, p99 {result['p99_ms']:.1f} ms, "
             f"{result['requests']} requests, {result['failures']} failed ({result['clients']} clients, "
             f"{result['seconds']:.0f} s)")
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Runs the load test from the command line; exit code 1 if any request failed."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="the full URL to POST to, e.g. .../v1/models/NAME:predict")
     parser.add_argument("--body", required=True, help="file holding the JSON request body")

@@ -21,13 +21,15 @@ import io
 import sys
 import threading
 import time
+from urllib.parse import quote
 
 import flask
 import requests
 import waitress
 from absl import app as absl_app
 from absl import flags
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, ImageOps
+from werkzeug.exceptions import HTTPException
 
 flags.DEFINE_string("upstream", "http://127.0.0.1:8501", "Base URL of the TF Serving REST API to call.")
 flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 to accept other machines.")
@@ -45,6 +47,8 @@ _KINDS = {"image": "image_bytes", "text": "text"}
 
 
 class ClientError(Exception):
+    """An error answered as {"error": message} with an HTTP status (400 unless said otherwise)."""
+
     def __init__(self, message: str, status: int = 400):
         super().__init__(message)
         self.status = status
@@ -55,7 +59,7 @@ def prepare_image(data: bytes, where: str) -> bytes:
     try:
         image = Image.open(io.BytesIO(data))
         image.load()
-    except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as e:
+    except Exception as e:  # noqa: BLE001 - Pillow raises many types for broken files (even SyntaxError)
         raise ClientError(f"{where}: not a readable image ({type(e).__name__}: {e}).") from e
     rotated = ImageOps.exif_transpose(image)
     if image.format in _GRAPH_FORMATS and rotated is image:
@@ -116,6 +120,7 @@ class Upstream:
         return self._local.session
 
     def call(self, method: str, path: str, **kwargs) -> dict:
+        """One REST call; upstream errors become ClientErrors with the upstream's message and status."""
         try:
             response = self._session().request(method, self.url + path, timeout=self.timeout, **kwargs)
         except requests.Timeout as e:
@@ -153,6 +158,7 @@ def ranked(prediction: dict, top_k: int) -> dict:
 
 
 def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_top_k: int = 3) -> flask.Flask:
+    """The WSGI application: POST /v1/classify/<model>, plus / (usage) and /healthz."""
     app = flask.Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
@@ -169,12 +175,15 @@ def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_to
     @app.post("/v1/classify/<model>")
     def classify(model):
         version, label = flask.request.args.get("version"), flask.request.args.get("label")
-        path = f"/v1/models/{model}" + (f"/versions/{version}" if version else f"/labels/{label}" if label else "")
+        path = f"/v1/models/{quote(model, safe='')}" + (
+            f"/versions/{version}" if version else f"/labels/{quote(label, safe='')}" if label else "")
         try:
             top_k = int(flask.request.args.get("top_k", default_top_k))
         except ValueError:
-            return {"error": "top_k must be an integer."}, 400
+            top_k = 0
         try:
+            if top_k < 1:
+                raise ClientError(f"top_k must be a positive integer, got {flask.request.args.get('top_k')!r}.")
             if version is not None and not version.isdigit():
                 raise ClientError(f"version must be a number, got {version!r}.")
             kind, values = read_inputs(flask.request)
@@ -201,17 +210,29 @@ def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_to
     def bad_method(_):
         return {"error": f"{flask.request.method} is not allowed on {flask.request.path}."}, 405
 
+    @app.errorhandler(Exception)
+    def internal(e):
+        if isinstance(e, HTTPException):  # other HTTP errors keep their status, with a JSON body
+            return {"error": e.description}, e.code
+        app.logger.exception("Request failed: %s %s", flask.request.method, flask.request.path)
+        return {"error": f"Internal error: {type(e).__name__}: {e}"}, 500
+
     return app
 
 
 def main(argv: list[str]) -> None:
+    """Serves the middleware until interrupted."""
     del argv
     if not FLAGS.upstream.startswith(("http://", "https://")):
         print(f"error: --upstream={FLAGS.upstream!r}: expected a URL such as http://127.0.0.1:8501", file=sys.stderr)
         sys.exit(2)
     app = create_app(Upstream(FLAGS.upstream, FLAGS.upstream_timeout), FLAGS.max_request_bytes, FLAGS.top_k)
-    server = waitress.create_server(app, host=FLAGS.host, port=FLAGS.port, threads=FLAGS.threads,
-                                    ident="serving.middleware")
+    try:
+        server = waitress.create_server(app, host=FLAGS.host, port=FLAGS.port, threads=FLAGS.threads,
+                                        max_request_body_size=8 * FLAGS.max_request_bytes, ident="serving.middleware")
+    except OSError as e:
+        print(f"error: cannot listen on {FLAGS.host}:{FLAGS.port} (--host, --port): {e.strerror}", file=sys.stderr)
+        sys.exit(2)
     print(f"Middleware at: http://{FLAGS.host}:{server.effective_port} -> {FLAGS.upstream}", flush=True)
     try:
         server.run()

@@ -4,9 +4,10 @@
 
 Every `poll()` lists the all-digit folders under each base path, lets the model's version policy pick
 which to serve, loads the new ones and unloads the rest, as TF Serving's file system source does.
-A version is loaded only when it holds a saved_model.pb and its files have not changed since the
-previous poll, so a folder that is still being copied in is never loaded half-written; a version that
-fails to load is reported in the status (state END with the error) and tried again once its files
+A version is loaded only when it holds a saved_model.pb, its files have not changed since the previous
+poll and none of them was created or changed in the last `settle_seconds`, so a folder that is still
+being copied in is not loaded half-written. A copy that stalls for longer is tried, fails to load and
+is reported in the status (state END with the error, never served), then tried again once its files
 change. A new version is loaded before an old one is dropped, so the model never goes unavailable.
 """
 
@@ -14,6 +15,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -43,7 +45,7 @@ class SavedModelVersion:
         self.signatures = dict(self._loaded.signatures)
         if not self.signatures:
             raise ValueError(f"{path} has no serving signatures.")
-        self._metadata = None
+        self._metadata = self._read_signature_defs(path)
 
     def input_specs(self, signature_name: str) -> dict[str, tf.TensorSpec]:
         """The named inputs of a signature, e.g. {'images': TensorSpec([None, 28, 28, 1], tf.uint8)}."""
@@ -56,21 +58,26 @@ class SavedModelVersion:
 
     def signature_def_map(self) -> dict:
         """The SignatureDefMap as TF Serving's metadata API writes it (proto JSON)."""
-        if self._metadata is None:
-            proto = saved_model_pb2.SavedModel()
-            with open(os.path.join(self.path, "saved_model.pb"), "rb") as f:
-                proto.ParseFromString(f.read())
-            defs = get_model_metadata_pb2.SignatureDefMap()
-            for key, signature in proto.meta_graphs[0].signature_def.items():
-                if not key.startswith("__"):  # __saved_model_init_op is internal
-                    defs.signature_def[key].CopyFrom(signature)
-            self._metadata = json_format.MessageToDict(defs, preserving_proto_field_name=True,
-                                                       always_print_fields_with_no_presence=True)
         return self._metadata
+
+    @staticmethod
+    def _read_signature_defs(path: str) -> dict:
+        """Read at load time, so the metadata stays right if the folder is later replaced."""
+        proto = saved_model_pb2.SavedModel()
+        with open(os.path.join(path, "saved_model.pb"), "rb") as f:
+            proto.ParseFromString(f.read())
+        defs = get_model_metadata_pb2.SignatureDefMap()
+        for key, signature in proto.meta_graphs[0].signature_def.items():
+            if not key.startswith("__"):  # __saved_model_init_op is internal
+                defs.signature_def[key].CopyFrom(signature)
+        return json_format.MessageToDict(defs, preserving_proto_field_name=True,
+                                         always_print_fields_with_no_presence=True)
 
 
 @dataclass
 class VersionState:
+    """What the status API reports for one version, and the loaded servable when it is AVAILABLE."""
+
     number: int
     state: str = "START"        # START, LOADING, AVAILABLE, UNLOADING, END (TF Serving's ModelVersionStatus)
     error: str = ""
@@ -78,24 +85,31 @@ class VersionState:
     servable: SavedModelVersion | None = None
 
 
-def _fingerprint(path: str) -> tuple:
-    """Every file under a version folder with its size and mtime: equal on two polls means settled."""
-    entries = []
+def _fingerprint(path: str) -> tuple[tuple, float]:
+    """Every file under a version folder with its size and times, and the newest inode change time.
+
+    The change time (ctime) moves whenever a file is created, written or renamed here, even when a copy
+    keeps the source's modification time, so it tells how long ago the folder last changed.
+    """
+    entries, newest = [], 0.0
     for root, _, files in os.walk(path):
         for name in files:
             try:
                 stat = os.stat(os.path.join(root, name))
             except OSError:  # deleted while listing: not settled
-                return ("changing",)
-            entries.append((os.path.relpath(os.path.join(root, name), path), stat.st_size, stat.st_mtime_ns))
-    return tuple(sorted(entries))
+                return ("changing",), time.time()
+            entries.append((os.path.relpath(os.path.join(root, name), path), stat.st_size, stat.st_mtime_ns,
+                            stat.st_ctime_ns))
+            newest = max(newest, stat.st_ctime)
+    return tuple(sorted(entries)), newest
 
 
 class Model:
     """One model name: its base path, version policy, labels, and the versions in each state."""
 
-    def __init__(self, config: serving_config.ModelConfig):
+    def __init__(self, config: serving_config.ModelConfig, settle_seconds: float = 1.0):
         self.config = config
+        self.settle_seconds = settle_seconds
         self.name = config.name
         self.base_path = config.base_path
         self._lock = threading.Lock()
@@ -115,8 +129,9 @@ class Model:
         for number, path in on_disk.items():
             if not os.path.isfile(os.path.join(path, "saved_model.pb")):
                 continue
-            fingerprint = _fingerprint(path)
-            settled = first or self._seen.get(number) == fingerprint
+            fingerprint, changed = _fingerprint(path)
+            quiet = time.time() - changed >= self.settle_seconds
+            settled = quiet and (first or self._seen.get(number) == fingerprint)
             self._seen[number] = fingerprint
             known = self._versions.get(number)
             failed_same = known is not None and known.error and known.fingerprint == fingerprint
@@ -158,6 +173,11 @@ class Model:
         logging.info("Unloaded %s version %d", self.name, number)
         print(f"Unloaded {self.name} version {number}", flush=True)
 
+    def available(self) -> list[int]:
+        """The version numbers being served now."""
+        with self._lock:
+            return sorted(n for n, v in self._versions.items() if v.state == "AVAILABLE")
+
     def resolve(self, version: int | None = None, label: str | None = None) -> SavedModelVersion:
         """The servable for a request: a given version, a labelled one, or the newest available."""
         with self._lock:
@@ -180,41 +200,45 @@ class Model:
             if label not in self.config.version_labels:
                 raise UnknownLabel(f"Unrecognized servable version label: {label}")
             version = self.config.version_labels[label]
-        with self._lock:
-            states = sorted(self._versions.values(), key=lambda v: -v.number)
-        if version is not None:
-            states = [v for v in states if v.number == version]
-            if not states:
-                raise NotFound(f"Could not find version {version} of model {self.name}")
+        with self._lock:  # state and error change together under the lock
+            states = [{"version": str(v.number), "state": v.state,
+                       "status": {"error_code": "UNKNOWN" if v.error else "OK", "error_message": v.error}}
+                      for v in sorted(self._versions.values(), key=lambda v: -v.number)
+                      if version is None or v.number == version]
         if not states:
-            raise NotFound(f"Could not find any versions of model {self.name}")
-        return {"model_version_status": [
-            {"version": str(v.number), "state": v.state,
-             "status": {"error_code": "UNKNOWN" if v.error else "OK", "error_message": v.error}}
-            for v in states]}
+            raise NotFound(f"Could not find version {version} of model {self.name}" if version is not None
+                           else f"Could not find any versions of model {self.name}")
+        return {"model_version_status": states}
 
 
 class ModelRegistry:
     """All served models by name, with a background thread that polls their base paths."""
 
-    def __init__(self, configs: list[serving_config.ModelConfig], poll_seconds: float = 1.0):
-        self.models = {config.name: Model(config) for config in configs}
+    def __init__(self, configs: list[serving_config.ModelConfig], poll_seconds: float = 1.0,
+                 settle_seconds: float = 1.0):
+        self.models = {config.name: Model(config, settle_seconds) for config in configs}
+        self.settle_seconds = settle_seconds
         self.poll_seconds = poll_seconds
         self._stop = threading.Event()
         self._thread = None
 
     def get(self, name: str) -> Model:
+        """The model called `name`, or NotFound as TF Serving words it."""
         if name not in self.models:
             raise NotFound(f"Servable not found for request: Latest({name})")
         return self.models[name]
 
     def poll(self, first: bool = False) -> None:
+        """One pass over every model's base path."""
         for model in self.models.values():
             model.poll(first=first)
 
     def start(self) -> None:
         """Loads what is on disk now, then polls every `poll_seconds` (0: never) in a daemon thread."""
         self.poll(first=True)
+        if any(not model.available() for model in self.models.values()):
+            time.sleep(self.settle_seconds)  # an export written just now: let it settle, then look again
+            self.poll(first=True)
         if self.poll_seconds > 0:
             self._thread = threading.Thread(target=self._run, name="version-poller", daemon=True)
             self._thread.start()
@@ -227,4 +251,5 @@ class ModelRegistry:
                 logging.exception("Polling the model base paths failed; trying again.")
 
     def stop(self) -> None:
+        """Ends the polling thread."""
         self._stop.set()

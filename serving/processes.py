@@ -24,7 +24,8 @@ class Child:
                                         stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         self.lines: list[str] = []
         self._queue: queue.Queue = queue.Queue()
-        threading.Thread(target=self._read, daemon=True).start()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
         self.url = self._wait_for(re.compile(re.escape(ready) + r"\s*(http://\S+)"), timeout)
 
     def _read(self) -> None:
@@ -49,9 +50,11 @@ class Child:
         raise RuntimeError(f"{self.module} did not start; its output:\n" + "\n".join(self.lines[-30:]))
 
     def log(self) -> str:
+        """Everything the process printed so far."""
         return "\n".join(self.lines)
 
     def stop(self) -> None:
+        """Terminates the process (kills it after 10 s) and closes its pipe."""
         if self.process.poll() is None:
             self.process.terminate()
             try:
@@ -59,6 +62,9 @@ class Child:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        self._reader.join(timeout=5)  # reads to the end of the pipe once the process is gone
+        if self.process.stdout and not self._reader.is_alive():
+            self.process.stdout.close()
 
     def __enter__(self) -> Child:
         return self

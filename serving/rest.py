@@ -16,8 +16,42 @@ import numpy as np
 import tensorflow as tf
 
 
-class BadRequest(ValueError):
+class ApiError(Exception):
+    """An error answered as TF Serving does: {"error": message} with an HTTP status."""
+
+    def __init__(self, message: str, status: int = 500):
+        super().__init__(message)
+        self.status = status
+
+
+class BadRequest(ApiError, ValueError):
     """A request that does not fit the API or the signature: HTTP 400."""
+
+    def __init__(self, message: str):
+        super().__init__(message, 400)
+
+
+# TF Serving's mapping of TensorFlow error codes to HTTP statuses (http_server.cc); anything else is 500.
+_TF_STATUS = {tf.errors.INVALID_ARGUMENT: 400, tf.errors.FAILED_PRECONDITION: 400, tf.errors.OUT_OF_RANGE: 400,
+              tf.errors.NOT_FOUND: 404, tf.errors.RESOURCE_EXHAUSTED: 429, tf.errors.UNIMPLEMENTED: 501,
+              tf.errors.UNAVAILABLE: 503, tf.errors.DEADLINE_EXCEEDED: 504}
+
+
+def _op_error_text(error: tf.errors.OpError) -> str:
+    """The op's own message, without TF's "Graph execution error" and "Detected at node" framing."""
+    lines = [line.strip() for line in (error.message or "").splitlines()]
+    framing = ("Graph execution error", "Detected at node", "<stack traces", "[[", "File ")
+    text = [line for line in lines if line and not line.startswith(framing)]
+    node = next((line.split()[3] for line in lines if line.startswith("Detected at node")), None)
+    message = text[-1] if text else type(error).__name__
+    return f"{message} (op {node})" if node else message
+
+
+def run_error(error: Exception) -> ApiError:
+    """What a failed signature call answers: the graph rejecting the values (a bad image) is the client's 400."""
+    if isinstance(error, tf.errors.OpError):
+        return ApiError(_op_error_text(error), _TF_STATUS.get(error.error_code, 500))
+    return ApiError(f"Internal error: {type(error).__name__}: {error}", 500)
 
 
 def parse_json(body: bytes) -> dict:
@@ -28,6 +62,8 @@ def parse_json(body: bytes) -> dict:
         request = json.loads(body)
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise BadRequest(f"JSON Parse error: {e}") from e
+    except RecursionError as e:
+        raise BadRequest("JSON Parse error: nested too deeply") from e
     if not isinstance(request, dict):
         raise BadRequest(f"JSON Value: {_preview(request)} Is not object")
     return request

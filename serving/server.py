@@ -84,12 +84,10 @@ def create_app(registry: models.ModelRegistry, max_request_bytes: int = 32 << 20
             return _json(_predict(model.resolve(version, label), _body(max_request_bytes), batcher))
         except models.NotFound as e:
             return _error(str(e), 404)
-        except (rest.BadRequest, models.UnknownLabel) as e:
+        except models.UnknownLabel as e:
             return _error(str(e), 400)
-        except _TooLarge as e:
-            return _error(str(e), 413)
-        except batching.QueueFull as e:
-            return _error(str(e), 503)
+        except rest.ApiError as e:
+            return _error(str(e), e.status)
 
     @app.route("/v1/<path:_rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
     def other_v1(_rest):
@@ -111,23 +109,21 @@ def create_app(registry: models.ModelRegistry, max_request_bytes: int = 32 << 20
     return app
 
 
-class _TooLarge(Exception):
-    pass
-
-
 def _body(limit: int) -> bytes:
     """The request body, refusing more than `limit` bytes before reading them where the size is declared."""
     length = flask.request.content_length
     if length is not None and length > limit:
-        raise _TooLarge(f"Request body of {length} bytes exceeds the limit of {limit} bytes (--max_request_bytes).")
+        raise rest.ApiError(f"Request body of {length} bytes exceeds the limit of {limit} bytes (--max_request_bytes).",
+                            413)
     body = flask.request.stream.read(limit + 1)
     if len(body) > limit:
-        raise _TooLarge(f"Request body exceeds the limit of {limit} bytes (--max_request_bytes).")
+        raise rest.ApiError(f"Request body exceeds the limit of {limit} bytes (--max_request_bytes).", 413)
     return body
 
 
 def _signature(servable: models.SavedModelVersion, request: dict) -> str:
-    name = request.get("signature_name") or "serving_default"
+    name = request.get("signature_name")
+    name = "serving_default" if name is None or name == "" else name
     if not isinstance(name, str):
         raise rest.BadRequest("'signature_name' key must be a string value.")
     if name not in servable.signatures:
@@ -146,14 +142,9 @@ def _predict(servable: models.SavedModelVersion, body: bytes, batcher: batching.
     else:
         try:
             outputs = servable.run(signature, inputs)
-        except Exception as e:  # noqa: BLE001 - the graph rejected the values (a bad image, say): the client's fault
-            raise rest.BadRequest(_first_line(e)) from e
+        except Exception as e:  # noqa: BLE001 - mapped to the status TF Serving would answer
+            raise rest.run_error(e) from e
     return rest.response(outputs, row_format, batch_size)
-
-
-def _first_line(error: Exception) -> str:
-    text = getattr(error, "message", None) or str(error)
-    return text.strip().splitlines()[0] if text.strip() else type(error).__name__
 
 
 def _metadata(model: models.Model, version: int | None, label: str | None) -> dict:
@@ -167,12 +158,22 @@ def model_configs() -> list[serving_config.ModelConfig]:
     if bool(FLAGS.model_config_file) == bool(FLAGS.model_base_path):
         raise serving_config.ConfigFileError("give either --model_config_file or --model_base_path (with "
                                              "--model_name), not both and not neither.")
+    if FLAGS.batching_parameters_file and not FLAGS.enable_batching:
+        raise serving_config.ConfigFileError("--batching_parameters_file is set without --enable_batching.")
     if FLAGS.model_config_file:
-        return serving_config.read_model_configs(FLAGS.model_config_file)
-    return [serving_config.single_model_config(FLAGS.model_name, FLAGS.model_base_path)]
+        configs = serving_config.read_model_configs(FLAGS.model_config_file)
+    else:
+        configs = [serving_config.single_model_config(FLAGS.model_name, FLAGS.model_base_path)]
+    for config in configs:
+        if not os.path.isdir(config.base_path):
+            where = FLAGS.model_config_file or "--model_base_path"
+            raise serving_config.ConfigFileError(f"{where}: base path {config.base_path} of model {config.name!r} is "
+                                                 "not a folder (export first; see serving/README.md).")
+    return configs
 
 
 def main(argv: list[str]) -> None:
+    """Loads the models, starts the version poller and serves until interrupted."""
     del argv
     try:
         configs = model_configs()
@@ -184,14 +185,20 @@ def main(argv: list[str]) -> None:
     registry = models.ModelRegistry(configs, FLAGS.file_system_poll_wait_seconds)
     registry.start()
     for model in registry.models.values():
-        if not any(v["state"] == "AVAILABLE" for v in _statuses(model)):
+        if not model.available():
             logging.warning("No version of %s is loadable yet under %s; waiting for one to appear.",
                             model.name, model.base_path)
     batcher = batching.Batcher(params) if FLAGS.enable_batching else None
     threads = FLAGS.rest_api_num_threads or (os.cpu_count() or 2) * (4 if batcher else 1)
-    server = waitress.create_server(create_app(registry, FLAGS.max_request_bytes, batcher), host=FLAGS.host,
-                                    port=FLAGS.rest_api_port, threads=threads,
-                                    max_request_body_size=FLAGS.max_request_bytes + 1024, ident="serving.server")
+    try:
+        # waitress's own limit sits well above ours, so oversized bodies get the JSON 413 from the app.
+        server = waitress.create_server(create_app(registry, FLAGS.max_request_bytes, batcher), host=FLAGS.host,
+                                        port=FLAGS.rest_api_port, threads=threads,
+                                        max_request_body_size=8 * FLAGS.max_request_bytes, ident="serving.server")
+    except OSError as e:
+        print(f"error: cannot listen on {FLAGS.host}:{FLAGS.rest_api_port} (--host, --rest_api_port): {e.strerror}",
+              file=sys.stderr)
+        sys.exit(2)
     print(f"Exporting HTTP/REST API at: http://{FLAGS.host}:{server.effective_port} "
           f"(models: {', '.join(registry.models)})", flush=True)
     try:
@@ -202,13 +209,6 @@ def main(argv: list[str]) -> None:
         registry.stop()
         if batcher is not None:
             batcher.stop()
-
-
-def _statuses(model: models.Model) -> list[dict]:
-    try:
-        return model.status()["model_version_status"]
-    except models.NotFound:
-        return []
 
 
 if __name__ == "__main__":

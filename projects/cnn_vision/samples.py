@@ -38,6 +38,7 @@ def write_samples(data_dir: str, output_dir: str, count: int) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+    """Writes the samples and prints their paths."""
     for path in write_samples(FLAGS.data_dir, FLAGS.output_dir, FLAGS.count):
         print(path)
 

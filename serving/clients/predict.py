@@ -44,7 +44,7 @@ def top_labels(answer: dict, top_k: int) -> list[str]:
     """One line per input: 'label score, label score, ...' from either API's answer."""
     lines = []
     for prediction in answer["predictions"]:
-        if "top_k" in prediction:  # the middleware has ranked them already
+        if isinstance(prediction, dict) and "top_k" in prediction:  # the middleware has ranked them already
             pairs = [(p["label"], p["score"]) for p in prediction["top_k"]]
         elif isinstance(prediction, dict) and {"label_names", "probabilities"} <= set(prediction):
             pairs = sorted(zip(prediction["label_names"], prediction["probabilities"]), key=lambda p: -p[1])
@@ -55,6 +55,7 @@ def top_labels(answer: dict, top_k: int) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Sends the request, prints the answer; exit code 1 on an HTTP error, 2 on a bad argument."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", help="http://HOST:8501/v1/models/NAME[/versions/N|/labels/L] or "
                                     "http://HOST:8080/v1/classify/NAME")

@@ -127,12 +127,16 @@ def test_middleware_takes_base64_other_formats_and_text(exports, middleware):
 
 def test_bad_input_gets_clear_errors_and_the_servers_keep_serving(exports, server, middleware):
     predict = f"{server.url}/v1/models/cnn_vision:predict"
+    truncated = open(exports["images"][0], "rb").read()[:-40]  # a PNG cut short: Pillow fails in load()
     cases = [
         (predict, {"data": b'{"instances": [1, 2'}, 400, "JSON Parse error"),
         (predict, {"json": {"instances": [[[[0]] * 28] * 27]}}, 400, "shape [1, 27, 28, 1]"),
         (predict, {"json": {"instances": [[[[300]] * 28] * 28]}}, 400, "out of range for uint8"),
-        (predict, {"json": {"signature_name": "serving_bytes", "instances": [{"b64": "bm90IGFuIGltYWdl"}]}}, 400, ""),
+        (predict, {"json": {"signature_name": "serving_bytes", "instances": [{"b64": "bm90IGFuIGltYWdl"}]}}, 400,
+         "image file format"),
         (predict, {"data": b" " * 1_000_001}, 413, "--max_request_bytes"),
+        (predict, {"data": b" " * 3_000_000}, 413, "--max_request_bytes"),
+        (predict, {"data": b"[" * 100_000}, 400, "JSON Parse error"),
         (f"{server.url}/v1/models/cnn_vision/versions/9:predict", {"json": {"instances": []}}, 404, "Specific"),
         (f"{server.url}/v1/models/resnet:predict", {"json": {"instances": []}}, 404, "Latest(resnet)"),
         (f"{middleware.url}/v1/classify/cnn_vision", {"files": {"image": ("x.png", b"not an image")}}, 400,
@@ -140,6 +144,10 @@ def test_bad_input_gets_clear_errors_and_the_servers_keep_serving(exports, serve
         (f"{middleware.url}/v1/classify/cnn_vision", {"json": {"text": "shoe"}}, 400, "takes no text"),
         (f"{middleware.url}/v1/classify/cnn_vision", {"json": {"picture": "x"}}, 400, 'exactly one of "image"'),
         (f"{middleware.url}/v1/classify/nope", {"json": {"text": "x"}}, 404, "Latest(nope)"),
+        (f"{middleware.url}/v1/classify/nope%3Fx", {"json": {"text": "x"}}, 404, "Latest(nope?x)"),
+        (f"{middleware.url}/v1/classify/cnn_vision?top_k=0", {"json": {"text": "x"}}, 400, "top_k"),
+        (f"{middleware.url}/v1/classify/cnn_vision", {"files": {"image": ("x.png", truncated)}}, 400,
+         "not a readable image"),
     ]
     for url, request, status, message in cases:
         response = requests.post(url, timeout=30, **request)
@@ -163,6 +171,14 @@ def test_concurrent_load_has_no_failures(exports, server, middleware):
     for result in (direct, through):
         assert result["failures"] == 0, result["failure_examples"]
         assert result["requests"] > 8
+
+
+def test_startup_mistakes_exit_with_the_flag_named(tmp_path):
+    for args, message in ((["--model_base_path=" + str(tmp_path / "nope")], "is not a folder"),
+                          (["--model_base_path=" + str(tmp_path), "--batching_parameters_file=x"],
+                           "without --enable_batching")):
+        result = _run(sys.executable, "-m", "serving.server", *args)
+        assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
 
 
 def _status(server, version=None):

@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import time
 
 import numpy as np
 import pytest
@@ -25,9 +26,9 @@ def client(tmp_path_factory):
     two.version_labels["stable"] = 1
     configs = [config.single_model_config(name, str(base / name)) for name in ("saved_model_half_plus_three", "tss",
                                                                                "echo")]
-    registry = models.ModelRegistry(configs + [two], poll_seconds=0)
+    registry = models.ModelRegistry(configs + [two], poll_seconds=0, settle_seconds=0)
     registry.start()
-    return server.create_app(registry, max_request_bytes=4096).test_client()
+    return server.create_app(registry, max_request_bytes=200_000).test_client()
 
 
 def _post(client, url, body):
@@ -120,6 +121,8 @@ def test_metadata_lists_signatures_as_tf_serving_does(client):
     ({"instances": [{"y": 1.0}]}, 400, "must be equal to: x"),
     ({"inputs": {"y": [1.0]}}, 400, "Missing named input: x"),
     ({"signature_name": 100, "instances": [1.0]}, 400, "'signature_name' key must be a string value."),
+    ({"signature_name": False, "instances": [1.0]}, 400, "'signature_name' key must be a string value."),
+    ("[" * 100_000, 400, "JSON Parse error"),
     ({"signature_name": "serving_bytes", "instances": [1.0]}, 400, 'Serving signature name: "serving_bytes" not'),
 ])
 def test_bad_requests_get_a_json_error_with_the_right_status(client, body, status, message):
@@ -147,7 +150,7 @@ def test_urls_methods_and_sizes_outside_the_api(client):
     assert client.post("/v1/models/tss:classify", data="{}").status_code == 501
     assert client.get("/v1/models/tss:predict").get_json()["error"] == "Malformed request: GET /v1/models/tss:predict"
     assert client.get("/v1/models/tss/versions/x").status_code == 400
-    big = json.dumps({"instances": [1.0] * 2000})
+    big = json.dumps({"instances": [1.0] * 50_000})
     status, body = _post(client, "/v1/models/saved_model_half_plus_three:predict", big)
     assert status == 413 and "--max_request_bytes" in body["error"]
     # ...and the server keeps serving.
@@ -163,7 +166,7 @@ def test_non_finite_floats_round_trip_as_tf_serving_writes_them(client):
 def test_new_versions_are_loaded_once_settled_and_removed_ones_unloaded(tmp_path):
     base = str(tmp_path / "m")
     toy_models.half_plus_three(base, version=1, offset=1.0)
-    model = models.Model(config.single_model_config("m", base))
+    model = models.Model(config.single_model_config("m", base), settle_seconds=0)
     model.poll(first=True)
     assert model.resolve().number == 1
 
@@ -194,3 +197,16 @@ def test_new_versions_are_loaded_once_settled_and_removed_ones_unloaded(tmp_path
     model.poll()
     with pytest.raises(models.NotFound):
         model.resolve()
+
+
+def test_a_version_written_moments_ago_waits_to_settle_even_at_startup(tmp_path):
+    base = str(tmp_path / "m")
+    toy_models.half_plus_three(base, version=1)
+    model = models.Model(config.single_model_config("m", base), settle_seconds=0.5)
+    model.poll(first=True)
+    assert model.available() == []  # its files changed less than 0.5 s ago: not even tried
+    with pytest.raises(models.NotFound):
+        model.status()
+    time.sleep(0.6)
+    model.poll()
+    assert model.available() == [1]

@@ -65,6 +65,7 @@ def classify_text(base: str, version: int = 1, labels=("short", "long")) -> str:
 
 
 def bytes_echo(base: str, version: int = 1) -> str:
+    """`data` string in; `image_bytes` (the input twice, returned as b64) and `length` out."""
     module = tf.Module()
 
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data")])
