@@ -31,14 +31,20 @@ from absl import flags
 from PIL import Image, ImageOps
 from werkzeug.exceptions import HTTPException
 
-flags.DEFINE_string("upstream", "http://127.0.0.1:8501", "Base URL of the TF Serving REST API to call.")
-flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 to accept other machines.")
-flags.DEFINE_integer("port", 8080, "Port to listen on; 0 picks a free one (printed at start).")
-flags.DEFINE_integer("threads", 8, "Worker threads of the WSGI server.")
-flags.DEFINE_integer("max_request_bytes", 16 << 20, "Larger uploads are refused with HTTP 413.")
-flags.DEFINE_float("upstream_timeout", 30.0, "Seconds to wait for the model server.")
-flags.DEFINE_integer("top_k", 3, "Labels returned per input unless the request asks (?top_k=N).")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the binary's flags; only when it runs as one, so importing the app (tests) cannot clash
+    with other binaries' flags (--host, --port, ...) in one process."""
+    flags.DEFINE_string("upstream", "http://127.0.0.1:8501", "Base URL of the TF Serving REST API to call.")
+    flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 to accept other machines.")
+    flags.DEFINE_integer("port", 8080, "Port to listen on; 0 picks a free one (printed at start).")
+    flags.DEFINE_integer("threads", 8, "Worker threads of the WSGI server.")
+    flags.DEFINE_integer("max_request_bytes", 16 << 20, "Larger uploads are refused with HTTP 413.")
+    flags.DEFINE_float("upstream_timeout", 30.0, "Seconds to wait for the model server.")
+    flags.DEFINE_integer("top_k", 3, "Labels returned per input unless the request asks (?top_k=N).")
+
 
 # Formats TF's decode_image reads in the exported graph; anything else Pillow opens is re-encoded as PNG.
 _GRAPH_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
@@ -241,4 +247,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     absl_app.run(main)

@@ -28,19 +28,25 @@ from absl import flags, logging
 from . import batching, models, rest
 from . import config as serving_config
 
-flags.DEFINE_string("model_config_file", None, "A ModelServerConfig text proto (TF Serving's format).")
-flags.DEFINE_string("model_name", "default", "Name of the one model when --model_base_path is given.")
-flags.DEFINE_string("model_base_path", None, "Folder holding the model's integer version folders.")
-flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 to accept other machines.")
-flags.DEFINE_integer("rest_api_port", 8501, "Port of the REST API; 0 picks a free one (printed at start).")
-flags.DEFINE_integer("rest_api_num_threads", None, "Worker threads of the WSGI server. Default: one per CPU core "
-                     "(more threads only contend for Python's GIL and stretch tail latency), or 4 per core with "
-                     "--enable_batching, where threads mostly wait for their batch.")
-flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often to look for new or removed versions; 0: never.")
-flags.DEFINE_bool("enable_batching", False, "Merge concurrent predict calls into one batch (TF Serving's flag).")
-flags.DEFINE_string("batching_parameters_file", None, "BatchingParameters text proto for --enable_batching.")
-flags.DEFINE_integer("max_request_bytes", 32 << 20, "Larger request bodies are refused with HTTP 413.")
 FLAGS = flags.FLAGS
+
+
+def define_flags() -> None:
+    """Defines the binary's flags; only when it runs as one, so importing the app (tests) cannot clash
+    with other binaries' flags (--host, --port, ...) in one process."""
+    flags.DEFINE_string("model_config_file", None, "A ModelServerConfig text proto (TF Serving's format).")
+    flags.DEFINE_string("model_name", "default", "Name of the one model when --model_base_path is given.")
+    flags.DEFINE_string("model_base_path", None, "Folder holding the model's integer version folders.")
+    flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 to accept other machines.")
+    flags.DEFINE_integer("rest_api_port", 8501, "Port of the REST API; 0 picks a free one (printed at start).")
+    flags.DEFINE_integer("rest_api_num_threads", None, "Worker threads of the WSGI server. Default: one per CPU core "
+                         "(more threads only contend for Python's GIL and stretch tail latency), or 4 per core with "
+                         "--enable_batching, where threads mostly wait for their batch.")
+    flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often to look for new or removed versions; 0: never.")
+    flags.DEFINE_bool("enable_batching", False, "Merge concurrent predict calls into one batch (TF Serving's flag).")
+    flags.DEFINE_string("batching_parameters_file", None, "BatchingParameters text proto for --enable_batching.")
+    flags.DEFINE_integer("max_request_bytes", 32 << 20, "Larger request bodies are refused with HTTP 413.")
+
 
 # TF Serving's URL grammar: model, optional version or label, optional :verb or /metadata.
 _URL = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/labels/(?P<label>[^/:]+))?"
@@ -212,4 +218,5 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    define_flags()
     absl_app.run(main)
