@@ -127,13 +127,15 @@ class Model:
         on_disk = self._on_disk()
         ready = {}
         for number, path in on_disk.items():
+            known = self._versions.get(number)
+            if known is not None and known.state == "AVAILABLE":
+                continue  # serving already: no need to walk its files every poll
             if not os.path.isfile(os.path.join(path, "saved_model.pb")):
                 continue
             fingerprint, changed = _fingerprint(path)
             quiet = time.time() - changed >= self.settle_seconds
             settled = quiet and (first or self._seen.get(number) == fingerprint)
             self._seen[number] = fingerprint
-            known = self._versions.get(number)
             failed_same = known is not None and known.error and known.fingerprint == fingerprint
             if settled and not failed_same:
                 ready[number] = (path, fingerprint)
