@@ -24,11 +24,12 @@ export PYTHONPATH := $(CURDIR)
 
 setup: system-packages $(STAMP)
 
-# Debian packages: the Fashion-MNIST data and graphviz (for model plots).
-system-packages: $(FASHION_MNIST) /usr/bin/dot
-$(FASHION_MNIST) /usr/bin/dot:
+# Debian packages: the Fashion-MNIST data, graphviz (for model plots), gettext (msgfmt, for the
+# transformer's catalog tests).
+system-packages: $(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt
+$(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt:
 	$(SUDO) apt-get update -q
-	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist graphviz
+	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist graphviz gettext
 
 $(STAMP): requirements.txt requirements-dev.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)

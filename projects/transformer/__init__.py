@@ -1,0 +1,1 @@
+"""Sequence-to-sequence Transformer for translation (work in progress: data preparation so far)."""
