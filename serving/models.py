@@ -119,6 +119,7 @@ class Model:
     def _on_disk(self) -> dict[int, str]:
         if not os.path.isdir(self.base_path):
             return {}
+        # Folder names, not rebuilt from the number: TF Serving also serves "00000123" as version 123.
         return {int(name): os.path.join(self.base_path, name) for name in os.listdir(self.base_path)
                 if name.isdigit() and os.path.isdir(os.path.join(self.base_path, name))}
 
@@ -140,12 +141,12 @@ class Model:
             if settled and not failed_same:
                 ready[number] = (path, fingerprint)
         self._seen = {n: f for n, f in self._seen.items() if n in on_disk}
-        loaded = {n for n, v in self._versions.items() if v.state == "AVAILABLE"}
+        loaded = set(self.available())
         wanted = serving_config.choose_versions(self.config, sorted(set(ready) | (loaded & set(on_disk))))
         for number in sorted(wanted - loaded):
             if number in ready:
                 self._load(number, *ready[number])
-        loaded = {n for n, v in self._versions.items() if v.state == "AVAILABLE"}
+        loaded = set(self.available())
         # Drop versions that left the disk or the policy, keeping the newest one until a successor serves.
         keep = wanted & loaded or ({max(loaded & set(on_disk))} if loaded & set(on_disk) else set())
         for number in sorted(loaded - keep):
@@ -180,14 +181,19 @@ class Model:
         with self._lock:
             return sorted(n for n, v in self._versions.items() if v.state == "AVAILABLE")
 
+    def _labelled(self, version: int | None, label: str | None) -> int | None:
+        """The version a label stands for (the config's version_labels), else `version` itself."""
+        if label is None:
+            return version
+        if label not in self.config.version_labels:
+            raise UnknownLabel(f"Unrecognized servable version label: {label}")
+        return self.config.version_labels[label]
+
     def resolve(self, version: int | None = None, label: str | None = None) -> SavedModelVersion:
         """The servable for a request: a given version, a labelled one, or the newest available."""
         with self._lock:
             available = {n: v.servable for n, v in self._versions.items() if v.state == "AVAILABLE"}
-        if label is not None:
-            if label not in self.config.version_labels:
-                raise UnknownLabel(f"Unrecognized servable version label: {label}")
-            version = self.config.version_labels[label]
+        version = self._labelled(version, label)
         if version is None:
             if not available:
                 raise NotFound(f"Servable not found for request: Latest({self.name})")
@@ -198,10 +204,7 @@ class Model:
 
     def status(self, version: int | None = None, label: str | None = None) -> dict:
         """GetModelStatusResponse as JSON: every known version, or the one asked for."""
-        if label is not None:
-            if label not in self.config.version_labels:
-                raise UnknownLabel(f"Unrecognized servable version label: {label}")
-            version = self.config.version_labels[label]
+        version = self._labelled(version, label)
         with self._lock:  # state and error change together under the lock
             states = [{"version": str(v.number), "state": v.state,
                        "status": {"error_code": "UNKNOWN" if v.error else "OK", "error_message": v.error}}
