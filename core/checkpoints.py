@@ -15,6 +15,24 @@ def checkpoint_dir(model_dir: str) -> str:
     return os.path.join(model_dir, "checkpoints")
 
 
+def check_tracked(checkpoint: tf.train.Checkpoint, model: keras.Model) -> None:
+    """Raises ValueError if some of the model's weights are not reachable from `checkpoint`.
+
+    tf.train.Checkpoint saves what it reaches through tracked attributes. Keras 3 wraps a layer list
+    attribute (`self.blocks = [...]`) in a TrackedList that it does not follow (keras-team/keras#18398),
+    so those layers' weights would be missing from every checkpoint and a restore would leave them at
+    their initial values without an error. Assign each layer to its own attribute instead.
+    """
+    reachable = {id(obj) for obj in tf.train.TrackableView(checkpoint).descendants()}
+    missing = [w.path for w in model.weights if id(w) not in reachable]
+    if missing:
+        raise ValueError(
+            f"{len(missing)} weight(s) of {model.name} would not be saved in checkpoints, e.g. "
+            f"{', '.join(missing[:3])}: keep each sublayer in its own attribute, not in a list or dict "
+            "(tf.train.Checkpoint does not follow Keras 3's tracked lists, keras-team/keras#18398)."
+        )
+
+
 def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -> None:
     """Restores `path` into `checkpoint`; raises ConfigError if its objects or shapes do not match.
 
@@ -37,8 +55,10 @@ def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -
 
 def restore_model(model: keras.Model, model_dir: str, path: str | None = None) -> str:
     """Restores the model's weights from `path` or the newest checkpoint in model_dir; returns the path."""
+    checkpoint = tf.train.Checkpoint(model=model)
+    check_tracked(checkpoint, model)
     path = path or tf.train.latest_checkpoint(checkpoint_dir(model_dir))
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(model_dir)}: train first with the same --model_dir.")
-    restore(tf.train.Checkpoint(model=model), path, partial=True)
+    restore(checkpoint, path, partial=True)
     return path

@@ -78,6 +78,16 @@ def classifier_outputs(logits: tf.Tensor, class_names: list[str]) -> dict[str, t
             "label_names": tf.tile(names[tf.newaxis, :], [tf.shape(logits)[0], 1])}
 
 
+def resolve_export(path: str) -> str:
+    """`path` itself if it holds saved_model.pb, else its highest integer version folder."""
+    if os.path.exists(os.path.join(path, "saved_model.pb")):
+        return path
+    versions = existing_versions(path)
+    if not versions:
+        raise UserError(f"--export_dir={path}: no saved_model.pb and no version folders; run export first.")
+    return os.path.join(path, str(versions[-1]))
+
+
 def checkpoint_path(model_dir: str, checkpoint: str | None) -> str | None:
     """A checkpoint of model_dir by path, step (`8151`) or position from the newest (`-1`, `-2`, ...)."""
     if not checkpoint:

@@ -12,6 +12,7 @@ import dataclasses
 import keras
 import tensorflow as tf
 
+from core import checkpoints
 from core.config import ConfigError, RunOptions
 
 
@@ -48,7 +49,7 @@ class Task:
         features, labels = inputs
         with tf.GradientTape() as tape:
             predictions = model(features, training=True)
-            loss = replica_loss(per_example_loss(loss_fn, labels, predictions), model.losses)
+            loss = self.step_loss(loss_fn, labels, predictions, model)
             # mixed_float16: scale up so small gradients do not underflow; apply_gradients unscales.
             scaled_loss = optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, model.trainable_variables)
@@ -56,6 +57,14 @@ class Task:
         for metric in metrics:
             metric.update_state(labels, predictions)
         return loss
+
+    def step_loss(self, loss_fn, labels, predictions, model) -> tf.Tensor:
+        """This replica's share of the loss to minimise (custom loop): by default the global mean per example."""
+        return replica_loss(per_example_loss(loss_fn, labels, predictions), model.losses)
+
+    def evaluation_losses(self, loss_fn, labels, predictions) -> tf.Tensor:
+        """The values whose mean is the reported loss: by default one per example."""
+        return per_example_loss(loss_fn, labels, predictions)
 
     def validation_step(self, inputs, model, loss_fn, metrics) -> tf.Tensor:
         """Forward pass on one replica's batch; updates metrics, returns per-example losses.
@@ -67,7 +76,7 @@ class Task:
         predictions = model(features, training=False)
         for metric in metrics:
             metric.update_state(labels, predictions)
-        losses = per_example_loss(loss_fn, labels, predictions)
+        losses = self.evaluation_losses(loss_fn, labels, predictions)
         if model.losses:
             losses += tf.cast(tf.add_n(model.losses), tf.float32)
         return losses
@@ -89,6 +98,20 @@ def per_replica_batch_size(global_batch_size: int, input_context: tf.distribute.
 def per_example_loss(loss_fn: keras.losses.Loss, labels, predictions) -> tf.Tensor:
     """The unreduced float32 loss of each example."""
     return tf.cast(loss_fn.call(labels, tf.cast(predictions, tf.float32)), tf.float32)
+
+
+def token_mean_loss(per_token: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """This replica's share of the mean loss per real token over all replicas.
+
+    Sequence batches hold different numbers of real tokens on each replica, so each replica divides its
+    sum by the token count of the *global* batch (an all-reduce); summing the replicas' gradients then
+    gives the gradient of the global token mean, as one big batch would.
+    """
+    tokens = tf.reduce_sum(tf.cast(mask, tf.float32))
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        tokens = context.all_reduce("SUM", tokens)
+    return tf.reduce_sum(tf.cast(per_token, tf.float32)) / tf.maximum(tokens, 1.0)
 
 
 def replica_loss(per_example: tf.Tensor, regularization_losses) -> tf.Tensor:
@@ -138,4 +161,5 @@ def build_components(
     # Not optimizer.iterations: a LossScaleOptimizer does not count the steps it skips.
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    checkpoints.check_tracked(checkpoint, model)
     return Components(model, optimizer, loss_fn, metrics, step, checkpoint)

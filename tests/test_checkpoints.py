@@ -56,3 +56,26 @@ def test_atomic_path_keeps_the_old_file_when_writing_fails(tmp_path):
             raise RuntimeError("interrupted")
     assert target.read_text() == "old"
     assert os.listdir(tmp_path) == ["report.json"]
+
+
+class _ListOfLayers(keras.Model):
+    """Sublayers kept in a list: Keras 3's TrackedList, which tf.train.Checkpoint does not follow."""
+
+    def __init__(self):
+        super().__init__()
+        self.blocks = [keras.layers.Dense(3), keras.layers.Dense(2)]
+        self.head = keras.layers.Dense(1)
+
+    def call(self, x):
+        for block in self.blocks:
+            x = block(x)
+        return self.head(x)
+
+
+def test_weights_a_checkpoint_cannot_reach_are_refused_before_training(tmp_path):
+    model = _ListOfLayers()
+    model(np.zeros((1, 4), "float32"))
+    with pytest.raises(ValueError, match=r"4 weight\(s\) of .* would not be saved in checkpoints"):
+        checkpoints.check_tracked(tf.train.Checkpoint(model=model), model)
+    with pytest.raises(ValueError, match="keras-team/keras#18398"):
+        checkpoints.restore_model(model, str(tmp_path))

@@ -49,3 +49,35 @@ def test_focal_loss_factory_serializes_with_its_gamma():
     testing.check_loss(loss, LABELS, LOGITS)
     clone = keras.losses.deserialize(keras.losses.serialize(loss))
     assert clone.get_config()["gamma"] == 3.0
+
+
+def _sequences():
+    rng = np.random.default_rng(3)
+    labels = rng.integers(1, 7, size=(4, 6))
+    labels[0, 4:] = 0  # padding
+    labels[2, 1:] = 0
+    return labels, rng.normal(size=(4, 6, 7)).astype("float32")
+
+
+def test_masked_crossentropy_is_keras_crossentropy_over_the_real_tokens_only():
+    labels, logits = _sequences()
+    real = labels != 0
+    expected = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels[real], logits[real])
+    np.testing.assert_allclose(float(losses.MaskedSparseCategoricalCrossentropy()(labels, logits)), float(expected),
+                               rtol=1e-5)
+
+
+def test_masked_crossentropy_smoothing_matches_keras_categorical_on_one_hot_labels():
+    labels, logits = _sequences()
+    real = labels != 0
+    one_hot = np.eye(7, dtype="float32")[labels[real]]
+    expected = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2)(one_hot, logits[real])
+    loss = losses.MaskedSparseCategoricalCrossentropy(label_smoothing=0.2)
+    np.testing.assert_allclose(float(loss(labels, logits)), float(expected), rtol=1e-5)
+    per_token = np.asarray(loss.call(labels, logits))
+    assert per_token.shape == (4, 6) and np.all(per_token[~real] == 0) and np.all(per_token[real] > 0)
+
+
+def test_masked_crossentropy_serializes():
+    labels, logits = _sequences()
+    testing.check_loss(losses.MaskedSparseCategoricalCrossentropy(pad_id=0, label_smoothing=0.1), labels, logits)

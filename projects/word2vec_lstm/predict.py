@@ -7,13 +7,11 @@ r"""Classifies raw text with an exported SavedModel: what a client of the export
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 import tensorflow as tf
 from absl import app, flags
 
-from core.config import UserError
+from core.export import resolve_export
 from core.runtime import run
 
 flags.DEFINE_string("export_dir", None, "An exported version folder (holding saved_model.pb), or its base folder "
@@ -21,16 +19,6 @@ flags.DEFINE_string("export_dir", None, "An exported version folder (holding sav
 flags.DEFINE_string("input_file", None, "Classify each line of this UTF-8 file instead of the arguments.")
 flags.DEFINE_integer("top_k", 3, "Labels to print per text, by probability.")
 FLAGS = flags.FLAGS
-
-
-def resolve_export(path: str) -> str:
-    """`path` itself if it holds saved_model.pb, else its highest integer version folder."""
-    if os.path.exists(os.path.join(path, "saved_model.pb")):
-        return path
-    versions = sorted(int(v) for v in os.listdir(path) if v.isdigit()) if os.path.isdir(path) else []
-    if not versions:
-        raise UserError(f"--export_dir={path}: no saved_model.pb and no version folders; run export first.")
-    return os.path.join(path, str(versions[-1]))
 
 
 def predict(export_dir: str, texts: list[str]) -> dict[str, np.ndarray]:

@@ -1,0 +1,62 @@
+r"""Exports the newest checkpoint as a versioned SavedModel that translates raw strings.
+
+    python -m projects.transformer.export --model_dir=runs/transformer/default [--beam_size=4]
+
+Writes `<model_dir>/export/<version>/` with the signatures
+  serving_default  text string [batch] -> translation string [batch]   (beam search, --beam_size)
+  greedy           text string [batch] -> translation string [batch]   (greedy, faster)
+Tokenizing, decoding with the key/value cache and detokenizing are all inside the graph. The
+tokenizer is a tensorflow_text op: the stock tensorflow/serving image does not have it (serving.server
+loads tensorflow_text first, so the project's server does).
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from absl import flags
+
+from core import config as core_config
+from core import export, runtime
+
+from . import decoding
+from .task import TranslationTask, tokenizer_file
+
+# List the common flags (--model_dir, --strategy, ...) in this binary's --help.
+flags.adopt_module_key_flags(core_config)
+
+flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
+flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (newest, the default), -2, ...")
+flags.DEFINE_integer("beam_size", 4, "Beams of the serving_default signature (1: greedy).")
+flags.DEFINE_float("alpha", 0.6, "Length penalty exponent of beam search.")
+FLAGS = flags.FLAGS
+
+
+def serving_signatures(model: keras.Model, tokenizer, beam_size: int, alpha: float) -> dict:
+    """The exported endpoints: raw strings in, translations out."""
+    text = [tf.TensorSpec([None], tf.string, name="text")]
+
+    def serve_beam(texts):
+        return {"translation": decoding.translate_texts(model, tokenizer, texts, beam_size=beam_size, alpha=alpha)}
+
+    def serve_greedy(texts):
+        return {"translation": decoding.translate_texts(model, tokenizer, texts, beam_size=1)}
+
+    return {"serving_default": (serve_beam, text), "greedy": (serve_greedy, text)}
+
+
+def main(argv: list[str]) -> None:
+    """Restores the checkpoint and writes the SavedModel and the Keras model files."""
+    options = runtime.setup(default_gin_from_model_dir=True)
+    keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
+    task = TranslationTask(tokenizer_path=tokenizer_file(options.model_dir))
+    model = task.build_model()
+    export.export_checkpoint(model, options.model_dir,
+                             serving_signatures(model, task.tokenizer, FLAGS.beam_size, FLAGS.alpha),
+                             export_dir=FLAGS.export_dir, version=FLAGS.version, checkpoint=FLAGS.checkpoint,
+                             track=(task.tokenizer,))
+
+
+if __name__ == "__main__":
+    runtime.run(main)

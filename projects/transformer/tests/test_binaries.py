@@ -1,0 +1,93 @@
+"""End to end on a small parallel file: prepare, train (both loops), resume, evaluate, export, translate."""
+
+import json
+import os
+
+import gin
+import pytest
+import tensorflow as tf
+
+from core import checkpoints, testing
+
+from .. import decoding
+from .. import task as task_lib
+from . import helpers
+
+SMOKE = f"--gin_file={helpers.CONFIGS}/smoke.gin"
+TEXTS = ["could not open file", "Delete the printer?", "The key '%s' is missing", ""]
+
+
+def _run(name, *args):
+    return testing.run_module(f"projects.{helpers.PROJECT}.{name}", *args)
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("transformer")
+    tsv, data_dir, model_dir = helpers.write_tsv(str(root / "pairs.tsv")), str(root / "data"), str(root / "run")
+    prepared = _ok(_run("prepare", f"--tsv={tsv}", f"--output_dir={data_dir}", "--validation_percent=20",
+                        "--test_percent=20"))
+    assert "Prepared {'train': 34, 'validation': 15, 'test': 11} pairs (of 60 read)" in prepared.stdout
+    binding = f"--gin_bindings=TranslationTask.data_dir='{data_dir}'"
+    _ok(_run("train", SMOKE, binding, f"--model_dir={model_dir}"))
+    return {"root": root, "data_dir": data_dir, "model_dir": model_dir, "binding": binding}
+
+
+def test_train_writes_the_tokenizer_config_and_checkpoints_and_resumes(run):
+    model_dir = run["model_dir"]
+    for name in ("tokenizer.model", "operative_config.gin", "flags.txt", "training_log.csv"):
+        assert os.path.exists(os.path.join(model_dir, name)), name
+    tokenizer_bytes = open(os.path.join(model_dir, "tokenizer.model"), "rb").read()
+    resumed = _ok(_run("train", SMOKE, run["binding"], f"--model_dir={model_dir}",
+                       "--gin_bindings=TrainConfig.train_steps=30"))
+    assert "Resumed at step 20" in resumed.stderr and "Finished at step 30" in resumed.stderr
+    assert open(os.path.join(model_dir, "tokenizer.model"), "rb").read() == tokenizer_bytes  # ids kept on resume
+
+
+def test_custom_loop_trains_too(run):
+    model_dir = str(run["root"] / "custom")
+    result = _ok(_run("train", SMOKE, run["binding"], f"--model_dir={model_dir}",
+                      "--gin_bindings=TrainConfig.loop='custom'"))
+    assert "Finished at step 20" in result.stderr and "val_accuracy=" in result.stdout
+
+
+def test_evaluate_scores_the_test_split_with_sacrebleu(run):
+    _ok(_run("evaluate", f"--model_dir={run['model_dir']}", "--beam_size=2"))
+    results = json.load(open(os.path.join(run["model_dir"], "eval_test.json")))
+    assert results["sentences"] == 11 and 0.0 <= results["bleu"] <= 100.0 and results["chrf"] > 0.0
+    assert 0.0 <= results["accuracy"] <= 1.0 and results["loss"] > 0.0
+    rows = open(os.path.join(run["model_dir"], "translations_test.tsv"), encoding="utf-8").read().splitlines()
+    assert len(rows) == 11 and all(len(row.split("\t")) == 3 for row in rows)
+
+
+def test_export_translates_raw_strings_like_the_model_in_process(run):
+    model_dir = run["model_dir"]
+    _ok(_run("export", f"--model_dir={model_dir}", "--beam_size=3", "--version=7"))
+    export_dir = os.path.join(model_dir, "export", "7")
+    loaded = tf.saved_model.load(export_dir)
+    served = {name: [t.decode() for t in loaded.signatures[name](text=tf.constant(TEXTS))["translation"].numpy()]
+              for name in ("serving_default", "greedy")}
+    # The same checkpoint, rebuilt in this process from the run's config, decoding the same strings.
+    gin.clear_config()
+    gin.parse_config_file(os.path.join(model_dir, "operative_config.gin"))
+    task = task_lib.TranslationTask(tokenizer_path=task_lib.tokenizer_file(model_dir))
+    model = task.build_model()
+    checkpoints.restore_model(model, model_dir)
+    for name, beam in (("serving_default", 3), ("greedy", 1)):
+        expected = decoding.translate_texts(model, task.tokenizer, tf.constant(TEXTS), beam_size=beam).numpy()
+        assert served[name] == [t.decode() for t in expected], name
+    gin.clear_config()
+    printed = _ok(_run("translate", f"--export_dir={os.path.join(model_dir, 'export')}", *TEXTS[:2]))
+    assert printed.stdout.splitlines() == [f"{t}\t{served['serving_default'][i]}" for i, t in enumerate(TEXTS[:2])]
+
+
+def test_evaluate_and_translate_fail_clearly_on_a_missing_run(tmp_path):
+    missing = _run("evaluate", f"--model_dir={tmp_path}")
+    assert missing.returncode == 2 and "operative_config.gin does not exist" in missing.stderr
+    no_export = _run("translate", f"--export_dir={tmp_path}", "hello")
+    assert no_export.returncode == 2 and "no saved_model.pb" in no_export.stderr

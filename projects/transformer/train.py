@@ -1,0 +1,38 @@
+r"""Trains the Transformer; run it again with the same --model_dir to resume from the last checkpoint.
+
+    python -m projects.transformer.train --gin_file=projects/transformer/configs/default.gin \
+        --model_dir=runs/transformer/default [--jit_compile] [--gin_bindings='TrainConfig.loop="custom"']
+
+The first run learns the subword vocabulary from the training split and writes it to
+<model_dir>/tokenizer.model; a resumed run, evaluate and export read it from there.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import flags
+
+from core import config as core_config
+from core import evaluation, runtime, trainer
+
+from .task import TOKENIZER_FILE, TranslationTask
+
+# List the common flags (--model_dir, --strategy, ...) in this binary's --help.
+flags.adopt_module_key_flags(core_config)
+
+
+def main(argv: list[str]) -> None:
+    """Trains with the gin-configured Task and TrainConfig under the flag-selected strategy."""
+    options = runtime.setup()
+    config = trainer.TrainConfig()
+    saved = os.path.join(options.model_dir, TOKENIZER_FILE)
+    task = TranslationTask(tokenizer_path=saved) if os.path.exists(saved) else TranslationTask()
+    task.save_tokenizer(options.model_dir)
+    logs = trainer.train(task, options, config)
+    if logs:
+        print(f"Final: {evaluation.format_results(logs)}")
+
+
+if __name__ == "__main__":
+    runtime.run(main)
