@@ -20,6 +20,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import tensorflow as tf
+
+# Registers tensorflow_text's ops (SentencePiece, WordPiece) so exports that tokenize in the graph, such as
+# projects/transformer's, load here. The stock tensorflow/serving image lacks them.
+import tensorflow_text  # noqa: F401
 from absl import logging
 from google.protobuf import json_format
 from tensorflow.core.protobuf import saved_model_pb2

@@ -5,13 +5,15 @@ r"""Evaluates a checkpoint on a held-out split: token loss and accuracy, then BL
 The model translates every raw source sentence of the split (tokenized, decoded and detokenized in the
 graph, as the export does); sacrebleu scores the detokenized output against the raw reference strings,
 so the scores do not depend on this project's tokenizer. Writes `<model_dir>/eval_<split>.json` and
-`<model_dir>/translations_<split>.tsv` (source, reference, translation).
+`<model_dir>/translations_<split>.tsv` (source, reference, translation); with --checkpoint, the names
+end with the checkpoint's, e.g. `eval_test_ckpt-500.json`.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 
 import keras
@@ -20,7 +22,7 @@ import sacrebleu
 import tensorflow as tf
 from absl import flags
 
-from core import checkpoints, evaluation, runtime
+from core import checkpoints, evaluation, export, runtime
 from core import config as core_config
 from core.files import write_text_atomic
 
@@ -34,6 +36,7 @@ flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split
 flags.DEFINE_integer("beam_size", 4, "Beams for decoding (1: greedy).")
 flags.DEFINE_float("alpha", 0.6, "Length penalty exponent of beam search.")
 flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate: a path, a step, or -1 (newest, the default), -2, ...")
 flags.DEFINE_integer("max_examples", None, "Score only the first N pairs of the split (quick checks).")
 FLAGS = flags.FLAGS
 
@@ -45,7 +48,7 @@ def translate_all(model: keras.Model, tokenizer, sources: list[str], batch_size:
                             input_signature=[tf.TensorSpec([None], tf.string)])
     order = np.argsort([len(s) for s in sources], kind="stable")
     results = [""] * len(sources)
-    progress = keras.utils.Progbar(len(sources), unit_name="sentence")
+    progress = keras.utils.Progbar(len(sources), unit_name="sentence", verbose=1 if sys.stdout.isatty() else 2)
     for start in range(0, len(sources), batch_size):
         index = order[start:start + batch_size]
         for i, text in zip(index, translate(tf.constant([sources[i] for i in index])).numpy(), strict=True):
@@ -64,9 +67,10 @@ def main(argv: list[str]) -> None:
     """Evaluates, translates the split, scores it and writes the report files."""
     options = runtime.setup(default_gin_from_model_dir=True)
     task = TranslationTask(tokenizer_path=tokenizer_file(options.model_dir))
-    results, metrics = evaluation.evaluate(task, options, FLAGS.split)
+    checkpoint = export.checkpoint_path(options.model_dir, FLAGS.checkpoint)
+    results, _ = evaluation.evaluate(task, options, FLAGS.split, checkpoint)
     model = task.build_model()
-    checkpoints.restore_model(model, options.model_dir)
+    checkpoint = checkpoints.restore_model(model, options.model_dir, checkpoint)
     pairs = [(p["source"].decode("utf-8"), p["target"].decode("utf-8"))
              for p in read_pairs(task.data_dir, FLAGS.split).take(FLAGS.max_examples or -1).as_numpy_iterator()]
     sources, references = [s for s, _ in pairs], [t for _, t in pairs]
@@ -74,13 +78,16 @@ def main(argv: list[str]) -> None:
     hypotheses = translate_all(model, task.tokenizer, sources, FLAGS.batch_size, FLAGS.beam_size, FLAGS.alpha)
     seconds = time.perf_counter() - start
     results.update(score(hypotheses, references))
-    results.update({"sentences": len(pairs), "beam_size": FLAGS.beam_size, "decode_seconds": seconds})
-    write_text_atomic(os.path.join(options.model_dir, f"eval_{FLAGS.split}.json"), json.dumps(results, indent=2))
-    write_text_atomic(os.path.join(options.model_dir, f"translations_{FLAGS.split}.tsv"),
+    results.update({"sentences": len(pairs), "beam_size": FLAGS.beam_size, "decode_seconds": seconds,
+                    "checkpoint": checkpoint})
+    name = FLAGS.split + (f"_{os.path.basename(checkpoint)}" if FLAGS.checkpoint else "")  # test_ckpt-500
+    write_text_atomic(os.path.join(options.model_dir, f"eval_{name}.json"), json.dumps(results, indent=2))
+    write_text_atomic(os.path.join(options.model_dir, f"translations_{name}.tsv"),
                       "".join(f"{s}\t{r}\t{h}\n" for s, r, h in zip(sources, references, hypotheses, strict=True)))
     for s, r, h in list(zip(sources, references, hypotheses, strict=True))[:5]:
         print(f"  {s}\n    reference:   {r}\n    translation: {h}")
-    print(f"{FLAGS.split}: {evaluation.format_results(results)}")
+    scores = {k: v for k, v in results.items() if k != "checkpoint"}
+    print(f"{FLAGS.split} ({checkpoint}): {evaluation.format_results(scores)}")
 
 
 if __name__ == "__main__":

@@ -5,9 +5,11 @@ import os
 
 import gin
 import pytest
+import requests
 import tensorflow as tf
 
 from core import checkpoints, testing
+from serving import processes
 
 from .. import decoding
 from .. import task as task_lib
@@ -49,11 +51,12 @@ def test_train_writes_the_tokenizer_config_and_checkpoints_and_resumes(run):
     assert open(os.path.join(model_dir, "tokenizer.model"), "rb").read() == tokenizer_bytes  # ids kept on resume
 
 
-def test_custom_loop_trains_too(run):
+def test_custom_loop_trains_with_xla_and_bfloat16(run):
     model_dir = str(run["root"] / "custom")
     result = _ok(_run("train", SMOKE, run["binding"], f"--model_dir={model_dir}",
-                      "--gin_bindings=TrainConfig.loop='custom'"))
+                      "--gin_bindings=TrainConfig.loop='custom'", "--jit_compile", "--mixed_precision=mixed_bfloat16"))
     assert "Finished at step 20" in result.stderr and "val_accuracy=" in result.stdout
+    assert "policy=mixed_bfloat16 jit_compile=True" in result.stderr
 
 
 def test_evaluate_scores_the_test_split_with_sacrebleu(run):
@@ -63,6 +66,15 @@ def test_evaluate_scores_the_test_split_with_sacrebleu(run):
     assert 0.0 <= results["accuracy"] <= 1.0 and results["loss"] > 0.0
     rows = open(os.path.join(run["model_dir"], "translations_test.tsv"), encoding="utf-8").read().splitlines()
     assert len(rows) == 11 and all(len(row.split("\t")) == 3 for row in rows)
+
+
+def test_evaluate_an_older_checkpoint_on_a_few_pairs(run):
+    _ok(_run("evaluate", f"--model_dir={run['model_dir']}", "--checkpoint=10", "--max_examples=4", "--beam_size=1",
+             "--split=validation"))
+    results = json.load(open(os.path.join(run["model_dir"], "eval_validation_ckpt-10.json")))
+    assert results["sentences"] == 4 and results["checkpoint"].endswith("ckpt-10")
+    wrong = _run("evaluate", f"--model_dir={run['model_dir']}", "--checkpoint=15")
+    assert wrong.returncode == 2 and "no checkpoint of step 15" in wrong.stderr
 
 
 def test_export_translates_raw_strings_like_the_model_in_process(run):
@@ -84,6 +96,13 @@ def test_export_translates_raw_strings_like_the_model_in_process(run):
     gin.clear_config()
     printed = _ok(_run("translate", f"--export_dir={os.path.join(model_dir, 'export')}", *TEXTS[:2]))
     assert printed.stdout.splitlines() == [f"{t}\t{served['serving_default'][i]}" for i, t in enumerate(TEXTS[:2])]
+    # The project's model server (TF Serving's REST API) loads the tokenizer ops and answers the same.
+    with processes.start_server("--model_name=transformer", f"--model_base_path={os.path.join(model_dir, 'export')}",
+                                "--file_system_poll_wait_seconds=0") as server:
+        reply = requests.post(f"{server.url}/v1/models/transformer/versions/7:predict",
+                              json={"instances": TEXTS}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    assert reply.json() == {"predictions": served["serving_default"]}
 
 
 def test_evaluate_and_translate_fail_clearly_on_a_missing_run(tmp_path):

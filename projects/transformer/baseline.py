@@ -1,0 +1,106 @@
+"""The plain-Keras peer that bench.py measures against: the keras-io "English-to-Spanish translation with a
+sequence-to-sequence Transformer" recipe, rebuilt here on the same gettext pairs.
+
+What makes it the tutorial way: word-level `TextVectorization` (15,000 words, every sentence padded or cut
+to 20 tokens), Keras's built-in `MultiHeadAttention` with implicit `mask_zero` masks, 1 encoder and
+1 decoder block (width 256, feed-forward 2048, 8 heads, dropout 0.5), RMSprop, and `model.fit` on
+in-memory arrays in batches of 64 with default settings (no XLA, no length buckets, no caching).
+It is a benchmark reference only; the project's model is model.py.
+"""
+
+from __future__ import annotations
+
+import re
+import string
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+VOCAB_SIZE = 15_000
+SEQUENCE_LENGTH = 20
+_STRIP = string.punctuation.replace("[", "").replace("]", "") + "¿»«„“”"
+
+
+def standardize(texts: tf.Tensor) -> tf.Tensor:
+    """Lower-case and drop punctuation except the [start]/[end] brackets (the tutorial's rule)."""
+    return tf.strings.regex_replace(tf.strings.lower(texts), f"[{re.escape(_STRIP)}]", "")
+
+
+class _TokenAndPosition(layers.Layer):
+    """Word embedding + learned position embedding; id 0 is masked for the attention layers downstream."""
+
+    def __init__(self, sequence_length: int, vocab_size: int, embed_dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.tokens = layers.Embedding(vocab_size, embed_dim)
+        self.positions = layers.Embedding(sequence_length, embed_dim)
+
+    def call(self, ids):
+        return self.tokens(ids) + self.positions(keras.ops.arange(keras.ops.shape(ids)[-1]))
+
+    def compute_mask(self, ids, mask=None):
+        return keras.ops.not_equal(ids, 0)
+
+
+class _Encoder(layers.Layer):
+    """Post-norm self-attention block, as the tutorial writes it."""
+
+    def __init__(self, embed_dim: int, dense_dim: int, num_heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+        self.dense = keras.Sequential([layers.Dense(dense_dim, activation="relu"), layers.Dense(embed_dim)])
+        self.norm_1, self.norm_2 = layers.LayerNormalization(), layers.LayerNormalization()
+
+    def call(self, x, mask=None):
+        padding = None if mask is None else keras.ops.cast(mask[:, None, :], "int32")
+        x = self.norm_1(x + self.attention(x, x, attention_mask=padding))
+        return self.norm_2(x + self.dense(x))
+
+
+class _Decoder(layers.Layer):
+    """Causal self-attention, attention over the encoder output, feed-forward; post-norm."""
+
+    def __init__(self, embed_dim: int, dense_dim: int, num_heads: int, **kwargs):
+        super().__init__(**kwargs)
+        self.supports_masking = True
+        self.self_attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+        self.cross_attention = layers.MultiHeadAttention(num_heads=num_heads, key_dim=embed_dim)
+        self.dense = keras.Sequential([layers.Dense(dense_dim, activation="relu"), layers.Dense(embed_dim)])
+        self.norms = [layers.LayerNormalization() for _ in range(3)]
+
+    def call(self, x, encoder_outputs, mask=None):
+        x = self.norms[0](x + self.self_attention(x, x, use_causal_mask=True))
+        x = self.norms[1](x + self.cross_attention(x, encoder_outputs))
+        return self.norms[2](x + self.dense(x))
+
+
+def peer_model(vocab_size: int = VOCAB_SIZE, sequence_length: int = SEQUENCE_LENGTH, embed_dim: int = 256,
+               dense_dim: int = 2048, num_heads: int = 8, dropout: float = 0.5) -> keras.Model:
+    """The tutorial's Functional encoder-decoder, compiled with RMSprop and sparse cross-entropy."""
+    encoder_inputs = keras.Input(shape=(None,), dtype="int64", name="encoder_inputs")
+    decoder_inputs = keras.Input(shape=(None,), dtype="int64", name="decoder_inputs")
+    encoded = _Encoder(embed_dim, dense_dim, num_heads)(
+        _TokenAndPosition(sequence_length, vocab_size, embed_dim)(encoder_inputs))
+    x = _TokenAndPosition(sequence_length, vocab_size, embed_dim)(decoder_inputs)
+    x = _Decoder(embed_dim, dense_dim, num_heads)(x, encoded)
+    outputs = layers.Dense(vocab_size, activation="softmax")(layers.Dropout(dropout)(x))
+    model = keras.Model([encoder_inputs, decoder_inputs], outputs, name="keras_io_peer")
+    model.compile("rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
+    return model
+
+
+def vectorize(pairs: list[tuple[str, str]], vocab_size: int = VOCAB_SIZE,
+              sequence_length: int = SEQUENCE_LENGTH) -> tuple[list[np.ndarray], np.ndarray]:
+    """Word ids as the tutorial makes them: ([source, target_in], target_out), each (N, sequence_length)."""
+    source_vectorizer = layers.TextVectorization(vocab_size, output_sequence_length=sequence_length)
+    target_vectorizer = layers.TextVectorization(vocab_size, output_sequence_length=sequence_length + 1,
+                                                 standardize=standardize)
+    sources = [s for s, _ in pairs]
+    targets = [f"[start] {t} [end]" for _, t in pairs]
+    source_vectorizer.adapt(sources)
+    target_vectorizer.adapt(targets)
+    source = source_vectorizer(np.array(sources)).numpy()
+    target = target_vectorizer(np.array(targets)).numpy()
+    return [source, target[:, :-1]], target[:, 1:]
