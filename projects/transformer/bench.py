@@ -34,9 +34,9 @@ from . import baseline, decoding
 from .task import TranslationTask, read_pairs
 
 flags.adopt_module_key_flags(core_config)
-flags.DEFINE_integer("bench_steps", 60, "Timed training steps per measurement of ours.")
-flags.DEFINE_integer("baseline_steps", 120, "Timed training steps of the keras-io baseline.")
-flags.DEFINE_integer("decode_sentences", 48, "Test sentences decoded per decoding measurement.")
+flags.DEFINE_integer("bench_steps", 40, "Timed training steps per measurement of ours.")
+flags.DEFINE_integer("baseline_steps", 30, "Timed training steps of the keras-io baseline.")
+flags.DEFINE_integer("decode_sentences", 32, "Test sentences decoded per decoding measurement.")
 flags.DEFINE_string("trained_dir", "runs/transformer/default", "A trained default run whose weights decoding uses.")
 FLAGS = flags.FLAGS
 
@@ -66,7 +66,7 @@ def bench_training(options) -> tuple[list, list]:
     pair_rows = [("train: keras-io recipe, model.fit(word arrays, batch 64)", peer_pairs, peer_pairs)]
 
     gin.clear_config()
-    gin.parse_config_files_and_bindings([os.path.join(CONFIGS, "peer_size.gin")], [])
+    core_config.parse_gin([os.path.join(CONFIGS, "peer_size.gin")], [])
     task = TranslationTask()
     pairs_per_batch, tokens_per_batch = batch_stats(task)
     for jit in (False, True):
@@ -91,7 +91,7 @@ def _decode_rate(fn, sources: list[np.ndarray], sentences: int) -> float:
 def bench_decoding() -> list:
     """The key/value cache against re-running the decoder over the prefix, greedy and beam, batch 1 and 64."""
     gin.clear_config()
-    gin.parse_config_files_and_bindings([os.path.join(CONFIGS, "default.gin")], [])
+    core_config.parse_gin([os.path.join(CONFIGS, "default.gin")], [])
     trained = os.path.exists(os.path.join(FLAGS.trained_dir, "tokenizer.model"))
     task = TranslationTask(tokenizer_path=os.path.join(FLAGS.trained_dir, "tokenizer.model") if trained else None)
     model = task.build_model()
