@@ -24,7 +24,9 @@ def check_tracked(checkpoint: tf.train.Checkpoint, model: keras.Model) -> None:
     their initial values without an error. Assign each layer to its own attribute instead.
     """
     reachable = {id(obj) for obj in tf.train.TrackableView(checkpoint).descendants()}
-    missing = [w.path for w in model.weights if id(w) not in reachable]
+    # A weight is saved when the Keras variable or the tf.Variable inside it is reachable: a SavedModel
+    # wrapped by core.hub.HubLayer is tracked through the restored object, which holds the tf.Variables.
+    missing = [w.path for w in model.weights if id(w) not in reachable and id(w.value) not in reachable]
     if missing:
         raise ValueError(
             f"{len(missing)} weight(s) of {model.name} would not be saved in checkpoints, e.g. "
