@@ -5,10 +5,13 @@
     curl -F image=@shoe.png http://127.0.0.1:8080/v1/classify/cnn_vision
     curl -d '{"text": "Shares fell after the profit warning"}' http://127.0.0.1:8080/v1/classify/word2vec_lstm
     -> {"model": "cnn_vision", "predictions": [{"label": "Ankle boot", "score": 0.97, "top_k": [...]}]}
+    curl -d '{"text_a": "Jesus wept.", "text_b": "Jesus cried."}' http://127.0.0.1:8080/v1/classify/bert_similarity
+    -> {"model": "bert_similarity", "predictions": [{"probability": 0.98, "score": 3.9}]}
 
 It accepts image uploads (multipart, any format Pillow reads, or a raw image/* body), base64 images
-(plain or data: URLs) and text, checks them, picks the model's signature from its metadata
-(`image_bytes` for images, `text` for text: the export contract in serving/README.md), calls the
+(plain or data: URLs), text, and sentence pairs (`text_a`/`text_b`, or `q1`/`q2`), checks them, picks the
+model's signature from its metadata (`image_bytes` for images, `text` for text, `text_a` + `text_b` for
+pairs: the export contract in serving/README.md), calls the
 upstream's TF Serving REST API (the embedded server or real TensorFlow Serving) and turns
 probabilities and label names into a ranked list. Served by waitress.
 """
@@ -49,7 +52,8 @@ def define_flags() -> None:
 # Formats TF's decode_image reads in the exported graph; anything else Pillow opens is re-encoded as PNG.
 _GRAPH_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
 # Signature inputs of the export contract (serving/README.md).
-_KINDS = {"image": "image_bytes", "text": "text"}
+_KINDS = {"image": ("image_bytes",), "text": ("text",), "pair": ("text_a", "text_b")}
+_PAIR_KEYS = (("text_a", "text_b"), ("q1", "q2"))  # q1/q2: the question-pair datasets' names
 
 
 class ClientError(Exception):
@@ -87,8 +91,19 @@ def _decode_b64(text, where: str) -> bytes:
         raise ClientError(f"{where}: not valid base64 ({e}).") from e
 
 
+def read_pairs(body: dict, first: str, second: str) -> list[dict]:
+    """[{"text_a": a, "text_b": b}, ...] from two strings or two equally long lists of strings."""
+    a, b = body[first], body[second]
+    a, b = ([a], [b]) if isinstance(a, str) and isinstance(b, str) else (a, b)
+    if not (isinstance(a, list) and isinstance(b, list) and a and len(a) == len(b)
+            and all(isinstance(v, str) for v in a + b)):
+        raise ClientError(f'"{first}" and "{second}" must be two strings or two lists of strings of the same length.')
+    return [{"text_a": x, "text_b": y} for x, y in zip(a, b, strict=True)]
+
+
 def read_inputs(request: flask.Request) -> tuple[str, list]:
-    """('image', [bytes, ...]) or ('text', [str, ...]) from a multipart, raw image or JSON request."""
+    """('image', [bytes, ...]), ('text', [str, ...]) or ('pair', [{text_a, text_b}, ...]) from a multipart,
+    raw image or JSON request."""
     if request.files:
         return "image", [prepare_image(f.read(), f"file {f.filename or key!r}")
                          for key in request.files for f in request.files.getlist(key)]
@@ -98,9 +113,16 @@ def read_inputs(request: flask.Request) -> tuple[str, list]:
     if not isinstance(body, dict):
         raise ClientError("expected a multipart upload (-F image=@file.png), an image/* body, or a JSON object "
                           'with "image", "images", "text" or "texts".')
+    for first, second in _PAIR_KEYS:
+        if first in body or second in body:
+            if not (first in body and second in body) or len(body) != 2:
+                raise ClientError(f'a sentence pair is {{"{first}": ..., "{second}": ...}} and nothing else; '
+                                  f"got keys {sorted(body)}.")
+            return "pair", read_pairs(body, first, second)
     keys = [k for k in ("image", "images", "text", "texts") if k in body]
     if len(keys) != 1:
-        raise ClientError(f'give exactly one of "image", "images", "text", "texts"; got keys {sorted(body)}.')
+        raise ClientError(f'give exactly one of "image", "images", "text", "texts" (or "text_a" with "text_b"); '
+                          f"got keys {sorted(body)}.")
     key = keys[0]
     values = body[key] if key.endswith("s") else [body[key]]
     if not isinstance(values, list) or not values:
@@ -143,17 +165,17 @@ class Upstream:
         return payload
 
     def signature_for(self, model_path: str, kind: str) -> str:
-        """The signature whose only input is the contract's name for this kind of input."""
+        """The signature whose inputs are the contract's names for this kind of input."""
         cached = self._metadata.get(model_path)
         if cached is None or time.monotonic() - cached[0] > self.metadata_ttl:
             cached = (time.monotonic(), self.call("GET", model_path + "/metadata")["metadata"]["signature_def"])
             self._metadata[model_path] = cached
         signatures = cached[1]["signature_def"]
         for name in sorted(signatures, key=lambda n: n != "serving_default"):
-            if list(signatures[name].get("inputs", {})) == [_KINDS[kind]]:
+            if sorted(signatures[name].get("inputs", {})) == sorted(_KINDS[kind]):
                 return name
-        raise ClientError(f"this model takes no {kind}: none of its signatures {sorted(signatures)} has the single "
-                          f"input {_KINDS[kind]!r}.")
+        raise ClientError(f"this model takes no {kind}: none of its signatures {sorted(signatures)} has exactly the "
+                          f"input(s) {', '.join(_KINDS[kind])}.")
 
 
 def ranked(prediction: dict, top_k: int) -> dict:
@@ -172,7 +194,8 @@ def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_to
     def index():
         return {"usage": {"POST /v1/classify/<model>[?version=N|label=L][&top_k=K]":
                           "multipart image upload, an image/* body, or JSON {image|images: base64} / "
-                          "{text|texts: ...}"}, "upstream": upstream.url}
+                          "{text|texts: ...} / {text_a, text_b} (or {q1, q2}): strings or lists"},
+                "upstream": upstream.url}
 
     @app.get("/healthz")
     def healthz():

@@ -40,11 +40,13 @@ def exports(tmp_path_factory):
         result = cnn_helpers.run_module(binary, *args)
         assert result.returncode == 0, f"{binary}: {result.stderr[-3000:]}"
     toy_models.classify_text(str(root / "models" / "text"))
+    toy_models.match_pairs(str(root / "models" / "pairs"))
     config = root / "models.config"
     config.write_text(textwrap.dedent(f"""\
         model_config_list {{
           config {{ name: "cnn_vision" base_path: "{root / 'models' / 'cnn_vision'}" model_platform: "tensorflow" }}
           config {{ name: "text" base_path: "{root / 'models' / 'text'}" model_platform: "tensorflow" }}
+          config {{ name: "pairs" base_path: "{root / 'models' / 'pairs'}" model_platform: "tensorflow" }}
         }}"""))
     images = sorted(str(p) for p in (root / "samples").iterdir())
     return {"root": root, "config": str(config), "base": str(root / "models" / "cnn_vision"), "images": images}
@@ -123,6 +125,23 @@ def test_middleware_takes_base64_other_formats_and_text(exports, middleware):
     assert len(response.json()["predictions"][0]["top_k"]) == 1
     curl = _run(os.path.join(CLIENTS, "predict.sh"), f"{middleware.url}/v1/classify/text", "--text", "one two three 4")
     assert curl.returncode == 0 and json.loads(curl.stdout)["predictions"][0]["label"] == "long"
+
+
+def test_middleware_scores_sentence_pairs_under_either_pair_of_names(middleware):
+    url = f"{middleware.url}/v1/classify/pairs"
+    one = requests.post(url, json={"text_a": "jesus wept", "text_b": "jesus cried"}, timeout=30)
+    assert one.status_code == 200, one.text
+    assert one.json()["predictions"] == [{"probability": 0.5, "score": 0.5}]
+    both = requests.post(url, json={"q1": ["a b", "a b c d"], "q2": ["b a", "d"]}, timeout=30)
+    assert both.status_code == 200, both.text
+    assert [p["probability"] for p in both.json()["predictions"]] == [1.0, 0.25]
+    for body, message in (({"text_a": "x"}, 'is {"text_a": ..., "text_b": ...} and nothing else'),
+                          ({"q1": ["a", "b"], "q2": ["c"]}, "lists of strings of the same length"),
+                          ({"text": "a"}, "takes no text")):
+        response = requests.post(url, json=body, timeout=30)
+        assert response.status_code == 400 and message in response.json()["error"], response.text
+    wrong_model = requests.post(f"{middleware.url}/v1/classify/text", json={"text_a": "a", "text_b": "b"}, timeout=30)
+    assert wrong_model.status_code == 400 and "takes no pair" in wrong_model.json()["error"]
 
 
 def test_bad_input_gets_clear_errors_and_the_servers_keep_serving(exports, server, middleware):

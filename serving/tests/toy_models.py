@@ -6,6 +6,8 @@
   with the same output contract as the projects' text exports; its score is a word count, so tests
   can predict the answer.
 - bytes_echo: string in, `image_bytes` out, to check b64 on the way in and out.
+- match_pairs: a sentence-pair "matcher" (text_a, text_b -> probability, score), the contract of
+  bert_similarity's export; its score is the share of text_a's words that text_b has.
 """
 
 from __future__ import annotations
@@ -71,5 +73,21 @@ def bytes_echo(base: str, version: int = 1) -> str:
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="data")])
     def predict(data):
         return {"image_bytes": tf.strings.join([data, data]), "length": tf.strings.length(data)}
+
+    return _save(module, base, version, {"serving_default": predict})
+
+
+def match_pairs(base: str, version: int = 1) -> str:
+    """probability = score = the fraction of text_a's words that also occur in text_b."""
+    module = tf.Module()
+
+    @tf.function(input_signature=[tf.TensorSpec([None], tf.string, name="text_a"),
+                                  tf.TensorSpec([None], tf.string, name="text_b")])
+    def predict(text_a, text_b):
+        words_a, words_b = tf.strings.split(text_a), tf.strings.split(text_b)
+        shared = tf.map_fn(lambda ab: tf.reduce_mean(tf.cast(tf.reduce_any(
+            tf.equal(ab[0][:, None], ab[1][None, :]), axis=1), tf.float32)),
+            (words_a, words_b), fn_output_signature=tf.float32)
+        return {"probability": shared, "score": shared}
 
     return _save(module, base, version, {"serving_default": predict})
