@@ -45,8 +45,10 @@ class BatchTimer(keras.callbacks.Callback):
 
 
 def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: int, batch_size: int,
-                  extra_callbacks: tuple = ()) -> float:
-    """Examples/second of core's trainer on `task` in its second loop of `steps` steps (the first traces)."""
+                  extra_callbacks: tuple = (), window_steps: int | None = None) -> float:
+    """Examples/second of core's trainer on `task` in its second loop of `steps` steps (the first traces),
+    the median over windows of `window_steps` steps (default: one execution of `spe` steps; make it longer
+    where batches differ in cost, e.g. padded per length bucket)."""
     steps = -(-steps // spe) * spe  # whole executions per loop
     timer = BatchTimer()
     with tempfile.TemporaryDirectory() as model_dir:
@@ -54,14 +56,14 @@ def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: 
                                            steps_per_execution=spe, eval_steps=spe, csv_log=False)
         trainer.train(task, dataclasses.replace(options, model_dir=model_dir), train_config,
                       extra_callbacks=(*extra_callbacks, timer))
-    return timer.examples_per_second(batch_size, window_steps=spe)
+    return timer.examples_per_second(batch_size, window_steps=max(window_steps or spe, spe))
 
 
 def bench_fit_arrays(model: keras.Model, x, y, batch_size: int, window_steps: int) -> float:
-    """The tutorial baseline: `model.fit(x, y)` on in-memory arrays for one epoch (after a tracing call)."""
-    first = (lambda a: [v[: 10 * batch_size] for v in a]) if isinstance(x, list | tuple) else (
-        lambda a: a[: 10 * batch_size])
-    model.fit(first(x), y[: 10 * batch_size], batch_size=batch_size, verbose=0)  # trace
+    """The tutorial baseline: `model.fit(x, y)` on in-memory arrays (an array, or a list or dict of them) for one
+    epoch, after a tracing call."""
+    model.fit(keras.tree.map_structure(lambda a: a[: 10 * batch_size], x), y[: 10 * batch_size],
+              batch_size=batch_size, verbose=0)  # trace
     timer = BatchTimer()
     model.fit(x, y, batch_size=batch_size, epochs=1, callbacks=[timer], verbose=0)
     return timer.examples_per_second(batch_size, window_steps)
