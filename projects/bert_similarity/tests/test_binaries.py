@@ -1,0 +1,124 @@
+"""End to end on a tiny BERT and a small QQP file: convert, prepare, train (both loops, both models), resume,
+evaluate, export, reload, score raw pairs like the model in process, predict, serve."""
+
+import json
+import os
+
+import gin
+import numpy as np
+import pytest
+import requests
+import tensorflow as tf
+
+from core import checkpoints, testing
+from serving import processes
+
+from .. import task as task_lib
+from . import helpers
+
+SMOKE = f"--gin_file={helpers.CONFIGS}/smoke.gin"
+PAIRS = (["how do i learn python", "jesus wept", "the cat sat on the mat", "我爱北京"],
+         ["what is the best way to learn python", "jesus cried", "how do i cook rice", "我爱天安门"])
+
+
+def _run(name, *args):
+    return testing.run_module(f"projects.{helpers.PROJECT}.{name}", *args)
+
+
+def _ok(result):
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    return result
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bert_similarity")
+    hf_dir = helpers.write_tiny_bert(str(root / "hf"))
+    models = str(root / "tiny_bert")
+    converted = _ok(_run("convert", f"--hf_dir={hf_dir}", f"--output_dir={models}"))
+    assert "Converted 39 tensors" in converted.stdout
+    data_dir = str(root / "data")
+    prepared = _ok(_run("prepare", "--format=qqp", f"--train={helpers.write_qqp(str(root / 'qqp.tsv'))}",
+                        f"--output_dir={data_dir}"))
+    assert "Prepared" in prepared.stdout
+    bindings = [f"--gin_bindings=SimilarityTask.data_dir='{data_dir}'",
+                f"--gin_bindings=SimilarityTask.preprocessor_handle='{models}/preprocessor'",
+                f"--gin_bindings=SimilarityTask.encoder_handle='{models}/encoder'"]
+    model_dir = str(root / "cross")
+    _ok(_run("train", SMOKE, *bindings, f"--model_dir={model_dir}"))
+    return {"root": root, "models": models, "data_dir": data_dir, "model_dir": model_dir, "bindings": bindings}
+
+
+def test_convert_refuses_to_overwrite_and_names_missing_files(run, tmp_path):
+    again = _run("convert", f"--hf_dir={run['root'] / 'hf'}", f"--output_dir={run['models']}")
+    assert again.returncode == 2 and "already exists; pass --overwrite" in again.stderr
+    missing = _run("convert", f"--hf_dir={tmp_path}", f"--output_dir={tmp_path / 'out'}")
+    assert missing.returncode == 2 and "config.json not found" in missing.stderr
+
+
+def test_train_writes_its_config_and_resumes(run):
+    model_dir = run["model_dir"]
+    for name in ("operative_config.gin", "flags.txt", "training_log.csv"):
+        assert os.path.exists(os.path.join(model_dir, name)), name
+    resumed = _ok(_run("train", SMOKE, *run["bindings"], f"--model_dir={model_dir}",
+                       "--gin_bindings=TrainConfig.train_steps=6"))
+    assert "Resumed at step 4" in resumed.stderr and "Finished at step 6" in resumed.stderr
+
+
+def test_bi_encoder_trains_in_the_custom_loop_with_the_contrastive_loss(run):
+    model_dir = str(run["root"] / "bi")
+    result = _ok(_run("train", SMOKE, *run["bindings"], f"--model_dir={model_dir}",
+                      "--gin_bindings=SimilarityTask.model_fn=@bi_encoder",
+                      "--gin_bindings=SimilarityTask.loss='contrastive'", "--gin_bindings=TrainConfig.loop='custom'"))
+    assert "Finished at step 4" in result.stderr and "val_auc=" in result.stdout
+    _ok(_run("export", f"--model_dir={model_dir}"))
+    loaded = tf.saved_model.load(os.path.join(model_dir, "export", "1"))
+    embedding = loaded.signatures["embed"](text=tf.constant(PAIRS[0]))["embedding"].numpy()
+    np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
+    scores = loaded.signatures["serving_default"](text_a=tf.constant(PAIRS[0]), text_b=tf.constant(PAIRS[1]))
+    np.testing.assert_allclose(scores["score"].numpy(), np.sum(embedding * loaded.signatures["embed"](
+        text=tf.constant(PAIRS[1]))["embedding"].numpy(), axis=1), atol=1e-5)
+
+
+def test_evaluate_reports_the_fine_tuned_model_and_the_zero_shot_baseline(run):
+    result = _ok(_run("evaluate", f"--model_dir={run['model_dir']}"))
+    report = json.load(open(os.path.join(run["model_dir"], "eval_test.json")))
+    for name in ("fine_tuned", "zero_shot_baseline"):
+        assert set(report[name]["all"]) == {"accuracy", "precision", "recall", "f1", "roc_auc", "pairs"}
+        assert 0.0 <= report[name]["all"]["accuracy"] <= 1.0
+    assert "zero_shot_baseline all" in result.stdout
+    rows = open(os.path.join(run["model_dir"], "scores_test.tsv"), encoding="utf-8").read().splitlines()
+    assert rows[0].split("\t") == ["label", "kind", "fine_tuned", "zero_shot_baseline", "text_a", "text_b"]
+    assert len(rows) - 1 == report["fine_tuned"]["all"]["pairs"]
+
+
+def test_export_scores_raw_pairs_like_the_model_in_process(run):
+    model_dir = run["model_dir"]
+    _ok(_run("export", f"--model_dir={model_dir}", "--version=3"))
+    loaded = tf.saved_model.load(os.path.join(model_dir, "export", "3"))
+    served = loaded.signatures["serving_default"](text_a=tf.constant(PAIRS[0]), text_b=tf.constant(PAIRS[1]))
+    gin.clear_config()
+    gin.parse_config_file(os.path.join(model_dir, "operative_config.gin"))
+    task = task_lib.SimilarityTask()
+    model = task.build_model()
+    checkpoints.restore_model(model, model_dir)
+    gin.clear_config()
+    expected = tf.sigmoid(model(task.features(tf.constant(PAIRS[0]), tf.constant(PAIRS[1])), training=False))
+    np.testing.assert_allclose(served["probability"].numpy(), expected.numpy(), atol=1e-5)
+    printed = _ok(_run("predict", f"--export_dir={os.path.join(model_dir, 'export')}", PAIRS[0][0], PAIRS[1][0]))
+    assert printed.stdout.startswith(f"{served['probability'].numpy()[0]:.4f}\t")
+    with processes.start_server("--model_name=similarity", f"--model_base_path={os.path.join(model_dir, 'export')}",
+                                "--file_system_poll_wait_seconds=0") as server:
+        reply = requests.post(f"{server.url}/v1/models/similarity:predict",
+                              json={"inputs": {"text_a": PAIRS[0], "text_b": PAIRS[1]}}, timeout=60)
+    assert reply.status_code == 200, reply.text
+    np.testing.assert_allclose(reply.json()["outputs"]["probability"], served["probability"].numpy(), atol=1e-6)
+
+
+def test_missing_converted_model_is_a_clear_error(run, tmp_path):
+    result = _run("train", SMOKE, f"--gin_bindings=SimilarityTask.data_dir='{run['data_dir']}'",
+                  f"--gin_bindings=SimilarityTask.encoder_handle='{tmp_path}/nowhere'",
+                  f"--gin_bindings=SimilarityTask.preprocessor_handle='{run['models']}/preprocessor'",
+                  f"--model_dir={tmp_path / 'run'}")
+    assert result.returncode == 2 and "SimilarityTask.encoder_handle" in result.stderr
+    assert "python -m projects.bert_similarity.convert" in result.stderr
