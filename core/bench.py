@@ -84,4 +84,5 @@ def print_table(rows: list[tuple[str, float, float]], unit: str = "examples/s") 
     width = max(52, *(len(r[0]) for r in rows))
     print(f"{'measurement':<{width}} {unit:>11} {'baseline':>11} {'ratio':>7}")
     for label, value, reference in rows:
-        print(f"{label:<{width}} {value:>11.0f} {reference:>11.0f} {value / reference:>6.2f}x")
+        digits = 1 if max(value, reference) < 100 else 0  # 7.4 pairs/s, not 7
+        print(f"{label:<{width}} {value:>11.{digits}f} {reference:>11.{digits}f} {value / reference:>6.2f}x")
