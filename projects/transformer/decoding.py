@@ -25,6 +25,13 @@ def _check_length(model, max_length: int) -> None:
                          "positions); raise Transformer max_length to decode longer outputs.")
 
 
+def _emittable(log_probs: tf.Tensor) -> tf.Tensor:
+    """(..., V) scores with padding and the start id ruled out: a hypothesis ends only with the end id.
+    (Training masks padding out of the loss, so nothing taught the model not to predict it.)"""
+    banned = (tf.range(tf.shape(log_probs)[-1]) == PAD_ID) | (tf.range(tf.shape(log_probs)[-1]) == BOS_ID)
+    return tf.where(banned, tf.cast(NEG_INF, log_probs.dtype), log_probs)
+
+
 def greedy_decode(model, source: tf.Tensor, max_length: int, use_cache: bool = True) -> tf.Tensor:
     """(B, S) source ids -> (B, <= max_length) ids, the most likely token at every step."""
     _check_length(model, max_length)
@@ -39,7 +46,7 @@ def greedy_decode(model, source: tf.Tensor, max_length: int, use_cache: bool = T
             logits, cache = model.decode_step(tokens[:, -1], i, cache, memory_mask)  # (B, V)
         else:
             logits = model.decode(tokens, memory, memory_mask, training=False)[:, -1]  # the whole prefix again
-        next_token = tf.where(finished, PAD_ID, tf.argmax(logits, axis=-1, output_type=tf.int32))
+        next_token = tf.where(finished, PAD_ID, tf.argmax(_emittable(logits), axis=-1, output_type=tf.int32))
         return i + 1, tf.concat([tokens, next_token[:, None]], 1), finished | (next_token == EOS_ID), cache
 
     _, tokens, _, _ = tf.while_loop(
@@ -87,7 +94,7 @@ def beam_search(model, source: tf.Tensor, max_length: int, beam_size: int = 4, a
         else:
             logits = model.decode(tokens, memory, memory_mask, training=False)[:, -1]
         vocab = tf.shape(logits)[-1]
-        log_probs = tf.reshape(tf.nn.log_softmax(logits), [batch, beam_size, vocab])  # (B, K, V)
+        log_probs = tf.reshape(_emittable(tf.nn.log_softmax(logits)), [batch, beam_size, vocab])  # (B, K, V)
         # A finished hypothesis has one continuation, padding, at log-probability 0.
         pad_only = tf.where(tf.range(vocab) == PAD_ID, 0.0, NEG_INF)
         log_probs = tf.where(finished[..., None], pad_only, log_probs)
