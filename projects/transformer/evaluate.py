@@ -6,7 +6,7 @@ The model translates every raw source sentence of the split (tokenized, decoded 
 graph, as the export does); sacrebleu scores the detokenized output against the raw reference strings,
 so the scores do not depend on this project's tokenizer. Writes `<model_dir>/eval_<split>.json` and
 `<model_dir>/translations_<split>.tsv` (source, reference, translation); with --checkpoint, the names
-end with the checkpoint's, e.g. `eval_test_ckpt-500.json`.
+end with the checkpoint's, e.g. `eval_test_ckpt-500.json`, and with --beam_size=1 with `_greedy`.
 """
 
 from __future__ import annotations
@@ -80,7 +80,9 @@ def main(argv: list[str]) -> None:
     results.update(score(hypotheses, references))
     results.update({"sentences": len(pairs), "beam_size": FLAGS.beam_size, "decode_seconds": seconds,
                     "checkpoint": checkpoint})
-    name = FLAGS.split + (f"_{os.path.basename(checkpoint)}" if FLAGS.checkpoint else "")  # test_ckpt-500
+    # test, test_ckpt-500, test_ckpt-500_greedy: greedy runs do not overwrite the beam-search files.
+    name = FLAGS.split + (f"_{os.path.basename(checkpoint)}" if FLAGS.checkpoint else "") + (
+        "_greedy" if FLAGS.beam_size == 1 else "")
     write_text_atomic(os.path.join(options.model_dir, f"eval_{name}.json"), json.dumps(results, indent=2))
     write_text_atomic(os.path.join(options.model_dir, f"translations_{name}.tsv"),
                       "".join(f"{s}\t{r}\t{h}\n" for s, r, h in zip(sources, references, hypotheses, strict=True)))

@@ -71,7 +71,7 @@ def test_evaluate_scores_the_test_split_with_sacrebleu(run):
 def test_evaluate_an_older_checkpoint_on_a_few_pairs(run):
     _ok(_run("evaluate", f"--model_dir={run['model_dir']}", "--checkpoint=10", "--max_examples=4", "--beam_size=1",
              "--split=validation"))
-    results = json.load(open(os.path.join(run["model_dir"], "eval_validation_ckpt-10.json")))
+    results = json.load(open(os.path.join(run["model_dir"], "eval_validation_ckpt-10_greedy.json")))
     assert results["sentences"] == 4 and results["checkpoint"].endswith("ckpt-10")
     wrong = _run("evaluate", f"--model_dir={run['model_dir']}", "--checkpoint=15")
     assert wrong.returncode == 2 and "no checkpoint of step 15" in wrong.stderr
