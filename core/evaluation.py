@@ -10,7 +10,7 @@ from absl import logging
 
 from core import checkpoints, distribute
 from core.config import RunOptions
-from core.task import Components, Task, build_components
+from core.task import Components, Task, build_components, named_metrics
 
 
 def make_evaluate_fn(
@@ -36,10 +36,11 @@ def make_evaluate_fn(
             strategy.run(replica_step, args=(optional.get_value(),))
 
     def evaluate(dataset) -> dict[str, float]:
-        for metric in [eval_loss, *parts.metrics]:
+        named = named_metrics(parts.metrics)
+        for metric in [eval_loss, *(m for _, m in named)]:
             metric.reset_state()
         run(dataset)
-        return {"loss": float(eval_loss.result()), **{m.name: float(m.result()) for m in parts.metrics}}
+        return {"loss": float(eval_loss.result()), **{name: float(m.result()) for name, m in named}}
 
     return evaluate
 

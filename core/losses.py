@@ -180,3 +180,62 @@ def cosine_contrastive(y_true, y_pred, margin: float = 0.5):
 def contrastive_loss(margin: float = 0.5, name: str = "contrastive_loss") -> keras.losses.Loss:
     """Function factory: the cosine contrastive loss with `margin` bound, as a serializable Loss."""
     return FunctionLoss(cosine_contrastive, name=name, margin=margin)
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MultiOutputLoss(keras.losses.Loss):
+    """Per-output losses and their weights, for a model whose outputs (and labels) are dicts by output name.
+
+    The total is `sum(loss_weights[k] * losses[k](labels[k], outputs[k]))`; outputs without a loss
+    (a prediction nobody trains directly) are left out. `core.task.build_components` compiles a model
+    with `loss=self.losses, loss_weights=self.loss_weights`, Keras's own multi-output path (which also
+    logs `<output>_loss`), and the custom loop calls `call`, the same weighted sum per example, so
+    both loops minimise the same number.
+    """
+
+    def __init__(
+        self,
+        losses: dict,
+        loss_weights: dict | None = None,
+        reduction: str = "sum_over_batch_size",
+        name: str = "multi_output_loss",
+        dtype=None,
+    ):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not isinstance(losses, dict) or not losses:
+            raise ValueError(f"losses must be a non-empty dict of output name -> loss, got {losses!r}.")
+        self.losses = {k: _as_loss(v) for k, v in losses.items()}
+        weights = dict(loss_weights or {})
+        unknown = sorted(set(weights) - set(self.losses))
+        if unknown:
+            raise ValueError(f"loss_weights names outputs {unknown} that have no loss; outputs: {sorted(self.losses)}.")
+        self.loss_weights = {k: float(weights.get(k, 1.0)) for k in self.losses}
+
+    def call(self, y_true, y_pred):
+        total = None
+        for key, loss in self.losses.items():
+            if key not in y_true or key not in y_pred:
+                raise KeyError(f"{self.name}: output {key!r} needs a label and a prediction; labels have "
+                               f"{sorted(y_true)}, predictions {sorted(y_pred)}.")
+            term = self.loss_weights[key] * ops.cast(loss.call(y_true[key], y_pred[key]), "float32")
+            total = term if total is None else total + term
+        return total
+
+    def get_config(self):
+        return {
+            **super().get_config(),
+            "losses": {k: keras.losses.serialize(v) for k, v in self.losses.items()},
+            "loss_weights": dict(self.loss_weights),
+        }
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["losses"] = {k: keras.losses.deserialize(v) for k, v in config["losses"].items()}
+        return cls(**config)
+
+
+def _as_loss(identifier) -> keras.losses.Loss:
+    """A Loss object from a Loss, a loss function or a name such as "mse"."""
+    loss = keras.losses.get(identifier)
+    return loss if isinstance(loss, keras.losses.Loss) else FunctionLoss(loss)

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from core import checkpoints
 from core.config import ConfigError, RunOptions
+from core.losses import MultiOutputLoss
 
 
 class Task:
@@ -36,8 +37,12 @@ class Task:
         """Returns the loss; its `call` must give one value per example."""
         raise NotImplementedError
 
-    def build_metrics(self) -> list[keras.metrics.Metric]:
-        """Returns new metric objects, updated with `(labels, predictions)`."""
+    def build_metrics(self) -> list[keras.metrics.Metric] | dict[str, list[keras.metrics.Metric]]:
+        """Returns new metric objects, updated with `(labels, predictions)`.
+
+        A multi-output model (dict outputs) returns `{output name: [metrics]}`; each is updated with that
+        output's labels and predictions and reported as `<output>_<metric name>`, as `fit` names them.
+        """
         return []
 
     def build_optimizer(self) -> keras.optimizers.Optimizer:
@@ -54,8 +59,7 @@ class Task:
             scaled_loss = optimizer.scale_loss(loss)
         gradients = tape.gradient(scaled_loss, model.trainable_variables)
         optimizer.apply_gradients(zip(gradients, model.trainable_variables))
-        for metric in metrics:
-            metric.update_state(labels, predictions)
+        update_metrics(metrics, labels, predictions)
         return loss
 
     def step_loss(self, loss_fn, labels, predictions, model) -> tf.Tensor:
@@ -74,8 +78,7 @@ class Task:
         """
         features, labels = inputs
         predictions = model(features, training=False)
-        for metric in metrics:
-            metric.update_state(labels, predictions)
+        update_metrics(metrics, labels, predictions)
         losses = self.evaluation_losses(loss_fn, labels, predictions)
         if model.losses:
             losses += tf.cast(tf.add_n(model.losses), tf.float32)
@@ -96,8 +99,27 @@ def per_replica_batch_size(global_batch_size: int, input_context: tf.distribute.
 
 
 def per_example_loss(loss_fn: keras.losses.Loss, labels, predictions) -> tf.Tensor:
-    """The unreduced float32 loss of each example."""
-    return tf.cast(loss_fn.call(labels, tf.cast(predictions, tf.float32)), tf.float32)
+    """The unreduced float32 loss of each example (a MultiOutputLoss sums its weighted outputs)."""
+    predictions = keras.tree.map_structure(lambda p: tf.cast(p, tf.float32), predictions)
+    return tf.cast(loss_fn.call(labels, predictions), tf.float32)
+
+
+def named_metrics(metrics) -> list[tuple[str, keras.metrics.Metric]]:
+    """(reported name, metric) pairs of a Task's metrics: a list, or a dict of lists by output name."""
+    if isinstance(metrics, dict):
+        return [(f"{output}_{m.name}", m) for output, group in metrics.items() for m in group]
+    return [(m.name, m) for m in metrics]
+
+
+def update_metrics(metrics, labels, predictions) -> None:
+    """Updates a Task's metrics; with a dict of metrics, each output's with that output's labels and predictions."""
+    if isinstance(metrics, dict):
+        for output, group in metrics.items():
+            for metric in group:
+                metric.update_state(labels[output], predictions[output])
+    else:
+        for metric in metrics:
+            metric.update_state(labels, predictions)
 
 
 def token_mean_loss(per_token: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -134,7 +156,7 @@ class Components:
     model: keras.Model
     optimizer: keras.optimizers.Optimizer
     loss_fn: keras.losses.Loss
-    metrics: list
+    metrics: list | dict  # a dict of lists by output name for a multi-output model
     step: tf.Variable  # global step: loops completed x steps_per_loop, saved in every checkpoint
     checkpoint: tf.train.Checkpoint
 
@@ -150,9 +172,11 @@ def build_components(
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         loss_fn = task.build_loss()
         metrics = task.build_metrics()
+        multi = isinstance(loss_fn, MultiOutputLoss)  # compiled as Keras's per-output losses and weights
         model.compile(
             optimizer=optimizer,
-            loss=loss_fn,
+            loss=loss_fn.losses if multi else loss_fn,
+            loss_weights=loss_fn.loss_weights if multi else None,
             metrics=metrics,
             jit_compile=options.jit_compile,
             steps_per_execution=steps_per_execution,

@@ -27,7 +27,7 @@ from core import callbacks as callbacks_lib
 from core import checkpoints, distribute
 from core.config import ConfigError, RunOptions, save_run_config
 from core.evaluation import format_results, make_evaluate_fn
-from core.task import Components, Task, build_components
+from core.task import Components, Task, build_components, named_metrics
 
 LOOPS = ("fit", "custom")
 
@@ -215,7 +215,7 @@ def _custom_loop(task, strategy, parts: Components, config, callbacks, train_ds,
     chunk = tf.constant(config.steps_per_execution)
     for loop_index in range(start // config.steps_per_loop, config.num_loops):
         callback_list.on_epoch_begin(loop_index)
-        for m in [train_loss, *metrics]:
+        for _, m in [("loss", train_loss), *named_metrics(metrics)]:
             m.reset_state()
         progbar = keras.utils.Progbar(config.steps_per_loop, verbose=1 if sys.stdout.isatty() else 2)
         done = 0
@@ -225,7 +225,7 @@ def _custom_loop(task, strategy, parts: Components, config, callbacks, train_ds,
             logs = {"loss": float(train_loss.result())}
             progbar.update(done, list(logs.items()), finalize=False)
             callback_list.on_train_batch_end(done - 1, logs)
-        logs.update({m.name: float(m.result()) for m in metrics})
+        logs.update({name: float(m.result()) for name, m in named_metrics(metrics)})
         logs.update({f"val_{k}": v for k, v in evaluate_fn(eval_ds).items()})
         progbar.update(done, list(logs.items()), finalize=True)
         callback_list.on_epoch_end(loop_index, logs)

@@ -106,3 +106,24 @@ def test_contrastive_loss_charges_positives_by_distance_and_negatives_only_insid
 def test_similarity_losses_serialize():
     testing.check_loss(losses.CosineSimilarityLoss(negative_target=-1.0), MATCH, SIMILARITY[:, None])
     testing.check_loss(losses.contrastive_loss(margin=0.3), MATCH, SIMILARITY[:, None])
+
+
+def test_multi_output_loss_is_the_weighted_sum_of_keras_losses_and_serializes():
+    rng = np.random.default_rng(0)
+    y_true = {k: rng.normal(size=(6, 1)).astype("float32") for k in ("a", "b", "c")}
+    y_pred = {k: rng.normal(size=(6, 1)).astype("float32") for k in ("a", "b", "c")}
+    loss = losses.MultiOutputLoss({"a": keras.losses.MeanSquaredError(), "b": "mae"}, {"a": 0.25})
+    expected = 0.25 * float(keras.losses.MeanSquaredError()(y_true["a"], y_pred["a"])) + float(
+        keras.losses.MeanAbsoluteError()(y_true["b"], y_pred["b"]))  # "c" has no loss; "b" weighs 1 by default
+    np.testing.assert_allclose(float(loss(y_true, y_pred)), expected, rtol=1e-6)
+    clone = keras.losses.deserialize(keras.losses.serialize(loss))
+    assert clone.loss_weights == {"a": 0.25, "b": 1.0}
+    np.testing.assert_allclose(float(clone(y_true, y_pred)), expected, rtol=1e-6)
+
+
+def test_multi_output_loss_names_bad_weights_and_missing_outputs():
+    with pytest.raises(ValueError, match=r"loss_weights names outputs \['z'\]"):
+        losses.MultiOutputLoss({"a": "mse"}, {"z": 2.0})
+    loss = losses.MultiOutputLoss({"a": "mse", "b": "mse"})
+    with pytest.raises(KeyError, match="output 'b' needs a label"):
+        loss({"a": np.zeros((2, 1))}, {"a": np.zeros((2, 1)), "b": np.zeros((2, 1))})

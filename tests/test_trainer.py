@@ -8,7 +8,7 @@ import tensorflow as tf
 
 from core import checkpoints, evaluation, trainer
 from core.config import ConfigError, RunOptions
-from tests.tiny_task import TinyTask, final_weights
+from tests.tiny_task import TinyMultiOutputTask, TinyTask, final_weights
 
 
 @pytest.fixture(autouse=True)
@@ -183,3 +183,18 @@ def test_evaluate_restores_the_checkpoint_and_matches_training_eval(tmp_path):
 def test_evaluate_without_checkpoint_says_train_first(tmp_path):
     with pytest.raises(FileNotFoundError, match="train first"):
         evaluation.evaluate(TinyTask(), RunOptions(model_dir=str(tmp_path)), split="validation")
+
+
+def test_multi_output_task_trains_alike_in_both_loops_with_weighted_losses(tmp_path):
+    task = TinyMultiOutputTask(learning_rate=0.02)
+    fit_dir, fit_logs = _train(tmp_path, "fit", task=task, loop="fit")
+    custom_dir, custom_logs = _train(tmp_path, "custom", task=task, loop="custom")
+    _assert_same_weights(final_weights(fit_dir, task), final_weights(custom_dir, task))
+    # fit also logs each output's own loss; both report the weighted total and the per-output metrics.
+    assert {"loss", "total_rmse", "total_mae", "val_loss", "val_total_rmse"} <= set(fit_logs) & set(custom_logs)
+    for key in ("val_loss", "val_total_rmse", "val_total_mae"):
+        np.testing.assert_allclose(fit_logs[key], custom_logs[key], rtol=1e-4, err_msg=key)
+    weighted = sum(w * fit_logs[f"val_{k}_loss"] for k, w in task.loss_weights.items())
+    np.testing.assert_allclose(fit_logs["val_loss"], weighted, rtol=1e-5)
+    results, _ = evaluation.evaluate(task, RunOptions(model_dir=custom_dir), split="validation")
+    np.testing.assert_allclose(results["total_rmse"], custom_logs["val_total_rmse"], rtol=1e-5)

@@ -10,6 +10,7 @@ import numpy as np
 import tensorflow as tf
 
 from core import checkpoints, task
+from core.losses import MultiOutputLoss
 from core.metrics import MacroF1
 
 
@@ -66,3 +67,29 @@ def final_weights(model_dir: str, tiny: TinyTask | None = None) -> list[np.ndarr
     model = (tiny or TinyTask()).build_model()
     checkpoints.restore_model(model, model_dir)
     return [w.numpy() for w in model.weights]
+
+
+class TinyMultiOutputTask(TinyTask):
+    """Two regression heads and their sum as dict outputs, with per-output losses and weights."""
+
+    loss_weights = {"a": 0.25, "b": 0.5, "total": 1.0}
+
+    def build_model(self) -> keras.Model:
+        inputs = keras.Input((8,))
+        x = keras.layers.Dense(16, activation="relu", kernel_initializer=keras.initializers.GlorotUniform(1))(inputs)
+        a = keras.layers.Dense(1, name="a", kernel_initializer=keras.initializers.GlorotUniform(2))(x)
+        b = keras.layers.Dense(1, name="b", kernel_initializer=keras.initializers.GlorotUniform(3))(x)
+        return keras.Model(inputs, {"a": a, "b": b, "total": keras.layers.Add(name="total")([a, b])})
+
+    def build_inputs(self, split, input_context=None):
+        def targets(features, _):
+            a, b = features[:, :1] * 2.0, features[:, 1:2] - features[:, 2:3]
+            return features, {"a": a, "b": b, "total": a + b}
+
+        return super().build_inputs(split, input_context).map(targets)
+
+    def build_loss(self):
+        return MultiOutputLoss({k: keras.losses.MeanSquaredError() for k in self.loss_weights}, self.loss_weights)
+
+    def build_metrics(self):
+        return {"total": [keras.metrics.RootMeanSquaredError("rmse"), keras.metrics.MeanAbsoluteError("mae")]}
