@@ -1,4 +1,4 @@
-"""A Flask middleware in front of a model server: friendly requests in, labels with scores out.
+"""A Flask middleware in front of a model server: friendly requests in, labels with scores (or values) out.
 
     python -m serving.middleware --upstream=http://127.0.0.1:8501 --port=8080
 
@@ -7,13 +7,18 @@
     -> {"model": "cnn_vision", "predictions": [{"label": "Ankle boot", "score": 0.97, "top_k": [...]}]}
     curl -d '{"text_a": "Jesus wept.", "text_b": "Jesus cried."}' http://127.0.0.1:8080/v1/classify/bert_similarity
     -> {"model": "bert_similarity", "predictions": [{"probability": 0.98, "score": 3.9}]}
+    curl -d '{"season": 1, "mnth": "Jan", "hr": 8, "temp": 0.24, ...}' http://127.0.0.1:8080/v1/predict/wide_deep
+    -> {"model": "wide_deep", "predictions": [{"prediction": 123.4, "casual": 9.1, "registered": 114.3}]}
 
 It accepts image uploads (multipart, any format Pillow reads, or a raw image/* body), base64 images
-(plain or data: URLs), text, and sentence pairs (`text_a`/`text_b`, or `q1`/`q2`), checks them, picks the
-model's signature from its metadata (`image_bytes` for images, `text` for text, `text_a` + `text_b` for
-pairs: the export contract in serving/README.md), calls the
-upstream's TF Serving REST API (the embedded server or real TensorFlow Serving) and turns
-probabilities and label names into a ranked list. Served by waitress.
+(plain or data: URLs), text, sentence pairs (`text_a`/`text_b`, or `q1`/`q2`) and, for tabular models,
+the column values of one row (any other JSON object) or of several (`{"rows": [{...}, ...]}`). It checks
+them, picks the model's signature from its metadata (`image_bytes` for images, `text` for text,
+`text_a` + `text_b` for pairs, the row's columns for rows: the export contract in serving/README.md),
+converts column values to the signature's dtypes ("8" -> 8 for an int64 column), calls the upstream's
+TF Serving REST API (the embedded server or real TensorFlow Serving) and turns probabilities and label
+names into a ranked list; other outputs come back by name, one object per row. `/v1/predict/<model>`
+and `/v1/classify/<model>` are the same route. Served by waitress.
 """
 
 from __future__ import annotations
@@ -33,6 +38,8 @@ from absl import app as absl_app
 from absl import flags
 from PIL import Image, ImageOps
 from werkzeug.exceptions import HTTPException
+
+from . import tabular
 
 FLAGS = flags.FLAGS
 
@@ -102,8 +109,8 @@ def read_pairs(body: dict, first: str, second: str) -> list[dict]:
 
 
 def read_inputs(request: flask.Request) -> tuple[str, list]:
-    """('image', [bytes, ...]), ('text', [str, ...]) or ('pair', [{text_a, text_b}, ...]) from a multipart,
-    raw image or JSON request."""
+    """('image', [bytes, ...]), ('text', [str, ...]), ('pair', [{text_a, text_b}, ...]), or ('row' | 'rows',
+    [{column: value}, ...]) from a multipart, raw image or JSON request."""
     if request.files:
         return "image", [prepare_image(f.read(), f"file {f.filename or key!r}")
                          for key in request.files for f in request.files.getlist(key)]
@@ -112,7 +119,7 @@ def read_inputs(request: flask.Request) -> tuple[str, list]:
     body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ClientError("expected a multipart upload (-F image=@file.png), an image/* body, or a JSON object "
-                          'with "image", "images", "text" or "texts".')
+                          'with "image", "images", "text" or "texts", or of column values.')
     for first, second in _PAIR_KEYS:
         if first in body or second in body:
             if not (first in body and second in body) or len(body) != 2:
@@ -120,6 +127,11 @@ def read_inputs(request: flask.Request) -> tuple[str, list]:
                                   f"got keys {sorted(body)}.")
             return "pair", read_pairs(body, first, second)
     keys = [k for k in ("image", "images", "text", "texts") if k in body]
+    if not keys:  # none of the names above: the column values of a tabular model's row(s)
+        try:
+            return ("rows" if list(body) == ["rows"] else "row"), tabular.read_rows(body)
+        except tabular.RowError as e:
+            raise ClientError(str(e)) from e
     if len(keys) != 1:
         raise ClientError(f'give exactly one of "image", "images", "text", "texts" (or "text_a" with "text_b"); '
                           f"got keys {sorted(body)}.")
@@ -164,13 +176,17 @@ class Upstream:
                               response.status_code if response.status_code < 500 else 502)
         return payload
 
-    def signature_for(self, model_path: str, kind: str) -> str:
-        """The signature whose inputs are the contract's names for this kind of input."""
+    def signatures(self, model_path: str) -> dict:
+        """{name: signature def} from the model's metadata, as TF Serving writes it; cached for metadata_ttl."""
         cached = self._metadata.get(model_path)
         if cached is None or time.monotonic() - cached[0] > self.metadata_ttl:
             cached = (time.monotonic(), self.call("GET", model_path + "/metadata")["metadata"]["signature_def"])
             self._metadata[model_path] = cached
-        signatures = cached[1]["signature_def"]
+        return cached[1]["signature_def"]
+
+    def signature_for(self, model_path: str, kind: str) -> str:
+        """The signature whose inputs are the contract's names for this kind of input."""
+        signatures = self.signatures(model_path)
         for name in sorted(signatures, key=lambda n: n != "serving_default"):
             if sorted(signatures[name].get("inputs", {})) == sorted(_KINDS[kind]):
                 return name
@@ -185,8 +201,17 @@ def ranked(prediction: dict, top_k: int) -> dict:
     return {"label": top[0]["label"], "score": top[0]["score"], "top_k": top}
 
 
+def row_request(signatures: dict, kind: str, rows: list[dict]) -> tuple[str, list[dict]]:
+    """The signature taking exactly the rows' columns, and the rows typed as its inputs want."""
+    try:
+        signature = tabular.choose_signature(signatures, list(rows[0]))
+        return signature, tabular.typed_rows(rows, signatures[signature]["inputs"], batched=kind == "rows")
+    except tabular.RowError as e:
+        raise ClientError(str(e)) from e
+
+
 def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_top_k: int = 3) -> flask.Flask:
-    """The WSGI application: POST /v1/classify/<model>, plus / (usage) and /healthz."""
+    """The WSGI application: POST /v1/classify/<model> (also /v1/predict/<model>), plus / (usage) and /healthz."""
     app = flask.Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
@@ -194,7 +219,10 @@ def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_to
     def index():
         return {"usage": {"POST /v1/classify/<model>[?version=N|label=L][&top_k=K]":
                           "multipart image upload, an image/* body, or JSON {image|images: base64} / "
-                          "{text|texts: ...} / {text_a, text_b} (or {q1, q2}): strings or lists"},
+                          "{text|texts: ...} / {text_a, text_b} (or {q1, q2}): strings or lists",
+                          "POST /v1/predict/<model>[?version=N|label=L]":
+                          "the same route; for tabular models JSON column values of one row {column: value, ...} "
+                          "or of several {rows: [{...}, ...]}"},
                 "upstream": upstream.url}
 
     @app.get("/healthz")
@@ -202,7 +230,8 @@ def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_to
         return {"status": "ok", "upstream": upstream.url}
 
     @app.post("/v1/classify/<model>")
-    def classify(model):
+    @app.post("/v1/predict/<model>")  # an alias: a regression model predicts, it does not classify
+    def predict(model):
         version, label = flask.request.args.get("version"), flask.request.args.get("label")
         path = f"/v1/models/{quote(model, safe='')}" + (
             f"/versions/{version}" if version else f"/labels/{quote(label, safe='')}" if label else "")
@@ -216,13 +245,23 @@ def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_to
             if version is not None and not version.isdigit():
                 raise ClientError(f"version must be a number, got {version!r}.")
             kind, values = read_inputs(flask.request)
-            signature = upstream.signature_for(path, kind)
-            instances = [{"b64": base64.b64encode(v).decode("ascii")} for v in values] if kind == "image" else values
+            outputs = None
+            if kind in ("row", "rows"):
+                signatures = upstream.signatures(path)
+                signature, instances = row_request(signatures, kind, values)
+                outputs = sorted(signatures[signature].get("outputs", {}))
+            else:
+                signature = upstream.signature_for(path, kind)
+                instances = [{"b64": base64.b64encode(v).decode("ascii")} for v in values] if kind == "image" \
+                    else values
             result = upstream.call("POST", path + ":predict",
                                    json={"signature_name": signature, "instances": instances})
         except ClientError as e:
             return {"error": str(e)}, e.status
         predictions = result["predictions"]
+        if outputs is not None and len(outputs) == 1:
+            # TF Serving's row format drops the name of a lone output; a row's answer keeps it: [{"prediction": 1.5}]
+            predictions = [{outputs[0]: p} for p in predictions]
         if not all(isinstance(p, dict) and {"probabilities", "label_names"} <= set(p) for p in predictions):
             return {"model": model, "signature_name": signature, "predictions": predictions}
         return {"model": model, "signature_name": signature, "predictions": [ranked(p, top_k) for p in predictions]}
@@ -233,7 +272,8 @@ def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_to
 
     @app.errorhandler(404)
     def not_found(_):
-        return {"error": f"no route {flask.request.method} {flask.request.path}; POST /v1/classify/<model>."}, 404
+        return {"error": f"no route {flask.request.method} {flask.request.path}; POST /v1/classify/<model> or "
+                         "/v1/predict/<model>."}, 404
 
     @app.errorhandler(405)
     def bad_method(_):

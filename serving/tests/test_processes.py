@@ -161,7 +161,8 @@ def test_bad_input_gets_clear_errors_and_the_servers_keep_serving(exports, serve
         (f"{middleware.url}/v1/classify/cnn_vision", {"files": {"image": ("x.png", b"not an image")}}, 400,
          "not a readable image"),
         (f"{middleware.url}/v1/classify/cnn_vision", {"json": {"text": "shoe"}}, 400, "takes no text"),
-        (f"{middleware.url}/v1/classify/cnn_vision", {"json": {"picture": "x"}}, 400, 'exactly one of "image"'),
+        (f"{middleware.url}/v1/classify/cnn_vision", {"json": {"picture": "x"}}, 400,  # read as a row of columns
+         "has missing columns ['images']; unknown columns ['picture']"),
         (f"{middleware.url}/v1/classify/nope", {"json": {"text": "x"}}, 404, "Latest(nope)"),
         (f"{middleware.url}/v1/classify/nope%3Fx", {"json": {"text": "x"}}, 404, "Latest(nope?x)"),
         (f"{middleware.url}/v1/classify/cnn_vision?top_k=0", {"json": {"text": "x"}}, 400, "top_k"),

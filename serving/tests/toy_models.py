@@ -8,6 +8,8 @@
 - bytes_echo: string in, `image_bytes` out, to check b64 on the way in and out.
 - match_pairs: a sentence-pair "matcher" (text_a, text_b -> probability, score), the contract of
   bert_similarity's export; its score is the share of text_a's words that text_b has.
+- bike_rentals: a tabular regression (temp float32, hr int64, mnth string columns -> prediction, casual,
+  registered), the contract of wide_deep's export; its outputs are simple sums, so tests can predict them.
 """
 
 from __future__ import annotations
@@ -91,3 +93,31 @@ def match_pairs(base: str, version: int = 1) -> str:
         return {"probability": shared, "score": shared}
 
     return _save(module, base, version, {"serving_default": predict})
+
+
+MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def bike_rentals(base: str, version: int = 1, single_output: bool = False) -> str:
+    """casual = 10 * temp + hr, registered = 100 * month (Jan..Dec or "1".."12"; 0 for anything else),
+    prediction = casual + registered; `single_output` returns prediction alone. A second signature,
+    `no_month`, takes temp and hr only and returns prediction = casual."""
+    module = tf.Module()
+    keys = list(MONTHS) + [str(m) for m in range(1, 13)]
+    module.months = tf.lookup.StaticHashTable(
+        tf.lookup.KeyValueTensorInitializer(keys, [float(i % 12 + 1) for i in range(24)]), default_value=0.0)
+    columns = [tf.TensorSpec([None], tf.float32, name="temp"), tf.TensorSpec([None], tf.int64, name="hr")]
+
+    @tf.function(input_signature=columns + [tf.TensorSpec([None], tf.string, name="mnth")])
+    def predict(temp, hr, mnth):
+        casual = 10.0 * temp + tf.cast(hr, tf.float32)
+        registered = 100.0 * module.months.lookup(mnth)
+        if single_output:
+            return {"prediction": casual + registered}
+        return {"prediction": casual + registered, "casual": casual, "registered": registered}
+
+    @tf.function(input_signature=columns)
+    def no_month(temp, hr):
+        return {"prediction": 10.0 * temp + tf.cast(hr, tf.float32)}
+
+    return _save(module, base, version, {"serving_default": predict, "no_month": no_month})
