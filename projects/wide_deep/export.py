@@ -1,0 +1,65 @@
+"""Exports the newest checkpoint as a versioned SavedModel that takes raw column values by name.
+
+    python -m projects.wide_deep.export --model_dir=runs/wide_deep/default
+
+Writes `<model_dir>/export/<version>/` with one signature:
+  serving_default  one input per feature column, named after it, shape [batch]: float32 (numeric columns),
+                   int64 (integer categories such as hr) or string (string categories such as mnth)
+                   -> prediction float32 [batch] (the target in its own units), plus one output per extra
+                      target for the multi-output model (casual, registered)
+plus model.keras, model.weights.h5, model_summary.txt and model.png in the model dir. The lookups,
+normalization and crosses are inside the graph, so a client sends the row as it appears in the CSV.
+"""
+
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+from absl import flags
+
+from core import config as core_config
+from core import export, runtime
+
+from .task import RegressionTask
+
+# List the common flags (--model_dir, --strategy, ...) in this binary's --help.
+flags.adopt_module_key_flags(core_config)
+
+flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
+flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (newest, the default), -2, ...")
+FLAGS = flags.FLAGS
+
+DTYPES = {"numeric": tf.float32, "integer": tf.int64, "string": tf.string}
+
+
+def serving_signatures(task: RegressionTask, model: keras.Model) -> dict:
+    """The exported endpoint: a [batch] tensor per column in, the prediction(s) [batch] out."""
+    kinds = task.metadata["features"]
+    names = list(kinds)
+    specs = [tf.TensorSpec([None], DTYPES[kinds[c]], name=c) for c in names]
+
+    def serve(*columns):
+        features = {name: column[:, tf.newaxis] for name, column in zip(names, columns)}
+        outputs = model(task.model_inputs(features), training=False)
+        result = {"prediction": task.prediction_of_target(outputs)}
+        if isinstance(outputs, dict):
+            result.update({t: tf.reshape(tf.cast(outputs[t], tf.float32), [-1])
+                           for t in task.metadata["extra_targets"] if t in outputs})
+        return result
+
+    return {"serving_default": (serve, specs)}
+
+
+def main(argv: list[str]) -> None:
+    """Restores the checkpoint and writes the SavedModel and the Keras model files."""
+    options = runtime.setup(default_gin_from_model_dir=True)
+    keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
+    task = RegressionTask()
+    model = task.build_model()
+    export.export_checkpoint(model, options.model_dir, serving_signatures(task, model), export_dir=FLAGS.export_dir,
+                             version=FLAGS.version, checkpoint=FLAGS.checkpoint)
+
+
+if __name__ == "__main__":
+    runtime.run(main)

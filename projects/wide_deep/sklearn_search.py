@@ -1,0 +1,189 @@
+r"""The scikit-learn way: the gin-configured Keras model as a scikit-learn regressor, tuned by RandomizedSearchCV.
+
+    python -m projects.wide_deep.sklearn_search --gin_file=projects/wide_deep/configs/default.gin \
+        --output_dir=runs/wide_deep/sklearn_search [--n_iter=10] [--epochs=30]
+
+The wrapper is Keras's own `keras.wrappers.SKLearnRegressor`. SciKeras, the wrapper tutorials use, is no longer
+maintained and fails with scikit-learn >= 1.6 (`'super' object has no attribute '__sklearn_tags__'`); this
+repository pins scikit-learn 1.9.1.
+
+scikit-learn estimators take one numeric matrix, so the table becomes one: numeric columns as they are,
+categorical columns as their index in the training split's vocabulary (-1 for a value never seen). The first
+layer of the wrapped model (`MatrixColumns`) splits the matrix back into named columns, and the rest is the
+gin-configured model function (wide_deep by default) with its lookups, crosses and embeddings.
+
+The search samples `--n_iter` settings of learning rate, hidden units, dropout and embedding size, scores
+each on the validation split (a PredefinedSplit: the same split as every other run here, not k folds), refits
+the best on train + validation, and scores it on the test split. Writes results.csv, results.md and
+best.json into --output_dir.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+
+import gin
+import keras
+import numpy as np
+from absl import flags
+
+from core import config as core_config
+from core import runtime
+from core.files import write_text_atomic
+
+from . import data
+from . import model as model_lib
+from .scoring import regression_scores
+from .task import RegressionTask
+
+flags.adopt_module_key_flags(core_config)
+flags.DEFINE_string("output_dir", "runs/wide_deep/sklearn_search", "Where the results tables go.")
+flags.DEFINE_integer("n_iter", 10, "Settings RandomizedSearchCV samples.")
+flags.DEFINE_integer("epochs", 30, "Epochs of model.fit per candidate (and for the refit).")
+flags.DEFINE_integer("batch_size", 64, "Batch size of model.fit.")
+FLAGS = flags.FLAGS
+
+SEARCH_SPACE = {  # scipy.stats distributions or lists, sampled by sklearn's ParameterSampler
+    "learning_rate": ("loguniform", 3e-4, 1e-2),
+    "hidden_units": [(128,), (256, 128), (256, 256), (256, 128, 64)],
+    "dropout": [0.0, 0.1, 0.2, 0.3],
+    "embedding_dim": [4, 8, 12, 16],
+}
+
+
+@keras.saving.register_keras_serializable(package=model_lib.PACKAGE)
+class MatrixColumns(keras.layers.Layer):
+    """[batch, columns] float matrix -> {column: [batch, 1]}: float32 numerics, int64 category codes."""
+
+    def __init__(self, kinds: dict[str, str], **kwargs):
+        super().__init__(**kwargs)
+        self.kinds = dict(kinds)
+
+    def call(self, matrix):
+        out = {}
+        for i, (name, kind) in enumerate(self.kinds.items()):
+            column = matrix[:, i : i + 1]
+            out[name] = keras.ops.cast(column, "float32" if kind == "numeric" else "int64")
+        return out
+
+    def compute_output_spec(self, matrix):
+        return {name: keras.KerasTensor((matrix.shape[0], 1), dtype="float32" if kind == "numeric" else "int64")
+                for name, kind in self.kinds.items()}
+
+    def get_config(self):
+        return {**super().get_config(), "kinds": self.kinds}
+
+
+def encode(features: dict[str, np.ndarray], kinds: dict[str, str], vocabularies: dict) -> np.ndarray:
+    """The table as one float32 matrix: numerics as they are, categories as vocabulary indices (-1: unseen)."""
+    columns = []
+    for name, kind in kinds.items():
+        values = features[name]
+        if kind == "numeric":
+            columns.append(values.astype(np.float32))
+            continue
+        index = {v: i for i, v in enumerate(vocabularies[name])}
+        columns.append(np.asarray([index.get(v, -1) for v in values], dtype=np.float32))
+    return np.stack(columns, axis=1)
+
+
+def make_build_fn(columns: model_lib.Columns, model_fn):
+    """The callable SKLearnRegressor calls with (X, y, **model_kwargs) to get a new compiled model."""
+
+    def build(X, y, learning_rate: float = 1e-3, **model_kwargs):
+        del X, y  # shapes come from `columns`
+        inputs = keras.Input((len(columns.kinds),), name="matrix")
+        network = model_fn(columns, **model_kwargs)
+        model = keras.Model(inputs, network(MatrixColumns(columns.kinds)(inputs)))
+        model.compile(keras.optimizers.Adam(learning_rate), loss="mse")
+        return model
+
+    return build
+
+
+def sample_candidates(n_iter: int, seed: int) -> list[dict]:
+    """`n_iter` settings from SEARCH_SPACE, drawn by scikit-learn's ParameterSampler."""
+    from scipy import stats
+    from sklearn.model_selection import ParameterSampler
+
+    space = {k: (stats.loguniform(v[1], v[2]) if isinstance(v, tuple) else v) for k, v in SEARCH_SPACE.items()}
+    return [{k: (float(v) if k == "learning_rate" else v) for k, v in c.items()}
+            for c in ParameterSampler(space, n_iter=n_iter, random_state=seed)]
+
+
+def run_search(data_dir: str, model_fn, n_iter: int, epochs: int, batch_size: int, seed: int) -> dict:
+    """RandomizedSearchCV over the candidates; returns {"rows": ranked results, "best": ..., "test": scores}."""
+    from sklearn.model_selection import PredefinedSplit, RandomizedSearchCV
+
+    metadata = data.read_metadata(data_dir)
+    kinds, target = metadata["features"], metadata["target"]
+    splits = {s: data.load_arrays(data_dir, s) for s in data.SPLITS}
+    vocabularies = {c: sorted(set(splits["train"][0][c].tolist())) for c, k in kinds.items() if k != "numeric"}
+    x = {s: encode(f, kinds, vocabularies) for s, (f, _) in splits.items()}
+    y = {s: t[target].astype(np.float32) for s, (_, t) in splits.items()}
+    code_kinds = {c: ("numeric" if k == "numeric" else "integer") for c, k in kinds.items()}
+    train_codes = {c: x["train"][:, i].astype(np.int64 if code_kinds[c] == "integer" else np.float32)
+                   for i, c in enumerate(kinds)}
+    columns = model_lib.Columns(code_kinds, train_codes, {target: metadata["target_stats"][target]})
+    regressor = keras.wrappers.SKLearnRegressor(
+        model=make_build_fn(columns, model_fn), fit_kwargs={"epochs": epochs, "batch_size": batch_size, "verbose": 0})
+    candidates = sample_candidates(n_iter, seed)
+    # One fold: fit on train, score on validation (test_fold -1 = always train, 0 = the validation fold).
+    fold = np.concatenate([np.full(len(y["train"]), -1), np.zeros(len(y["validation"]))])
+    search = RandomizedSearchCV(
+        regressor, {"model_kwargs": candidates}, n_iter=len(candidates), cv=PredefinedSplit(fold),
+        scoring="neg_root_mean_squared_error", refit=True, random_state=seed, verbose=1)
+    start = time.perf_counter()
+    search.fit(np.concatenate([x["train"], x["validation"]]), np.concatenate([y["train"], y["validation"]]))
+    seconds = time.perf_counter() - start
+    results = search.cv_results_
+    rows = sorted(({"val_rmse": round(-float(score), 4), **params["model_kwargs"],
+                    "fit_seconds": round(float(fit), 1)}
+                   for score, params, fit in zip(results["mean_test_score"], results["params"],
+                                                 results["mean_fit_time"])), key=lambda r: r["val_rmse"])
+    test = regression_scores(y["test"], search.predict(x["test"]))
+    return {"rows": rows, "best": search.best_params_["model_kwargs"], "test": test, "seconds": round(seconds, 1)}
+
+
+def write_tables(rows: list[dict], output_dir: str) -> tuple[str, str]:
+    """results.csv and results.md (ranked by validation RMSE)."""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    text = io.StringIO()
+    writer = csv.DictWriter(text, columns)
+    writer.writeheader()
+    writer.writerows(rows)
+    csv_path, md_path = os.path.join(output_dir, "results.csv"), os.path.join(output_dir, "results.md")
+    write_text_atomic(csv_path, text.getvalue())
+    lines = ["| rank | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
+    lines += [f"| {i} | " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for i, r in enumerate(rows, 1)]
+    write_text_atomic(md_path, "\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def main(argv: list[str]) -> None:
+    """Runs the search and writes the tables and the best setting's test scores."""
+    core_config.parse_gin(list(FLAGS.gin_file), list(FLAGS.gin_bindings))
+    keras.utils.set_random_seed(FLAGS.seed)
+    task = RegressionTask()
+    if task.multi_output or task.multi_input:
+        raise core_config.ConfigError("sklearn_search wraps single-input, single-output models (mlp, wide_deep, "
+                                      "wide_deep_subclass); RegressionTask.model_fn names another.")
+    result = run_search(task.data_dir, task.model_fn, FLAGS.n_iter, FLAGS.epochs, FLAGS.batch_size, FLAGS.seed)
+    os.makedirs(FLAGS.output_dir, exist_ok=True)
+    csv_path, md_path = write_tables(result["rows"], FLAGS.output_dir)
+    write_text_atomic(os.path.join(FLAGS.output_dir, "best.json"), json.dumps(
+        {"best": result["best"], "test": result["test"], "search_seconds": result["seconds"],
+         "operative_config": gin.operative_config_str()}, indent=2, default=str))
+    with open(md_path) as f:
+        print(f.read())
+    test = result["test"]
+    print(f"Best {result['best']} refit on train + validation: test rmse={test['rmse']:.3f} mae={test['mae']:.3f} "
+          f"r2={test['r2']:.4f}; search took {result['seconds']:.0f} s. Wrote {csv_path}, {md_path}")
+
+
+if __name__ == "__main__":
+    runtime.run(main)

