@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import math
 import os
@@ -39,6 +38,7 @@ from core import runtime, trainer
 from core.config import ConfigError, RunOptions, UserError
 from core.files import write_text_atomic
 
+from . import reports
 from .task import RegressionTask
 
 flags.adopt_module_key_flags(core_config)
@@ -199,21 +199,6 @@ def results_table(tuner, dimensions: list[Dimension], objective: str, model_dir:
     return sorted(rows, key=lambda r: r[objective])
 
 
-def write_results(rows: list[dict], model_dir: str) -> tuple[str, str]:
-    """results.csv and results.md in model_dir; returns their paths."""
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    csv_path, md_path = os.path.join(model_dir, "results.csv"), os.path.join(model_dir, "results.md")
-    write_text_atomic(csv_path, text.getvalue())
-    lines = ["| rank | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
-    lines += [f"| {i} | " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for i, r in enumerate(rows, 1)]
-    write_text_atomic(md_path, "\n".join(lines) + "\n")
-    return csv_path, md_path
-
-
 def retrain_best(best: dict, dimensions: list[Dimension], gin_files: list[str], base_bindings: list[str],
                  options: RunOptions) -> dict:
     """Retrains the best bindings on train + validation for as many epochs, then scores it on the test split."""
@@ -244,7 +229,7 @@ def main(argv: list[str]) -> None:
     rows = results_table(tuner, dimensions, FLAGS.objective, options.model_dir)
     if not rows:
         raise UserError(f"no trial finished; see the logs under {options.model_dir}/trials.")
-    csv_path, md_path = write_results(rows, options.model_dir)
+    csv_path, md_path = reports.write_ranked_tables(rows, options.model_dir)
     with open(md_path) as f:
         print(f.read())
     print(f"Wrote {csv_path} and {md_path}")

@@ -20,8 +20,6 @@ best.json into --output_dir.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import time
@@ -35,7 +33,7 @@ from core import config as core_config
 from core import runtime
 from core.files import write_text_atomic
 
-from . import data
+from . import data, reports
 from . import model as model_lib
 from .scoring import regression_scores
 from .task import RegressionTask
@@ -149,32 +147,18 @@ def run_search(data_dir: str, model_fn, n_iter: int, epochs: int, batch_size: in
     return {"rows": rows, "best": search.best_params_["model_kwargs"], "test": test, "seconds": round(seconds, 1)}
 
 
-def write_tables(rows: list[dict], output_dir: str) -> tuple[str, str]:
-    """results.csv and results.md (ranked by validation RMSE)."""
-    columns = list(dict.fromkeys(k for r in rows for k in r))
-    text = io.StringIO()
-    writer = csv.DictWriter(text, columns)
-    writer.writeheader()
-    writer.writerows(rows)
-    csv_path, md_path = os.path.join(output_dir, "results.csv"), os.path.join(output_dir, "results.md")
-    write_text_atomic(csv_path, text.getvalue())
-    lines = ["| rank | " + " | ".join(columns) + " |", "|" + "---|" * (len(columns) + 1)]
-    lines += [f"| {i} | " + " | ".join(str(r.get(c, "")) for c in columns) + " |" for i, r in enumerate(rows, 1)]
-    write_text_atomic(md_path, "\n".join(lines) + "\n")
-    return csv_path, md_path
-
-
 def main(argv: list[str]) -> None:
     """Runs the search and writes the tables and the best setting's test scores."""
     core_config.parse_gin(list(FLAGS.gin_file), list(FLAGS.gin_bindings))
     keras.utils.set_random_seed(FLAGS.seed)
+    keras.config.disable_interactive_logging()  # no progress bar per fit and predict of every candidate
     task = RegressionTask()
     if task.multi_output or task.multi_input:
         raise core_config.ConfigError("sklearn_search wraps single-input, single-output models (mlp, wide_deep, "
                                       "wide_deep_subclass); RegressionTask.model_fn names another.")
     result = run_search(task.data_dir, task.model_fn, FLAGS.n_iter, FLAGS.epochs, FLAGS.batch_size, FLAGS.seed)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
-    csv_path, md_path = write_tables(result["rows"], FLAGS.output_dir)
+    csv_path, md_path = reports.write_ranked_tables(result["rows"], FLAGS.output_dir)
     write_text_atomic(os.path.join(FLAGS.output_dir, "best.json"), json.dumps(
         {"best": result["best"], "test": result["test"], "search_seconds": result["seconds"],
          "operative_config": gin.operative_config_str()}, indent=2, default=str))
