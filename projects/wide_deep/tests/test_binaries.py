@@ -113,9 +113,10 @@ def test_search_space_errors_name_the_file_and_key(tmp_path):
 def test_sklearn_search_tunes_the_wrapped_model_and_scores_the_refit(data_dir, tmp_path):
     result = _ok(helpers.run_module(
         "sklearn_search", SMOKE, f"--gin_bindings=RegressionTask.data_dir='{data_dir}'", f"--output_dir={tmp_path}",
-        "--n_iter=2", "--epochs=1"))
+        "--n_iter=2", "--epochs=2"))
     with open(tmp_path / "results.csv") as f:
         rows = list(csv.DictReader(f))
     assert len(rows) == 2 and float(rows[0]["val_rmse"]) <= float(rows[1]["val_rmse"])
     best = json.load(open(tmp_path / "best.json"))
     assert f"test rmse={best['test']['rmse']:.3f}" in result.stdout and best["test"]["rmse"] > 0
+    assert best["refit_epochs"] == 2  # --epochs reached model.fit (a clone of the wrapper once dropped it)
