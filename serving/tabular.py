@@ -12,6 +12,7 @@ the middleware's Docker image has no TensorFlow.
 from __future__ import annotations
 
 import json
+import math
 import re
 
 
@@ -93,10 +94,12 @@ def _typed(value, dtype: str, column: str, index: int | None):
         return value
     if dtype in _FLOATS:
         try:
-            value = float(value)  # numbers and numeric strings ("0.3", "1e-3", "nan")
+            number = float(value)  # numbers and numeric strings ("0.3", "1e-3")
         except (ValueError, OverflowError) as e:
             raise _value_error(value, dtype, column, index) from e
-        return value
+        if not math.isfinite(number):  # JSON cannot carry nan or inf on to the model server
+            raise _value_error(value, dtype, column, index)
+        return number
     return value
 
 

@@ -213,6 +213,13 @@ def prepare(spec: TableSpec, output_dir: str, num_shards: int = 2) -> dict:
     text, name = read_csv_text(spec.source)
     table = read_table(spec, text, name)
     rows = split_rows(table, spec.split)
+    empty = [s for s, index in rows.items() if not len(index)]
+    if empty:
+        unit = f"values of column {spec.split.column!r}" if spec.split.column else "rows"
+        raise ConfigError(f"SplitSpec.fractions={spec.split.fractions} leave the {', '.join(empty)} split(s) of {name} "
+                          f"empty ({len(next(iter(table.values())))} rows); give them more {unit}.")
+    for stale in glob.glob(os.path.join(output_dir, "gbt_baseline.json")):
+        os.remove(stale)  # scored on the data being replaced
     for old in glob.glob(os.path.join(output_dir, "*.tfrecord")) + glob.glob(os.path.join(output_dir, "metadata.json")):
         os.remove(old)
     record_spec = feature_spec(spec.features, spec.targets)

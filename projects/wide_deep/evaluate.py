@@ -84,10 +84,12 @@ def evaluate_run(task: RegressionTask, options, split: str) -> dict:
 def main(argv: list[str]) -> None:
     """Evaluates, writes the JSON report and the picture, prints the results and the baseline."""
     options = runtime.setup(default_gin_from_model_dir=True)
-    report = evaluate_run(RegressionTask(), options, FLAGS.split)
+    task = RegressionTask()
+    task.check_data(options.model_dir)
+    report = evaluate_run(task, options, FLAGS.split)
     print(f"{FLAGS.split} ({report['examples']} rows of {report['target']}): rmse={report['rmse']:.3f} "
           f"mae={report['mae']:.3f} r2={report['r2']:.4f}")
-    if "gbt_baseline" in report:
+    if "gbt_baseline" in report and FLAGS.split == "test":
         gbt = report["gbt_baseline"]
         print(f"gradient-boosted trees on the test split: rmse={gbt['rmse']:.3f} mae={gbt['mae']:.3f} "
               f"r2={gbt['r2']:.4f} (this model's test RMSE is {report['rmse'] / gbt['rmse']:.3f}x)")

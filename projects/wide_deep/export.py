@@ -56,6 +56,7 @@ def main(argv: list[str]) -> None:
     options = runtime.setup(default_gin_from_model_dir=True)
     keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
     task = RegressionTask()
+    task.check_data(options.model_dir)
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir, serving_signatures(task, model), export_dir=FLAGS.export_dir,
                              version=FLAGS.version, checkpoint=FLAGS.checkpoint)

@@ -24,7 +24,11 @@ import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from core.config import ConfigError
+
 PACKAGE = "wide_deep"
+# The model functions below, by name (what RegressionTask.model_fn binds).
+MODEL_FUNCTIONS = ("mlp", "wide_deep", "wide_deep_multi_input", "wide_deep_multi_output", "wide_deep_subclass")
 
 
 class Columns:
@@ -104,6 +108,9 @@ def wide_features(columns: Columns, inputs: dict, lookups: dict, crosses: Sequen
             raise ValueError(f"cross {tuple(cross)}: no column(s) {missing}; columns: {sorted(inputs)}.")
         parts.append(layers.HashedCrossing(cross_bins, output_mode="one_hot", name="cross_" + "_x_".join(cross))(
             tuple(inputs[c] for c in cross)))
+    if not parts:
+        raise ConfigError("the wide part needs categorical columns or crosses, and TableSpec declared no categorical "
+                          "column; use RegressionTask.model_fn = @mlp for an all-numeric table.")
     return parts[0] if len(parts) == 1 else layers.Concatenate(name="wide_features")(parts)
 
 
@@ -259,6 +266,8 @@ class WideDeepModel(keras.Model):
         self.kernel_initializer, self.l2 = kernel_initializer, l2
         self.numeric = [c for c, k in self.kinds.items() if k == "numeric"]
         self.categorical = [c for c, k in self.kinds.items() if k != "numeric"]
+        if not self.numeric or not self.categorical:
+            raise ConfigError(f"WideDeepModel needs numeric and categorical columns; the table has {self.kinds}.")
         # Vocabularies and numeric statistics are config values (plain lists), so from_config rebuilds adapted
         # layers without any data; `from_columns` fills them from the training split.
         self.vocabularies = {c: list(v) for c, v in (vocabularies or {}).items()}

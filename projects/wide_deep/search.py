@@ -113,6 +113,18 @@ def read_search_space(path: str) -> list[Dimension]:
     return dimensions
 
 
+def check_dimensions(dimensions: list[Dimension], model_name: str) -> None:
+    """Refuses a dimension that binds another model function than the one trained: gin would accept the
+    binding and never use it, and every trial would train the same model."""
+    from . import model as model_lib
+
+    for d in dimensions:
+        configurable = d.binding.split(".")[0]
+        if configurable in model_lib.MODEL_FUNCTIONS and configurable != model_name:
+            raise ConfigError(f"--search_space: {d.binding!r} configures {configurable}, but the gin config trains "
+                              f"RegressionTask.model_fn = @{model_name}; bind {model_name}.* instead.")
+
+
 def bindings_for(dimensions: list[Dimension], values: dict) -> list[str]:
     """Gin binding strings of a trial's values (choices are gin literals; numbers are written as numbers)."""
     out = []
@@ -127,7 +139,9 @@ def train_run(gin_files: list[str], bindings: list[str], options: RunOptions, ob
     core_config.parse_gin(gin_files, bindings)
     runtime.configure(options)
     config = trainer.TrainConfig()
-    logs = trainer.train(RegressionTask(seed=options.seed), options, config)
+    task = RegressionTask(seed=options.seed)
+    task.check_data(options.model_dir, record=True)
+    logs = trainer.train(task, options, config)
     history = os.path.join(options.model_dir, "training_log.csv")
     best = math.inf
     if os.path.exists(history):
@@ -224,6 +238,7 @@ def main(argv: list[str]) -> None:
     dimensions = read_search_space(FLAGS.search_space)
     gin_files, base_bindings = list(FLAGS.gin_file), list(FLAGS.gin_bindings)
     core_config.parse_gin(gin_files, base_bindings)  # fail on a bad config before the first trial
+    check_dimensions(dimensions, RegressionTask().model_fn.__name__)
     tuner = make_tuner(dimensions, gin_files, base_bindings, options)
     tuner.search()
     rows = results_table(tuner, dimensions, FLAGS.objective, options.model_dir)

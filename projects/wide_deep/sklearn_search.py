@@ -108,12 +108,16 @@ def make_build_fn(columns: model_lib.Columns, model_fn, epochs: int, batch_size:
     return build
 
 
-def sample_candidates(n_iter: int, seed: int) -> list[dict]:
-    """`n_iter` settings from SEARCH_SPACE, drawn by scikit-learn's ParameterSampler."""
+def sample_candidates(n_iter: int, seed: int, model_fn=None) -> list[dict]:
+    """`n_iter` settings from SEARCH_SPACE (the keys `model_fn` takes), drawn by scikit-learn's ParameterSampler."""
+    import inspect
+
     from scipy import stats
     from sklearn.model_selection import ParameterSampler
 
-    space = {k: (stats.loguniform(v[1], v[2]) if isinstance(v, tuple) else v) for k, v in SEARCH_SPACE.items()}
+    accepted = set(inspect.signature(model_fn).parameters) | {"learning_rate"} if model_fn else set(SEARCH_SPACE)
+    space = {k: (stats.loguniform(v[1], v[2]) if isinstance(v, tuple) else v) for k, v in SEARCH_SPACE.items()
+             if k in accepted}
     return [{k: (float(v) if k == "learning_rate" else v) for k, v in c.items()}
             for c in ParameterSampler(space, n_iter=n_iter, random_state=seed)]
 
@@ -134,7 +138,7 @@ def run_search(data_dir: str, model_fn, n_iter: int, epochs: int, batch_size: in
     columns = model_lib.Columns(code_kinds, train_codes, {target: metadata["target_stats"][target]})
     regressor = keras.wrappers.SKLearnRegressor(
         model=make_build_fn(columns, model_fn, epochs, batch_size))
-    candidates = sample_candidates(n_iter, seed)
+    candidates = sample_candidates(n_iter, seed, model_fn)
     # One fold: fit on train, score on validation (test_fold -1 = always train, 0 = the validation fold).
     fold = np.concatenate([np.full(len(y["train"]), -1), np.zeros(len(y["validation"]))])
     search = RandomizedSearchCV(

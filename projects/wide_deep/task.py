@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import os
 from collections.abc import Callable
 
 import gin
@@ -9,12 +11,12 @@ import keras
 import tensorflow as tf
 
 from core import task as task_lib
+from core.config import ConfigError
+from core.files import write_text_atomic
 from core.losses import MultiOutputLoss
 
 from . import data
 from . import model as model_lib
-
-MULTI_OUTPUT_LOSS_WEIGHTS = {"casual": 0.5, "registered": 0.5, "bikers": 1.0, "aux": 0.2}
 
 
 @gin.configurable
@@ -50,10 +52,31 @@ class RegressionTask(task_lib.Task):
             raise ValueError(f"RegressionTask.loss={loss!r}: expected 'mse' or 'huber'.")
         self.loss = loss
         self.huber_delta = huber_delta  # in target units (bikers per hour)
-        self.loss_weights = dict(loss_weights if loss_weights is not None else MULTI_OUTPUT_LOSS_WEIGHTS)
+        self.loss_weights = dict(loss_weights or {})  # multi-output: output name -> weight; unnamed outputs weigh 1
         self.seed = seed
         self.train_splits = tuple(train_splits)  # the search retrains its best on ("train", "validation")
         self._columns = None
+
+    def check_data(self, model_dir: str, record: bool = False) -> None:
+        """Refuses to use a model dir with data prepared differently from the data it was trained on.
+
+        The checkpoint holds no vocabularies or target statistics: they are adapted again on the training
+        split, so data prepared again (another seed, source or spec) would silently misalign embeddings and
+        one-hot weights with their categories. `record` (train) writes the fingerprint when there is none.
+        """
+        path = os.path.join(model_dir, "data_metadata.json")
+        fingerprint = {k: self.metadata[k] for k in ("source", "features", "target", "extra_targets", "split",
+                                                     "counts", "target_stats")}
+        if os.path.exists(path):
+            with open(path) as f:
+                trained_on = json.load(f)
+            differ = sorted(k for k in fingerprint if trained_on.get(k) != fingerprint[k])
+            if differ:
+                raise ConfigError(f"{self.data_dir} is not the data {model_dir} was trained on: {', '.join(differ)} "
+                                  f"differ from {path}. Prepare the data as it was, or train a new model dir.")
+        elif record:
+            os.makedirs(model_dir, exist_ok=True)
+            write_text_atomic(path, json.dumps(fingerprint, indent=2))
 
     @property
     def target(self) -> str:

@@ -112,6 +112,8 @@ def test_values_are_converted_to_the_columns_dtypes(client, row, prediction):
     ({"temp": "warm", "hr": 8, "mnth": "Mar"},
      "column 'temp': got \"warm\"; expected a number or a numeric string (float)."),
     ({"temp": None, "hr": 8, "mnth": "Mar"}, "column 'temp': got null;"),
+    ({"temp": "nan", "hr": 8, "mnth": "Mar"}, "column 'temp': got \"nan\"; expected a number"),  # JSON has no nan
+    ({"temp": "1e999", "hr": 8, "mnth": "Mar"}, "column 'temp': got \"1e999\"; expected a number"),
     ({"temp": 0.25, "hr": 8, "mnth": ["Mar"]}, "column 'mnth': got [\"Mar\"]; expected a string, number or boolean "
                                                 "(string)."),
     ({"rows": [ROW, {"temp": 0.5, "hr": 8, "mnth": {"name": "Apr"}}]}, "row 1, column 'mnth': got {\"name\": "),

@@ -108,6 +108,11 @@ def test_search_space_errors_name_the_file_and_key(tmp_path):
     result = helpers.run_module("search", SMOKE, f"--search_space={space}", f"--model_dir={tmp_path / 'm'}")
     assert result.returncode == 2
     assert f"--search_space={space}, 'RegressionTask.learning_rate': needs numbers \"min\" < \"max\"" in result.stderr
+    # A space for another model than the config trains would search nothing: every trial the same model.
+    result = helpers.run_module("search", f"--gin_file={helpers.CONFIGS}/mlp.gin",
+                                f"--search_space={helpers.CONFIGS}/search_space_smoke.json",
+                                f"--model_dir={tmp_path / 'm'}")
+    assert result.returncode == 2 and "configures wide_deep, but the gin config trains" in result.stderr
 
 
 def test_sklearn_search_tunes_the_wrapped_model_and_scores_the_refit(data_dir, tmp_path):

@@ -90,6 +90,16 @@ def test_group_split_keeps_each_day_in_one_split_and_is_fixed_by_its_seed():
     assert [len(rows[k]) for k in data.SPLITS] == [480, 240, 240]
 
 
+def test_a_split_left_empty_is_refused_before_anything_is_written(tmp_path):
+    csv_path = helpers.write_bikeshare_slice(str(tmp_path / "b.csv"), rows=72)  # 3 days: one split gets none
+    spec = data.TableSpec(source=str(csv_path), numeric=("temp",), target="bikers",
+                          split=data.SplitSpec(column="day"))
+    with pytest.raises(ConfigError, match=r"leave the \w+ split\(s\) of .*b.csv empty \(72 rows\); give them more "
+                                          r"values of column 'day'"):
+        data.prepare(spec, str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out")
+
+
 def test_prepare_writes_shards_that_read_back_as_the_csv_rows(tmp_path):
     csv_path = helpers.write_bikeshare_slice(str(tmp_path / "b.csv"), rows=96)  # 4 days
     spec = data.TableSpec(source=str(csv_path), numeric=("temp",), integer_categorical=("hr",),

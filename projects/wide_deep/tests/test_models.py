@@ -1,5 +1,6 @@
 """Every model builds, trains in both loops, and comes back equal from `.keras` and from a SavedModel export."""
 
+import json
 import os
 
 import keras
@@ -10,7 +11,7 @@ import tensorflow as tf
 from core import checkpoints, config, trainer
 from core import export as core_export
 from core import task as task_lib
-from core.config import RunOptions
+from core.config import ConfigError, RunOptions
 
 from .. import data, export
 from .. import model as model_lib
@@ -108,6 +109,26 @@ def test_preprocessing_is_adapted_on_the_training_split_only(data_dir):
                                [train[c].mean() for c in columns.numeric], rtol=1e-5)
     hours = columns.lookup("hr").get_vocabulary()
     assert hours[0] == -1 and sorted(hours[1:]) == sorted(set(train["hr"].tolist()))
+
+
+def test_a_model_dir_refuses_data_prepared_differently(data_dir, tmp_path):
+    task = _configure(data_dir, "wide_deep")
+    task.check_data(str(tmp_path / "run"), record=True)
+    task.check_data(str(tmp_path / "run"))  # the same data: fine
+    other = tmp_path / "reprepared"
+    other.mkdir()
+    metadata = dict(task.metadata, split={**task.metadata["split"], "seed": 5})
+    (other / "metadata.json").write_text(json.dumps(metadata))
+    with pytest.raises(ConfigError, match=r"is not the data .*run was trained on: split differ"):
+        RegressionTask(data_dir=str(other)).check_data(str(tmp_path / "run"))
+
+
+def test_wide_models_need_a_categorical_column(data_dir):
+    task = _configure(data_dir, "wide_deep")
+    numeric = model_lib.Columns({"temp": "numeric"}, task.columns().train, task.metadata["target_stats"])
+    with pytest.raises(ConfigError, match="the wide part needs categorical columns or crosses"):
+        model_lib.wide_deep(numeric, crosses=())
+    assert model_lib.mlp(numeric, hidden_units=(4,)).output.shape == (None, 1)
 
 
 def test_crossing_an_unknown_column_names_it(data_dir):
