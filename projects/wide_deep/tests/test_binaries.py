@@ -39,6 +39,13 @@ def test_train_evaluate_export_and_serve_one_csv_row(data_dir, tmp_path):
     report = json.load(open(os.path.join(model_dir, "eval_test.json")))
     assert f"rmse={report['rmse']:.3f}" in evaluated.stdout and report["examples"] > 0
     assert os.path.getsize(os.path.join(model_dir, "predicted_vs_true_test.png")) > 5000
+    # evaluate's NumPy scores from predictions agree with the Keras metrics training logged on the last loop.
+    _ok(helpers.run_module("evaluate", f"--model_dir={model_dir}", "--split=validation"))
+    with open(os.path.join(model_dir, "training_log.csv")) as f:
+        last = list(csv.DictReader(f))[-1]
+    validation = json.load(open(os.path.join(model_dir, "eval_validation.json")))
+    np.testing.assert_allclose(validation["rmse"], float(last["val_rmse"]), rtol=1e-4)
+    np.testing.assert_allclose(validation["r2"], float(last["val_r2"]), rtol=1e-4)
 
     _ok(helpers.run_module("export", f"--model_dir={model_dir}"))
     export_dir = os.path.join(model_dir, "export")
