@@ -31,6 +31,7 @@ import os
 import shutil
 import time
 
+import gin
 from absl import flags, logging
 
 from core import config as core_config
@@ -111,6 +112,15 @@ def read_search_space(path: str) -> list[Dimension]:
             raise ConfigError(f"{where}: log sampling needs \"min\" > 0.")
         dimensions.append(Dimension(binding, kind, float(low), float(high), spec.get("step"), log))
     return dimensions
+
+
+def configured_model_name() -> str:
+    """The model function the parsed gin config trains, read from the config alone (no data needed)."""
+    try:
+        reference = gin.query_parameter("RegressionTask.model_fn")
+    except ValueError:
+        return "wide_deep"  # unbound: RegressionTask's default model_fn
+    return reference.configurable.name
 
 
 def check_dimensions(dimensions: list[Dimension], model_name: str) -> None:
@@ -238,7 +248,7 @@ def main(argv: list[str]) -> None:
     dimensions = read_search_space(FLAGS.search_space)
     gin_files, base_bindings = list(FLAGS.gin_file), list(FLAGS.gin_bindings)
     core_config.parse_gin(gin_files, base_bindings)  # fail on a bad config before the first trial
-    check_dimensions(dimensions, RegressionTask().model_fn.__name__)
+    check_dimensions(dimensions, configured_model_name())
     tuner = make_tuner(dimensions, gin_files, base_bindings, options)
     tuner.search()
     rows = results_table(tuner, dimensions, FLAGS.objective, options.model_dir)
