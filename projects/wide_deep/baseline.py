@@ -28,30 +28,12 @@ flags.DEFINE_integer("repeats", 1, "Seeds to fit (without subsampling the trees 
 FLAGS = flags.FLAGS
 
 
-def encode(features: dict[str, np.ndarray], kinds: dict[str, str], vocabularies: dict[str, np.ndarray]) -> np.ndarray:
-    """[n, columns] floats: numerics as they are, categories as their index in the training vocabulary (-1 unseen)."""
-    columns = []
-    for name, kind in kinds.items():
-        if kind == "numeric":
-            columns.append(features[name].astype(np.float64))
-        else:
-            vocabulary = vocabularies[name]
-            codes = np.searchsorted(vocabulary, features[name]).clip(0, len(vocabulary) - 1)
-            known = vocabulary[codes] == features[name]
-            columns.append(np.where(known, codes, np.nan))  # NaN: the trees' missing-value branch
-    return np.stack(columns, axis=1)
-
-
 def fit_and_score(data_dir: str, seed: int) -> dict:
     """Fits one HistGradientBoostingRegressor and scores it on the test split."""
     from sklearn.ensemble import HistGradientBoostingRegressor
 
-    metadata = data.read_metadata(data_dir)
-    kinds, target = metadata["features"], metadata["target"]
-    splits = {s: data.load_arrays(data_dir, s) for s in ("train", "validation", "test")}
-    vocabularies = {c: np.unique(splits["train"][0][c]) for c, k in kinds.items() if k != "numeric"}
-    x = {s: encode(f, kinds, vocabularies) for s, (f, _) in splits.items()}
-    y = {s: t[target] for s, (_, t) in splits.items()}
+    metadata, x, y = data.code_matrices(data_dir, unseen=np.nan)  # NaN: the trees' missing-value branch
+    kinds = metadata["features"]
     model = HistGradientBoostingRegressor(
         max_iter=2000, learning_rate=0.05, early_stopping=True, validation_fraction=None, n_iter_no_change=50,
         categorical_features=[k != "numeric" for k in kinds.values()], random_state=seed)

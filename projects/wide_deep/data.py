@@ -33,6 +33,8 @@ from core.files import write_text_atomic
 
 SPLITS = ("train", "validation", "test")
 KINDS = ("numeric", "integer", "string")  # integer and string columns are categorical
+# Each kind's dtype in the shards, in the models' inputs and in the export's signature.
+DTYPES = {"numeric": tf.float32, "integer": tf.int64, "string": tf.string}
 
 
 class TableError(UserError):
@@ -199,8 +201,7 @@ def split_rows(table: dict[str, np.ndarray], split: SplitSpec) -> dict[str, np.n
 
 def feature_spec(features: dict[str, str], targets: list[str]) -> dict[str, tf.io.FixedLenFeature]:
     """The tf.train.Example spec of the shards: one value per column."""
-    dtype = {"numeric": tf.float32, "integer": tf.int64, "string": tf.string}
-    return {**{c: tf.io.FixedLenFeature([1], dtype[k]) for c, k in features.items()},
+    return {**{c: tf.io.FixedLenFeature([1], DTYPES[k]) for c, k in features.items()},
             **{t: tf.io.FixedLenFeature([1], tf.float32) for t in targets}}
 
 
@@ -286,3 +287,26 @@ def load_arrays(data_dir: str, split: str) -> tuple[dict[str, np.ndarray], dict[
             for k, v in batch.items():
                 out.setdefault(k, []).append(v.numpy()[:, 0])
     return ({k: np.concatenate(v) for k, v in features.items()}, {k: np.concatenate(v) for k, v in targets.items()})
+
+
+def code_matrices(data_dir: str, unseen: float) -> tuple[dict, dict[str, np.ndarray], dict[str, np.ndarray]]:
+    """Every split as one float64 matrix, for estimators that take one (scikit-learn's): numeric columns as they
+    are, categories as their index in the sorted training vocabulary, `unseen` for a value training never saw.
+
+    Returns (metadata, {split: [n, feature columns]}, {split: target [n]}).
+    """
+    metadata = read_metadata(data_dir)
+    kinds = metadata["features"]
+    splits = {s: load_arrays(data_dir, s) for s in SPLITS}
+    matrices = {}
+    for split, (features, _) in splits.items():
+        columns = []
+        for name, kind in kinds.items():
+            if kind == "numeric":
+                columns.append(features[name].astype(np.float64))
+                continue
+            vocabulary = np.unique(splits["train"][0][name])
+            codes = np.searchsorted(vocabulary, features[name]).clip(0, len(vocabulary) - 1)
+            columns.append(np.where(vocabulary[codes] == features[name], codes, unseen))
+        matrices[split] = np.stack(columns, axis=1)
+    return metadata, matrices, {s: targets[metadata["target"]] for s, (_, targets) in splits.items()}

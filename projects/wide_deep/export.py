@@ -20,6 +20,7 @@ from absl import flags
 from core import config as core_config
 from core import export, runtime
 
+from . import data
 from .task import RegressionTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
@@ -30,14 +31,11 @@ flags.DEFINE_integer("version", None, "Version number (default: one more than th
 flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (newest, the default), -2, ...")
 FLAGS = flags.FLAGS
 
-DTYPES = {"numeric": tf.float32, "integer": tf.int64, "string": tf.string}
-
-
 def serving_signatures(task: RegressionTask, model: keras.Model) -> dict:
     """The exported endpoint: a [batch] tensor per column in, the prediction(s) [batch] out."""
     kinds = task.metadata["features"]
     names = list(kinds)
-    specs = [tf.TensorSpec([None], DTYPES[kinds[c]], name=c) for c in names]
+    specs = [tf.TensorSpec([None], data.DTYPES[kinds[c]], name=c) for c in names]
 
     def serve(*columns):
         features = {name: column[:, tf.newaxis] for name, column in zip(names, columns)}

@@ -1,6 +1,6 @@
 """wide_deep models, five ways, all taking raw column values (preprocessing layers live inside every model).
 
-    mlp                     Sequential: a column-stacking layer, then Dense layers (the baseline)
+    mlp                     Sequential Dense layers over one-hot categories and normalized numerics (the baseline)
     wide_deep               Functional: wide (linear over one-hot categories and hashed crosses) + deep
                             (embeddings and normalized numerics through Dense layers), summed
     wide_deep_multi_input   the same with two named inputs, {"wide": {columns}, "deep": {columns}}
@@ -26,6 +26,8 @@ from keras import layers
 
 from core.config import ConfigError
 
+from . import data
+
 PACKAGE = "wide_deep"
 # The model functions below, by name (what RegressionTask.model_fn binds).
 MODEL_FUNCTIONS = ("mlp", "wide_deep", "wide_deep_multi_input", "wide_deep_multi_output", "wide_deep_subclass")
@@ -49,8 +51,7 @@ class Columns:
 
     def inputs(self, names: Sequence[str] | None = None, prefix: str = "") -> dict[str, keras.KerasTensor]:
         """One `keras.Input` of shape [batch, 1] per column, named after it."""
-        dtypes = {"numeric": "float32", "integer": "int64", "string": "string"}
-        return {c: keras.Input((1,), dtype=dtypes[self.kinds[c]], name=prefix + c) for c in (names or self.kinds)}
+        return {c: keras.Input((1,), dtype=data.DTYPES[self.kinds[c]], name=prefix + c) for c in (names or self.kinds)}
 
     def lookups(self) -> dict[str, layers.Layer]:
         """One adapted lookup per categorical column, shared by the wide and the deep part of a model."""
@@ -96,12 +97,15 @@ def _stack_numeric(columns: Columns, inputs: dict) -> keras.KerasTensor:
     return numeric[0] if len(numeric) == 1 else layers.Concatenate(name="numeric")(numeric)
 
 
+def one_hot(columns: Columns, inputs: dict, lookups: dict) -> list[keras.KerasTensor]:
+    """A one-hot vector per categorical column, through its lookup (slot 0: values training never saw)."""
+    return [layers.CategoryEncoding(lookups[c].vocabulary_size(), output_mode="one_hot", name=f"onehot_{c}")(
+        lookups[c](inputs[c])) for c in columns.categorical]
+
+
 def wide_features(columns: Columns, inputs: dict, lookups: dict, crosses: Sequence[Sequence[str]], cross_bins: int):
     """Concatenated one-hot vectors of every categorical column and every hashed cross of columns."""
-    parts = []
-    for column in columns.categorical:
-        parts.append(layers.CategoryEncoding(lookups[column].vocabulary_size(), output_mode="one_hot",
-                                             name=f"onehot_{column}")(lookups[column](inputs[column])))
+    parts = one_hot(columns, inputs, lookups)
     for cross in crosses:
         missing = [c for c in cross if c not in inputs]
         if missing:
@@ -126,27 +130,6 @@ def deep_features(columns: Columns, inputs: dict, lookups: dict, embedding_dim: 
     return parts[0] if len(parts) == 1 else layers.Concatenate(name="deep_features")(parts)
 
 
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class StackColumns(layers.Layer):
-    """A dict of [batch, 1] columns -> one float32 [batch, columns] matrix, in a fixed column order.
-
-    Sequential models take one input; this first layer lets one take the table's dict of numeric columns.
-    """
-
-    def __init__(self, columns: Sequence[str], **kwargs):
-        super().__init__(**kwargs)
-        self.columns = list(columns)
-
-    def call(self, inputs):
-        return keras.ops.concatenate([keras.ops.cast(inputs[c], "float32") for c in self.columns], axis=-1)
-
-    def compute_output_shape(self, input_shape):
-        return (input_shape[self.columns[0]][0], len(self.columns))
-
-    def get_config(self):
-        return {**super().get_config(), "columns": self.columns}
-
-
 @gin.configurable
 def mlp(columns: Columns, hidden_units: Sequence[int] = (128, 64), activation: str = "relu",
         dropout: float = 0.0, kernel_initializer: str = "he_normal", l2: float = 0.0) -> keras.Model:
@@ -157,10 +140,7 @@ def mlp(columns: Columns, hidden_units: Sequence[int] = (128, 64), activation: s
     """
     inputs = columns.inputs()
     parts = [columns.normalization(columns.numeric)(_stack_numeric(columns, inputs))] if columns.numeric else []
-    for column in columns.categorical:
-        lookup = columns.lookup(column)
-        parts.append(layers.CategoryEncoding(lookup.vocabulary_size(), output_mode="one_hot",
-                                             name=f"onehot_{column}")(lookup(inputs[column])))
+    parts += one_hot(columns, inputs, columns.lookups())
     features = parts[0] if len(parts) == 1 else layers.Concatenate(name="features")(parts)
     network = keras.Sequential(name="mlp_layers")
     network.add(keras.Input((features.shape[-1],)))
@@ -344,8 +324,7 @@ class WideDeepModel(keras.Model):
         Keras 3 (TF backend) types every input of a subclassed model as `self.input_dtype` (float32), and
         HashedCrossing and the lookups refuse float input, so a SavedModel export would fail.
         """
-        dtypes = {"numeric": tf.float32, "integer": tf.int64, "string": tf.string}
-        spec = {c: tf.TensorSpec([None, 1], dtypes[k], name=c) for c, k in self.kinds.items()}
+        spec = {c: tf.TensorSpec([None, 1], data.DTYPES[k], name=c) for c, k in self.kinds.items()}
 
         @tf.function(input_signature=(spec,))
         def serving_default(inputs):

@@ -65,7 +65,7 @@ class MatrixColumns(keras.layers.Layer):
         out = {}
         for i, (name, kind) in enumerate(self.kinds.items()):
             column = matrix[:, i : i + 1]
-            out[name] = keras.ops.cast(column, "float32" if kind == "numeric" else "int64")
+            out[name] = keras.ops.cast(column, data.DTYPES["numeric" if kind == "numeric" else "integer"])
         return out
 
     def compute_output_spec(self, matrix):
@@ -74,19 +74,6 @@ class MatrixColumns(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "kinds": self.kinds}
-
-
-def encode(features: dict[str, np.ndarray], kinds: dict[str, str], vocabularies: dict) -> np.ndarray:
-    """The table as one float32 matrix: numerics as they are, categories as vocabulary indices (-1: unseen)."""
-    columns = []
-    for name, kind in kinds.items():
-        values = features[name]
-        if kind == "numeric":
-            columns.append(values.astype(np.float32))
-            continue
-        index = {v: i for i, v in enumerate(vocabularies[name])}
-        columns.append(np.asarray([index.get(v, -1) for v in values], dtype=np.float32))
-    return np.stack(columns, axis=1)
 
 
 def make_build_fn(columns: model_lib.Columns, model_fn, epochs: int, batch_size: int):
@@ -126,12 +113,10 @@ def run_search(data_dir: str, model_fn, n_iter: int, epochs: int, batch_size: in
     """RandomizedSearchCV over the candidates; returns {"rows": ranked results, "best": ..., "test": scores}."""
     from sklearn.model_selection import PredefinedSplit, RandomizedSearchCV
 
-    metadata = data.read_metadata(data_dir)
+    metadata, x, y = data.code_matrices(data_dir, unseen=-1)  # -1: the lookups' out-of-vocabulary index
     kinds, target = metadata["features"], metadata["target"]
-    splits = {s: data.load_arrays(data_dir, s) for s in data.SPLITS}
-    vocabularies = {c: sorted(set(splits["train"][0][c].tolist())) for c, k in kinds.items() if k != "numeric"}
-    x = {s: encode(f, kinds, vocabularies) for s, (f, _) in splits.items()}
-    y = {s: t[target].astype(np.float32) for s, (_, t) in splits.items()}
+    x = {s: m.astype(np.float32) for s, m in x.items()}
+    y = {s: t.astype(np.float32) for s, t in y.items()}
     code_kinds = {c: ("numeric" if k == "numeric" else "integer") for c, k in kinds.items()}
     train_codes = {c: x["train"][:, i].astype(np.int64 if code_kinds[c] == "integer" else np.float32)
                    for i, c in enumerate(kinds)}

@@ -12,7 +12,7 @@ import tensorflow as tf
 
 from serving import middleware, processes
 
-from .. import export
+from .. import data
 from . import helpers
 
 SMOKE = f"--gin_file={helpers.CONFIGS}/smoke.gin"
@@ -56,7 +56,7 @@ def test_train_evaluate_export_and_serve_one_csv_row(data_dir, tmp_path):
     kinds = json.load(open(os.path.join(data_dir, "metadata.json")))["features"]
     typed = {c: (float(row[c]) if k == "numeric" else int(row[c]) if k == "integer" else row[c])
              for c, k in kinds.items()}
-    columns = {c: tf.constant([v], export.DTYPES[kinds[c]]) for c, v in typed.items()}
+    columns = {c: tf.constant([v], data.DTYPES[kinds[c]]) for c, v in typed.items()}
     expected = float(served(**columns)["prediction"][0])
     predicted = _ok(helpers.run_module("predict", f"--export_dir={export_dir}", f"--source={csv_path}", "--rows=1"))
     assert f"row 0: prediction={expected:.1f}  (true bikers={row['bikers']})" in predicted.stdout
