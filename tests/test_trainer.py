@@ -8,7 +8,8 @@ import tensorflow as tf
 
 from core import checkpoints, evaluation, trainer
 from core.config import ConfigError, RunOptions
-from tests.tiny_task import TinyMultiOutputTask, TinyTask, final_weights
+from core.task import build_components
+from tests.tiny_task import TinyMultiOutputTask, TinyTask, final_weights, make_data
 
 
 @pytest.fixture(autouse=True)
@@ -178,6 +179,22 @@ def test_evaluate_restores_the_checkpoint_and_matches_training_eval(tmp_path):
     np.testing.assert_allclose(results["accuracy"], logs["val_accuracy"], rtol=1e-5)
     np.testing.assert_allclose(results["loss"], logs["val_loss"], rtol=1e-5)
     assert any(hasattr(m, "confusion_matrix") for m in metrics)
+
+
+def test_keras_evaluate_and_predict_match_metric_objects_and_model_calls(tmp_path):
+    model_dir, _ = _train(tmp_path, "run", loop="custom")
+    ours, _ = evaluation.evaluate(TinyTask(), RunOptions(model_dir=model_dir), split="validation")
+    # The tutorial way: the model compiled with the same loss and metrics, then model.evaluate / model.predict.
+    parts = build_components(TinyTask(), tf.distribute.get_strategy(), RunOptions(model_dir=model_dir))
+    checkpoints.restore_model(parts.model, model_dir)
+    keras_results = parts.model.evaluate(TinyTask().build_inputs("validation"), return_dict=True, verbose=0)
+    assert set(keras_results) == set(ours) == {"loss", "accuracy", "macro_f1"}
+    for key in ours:
+        np.testing.assert_allclose(keras_results[key], ours[key], rtol=1e-5, err_msg=key)
+    x, _ = make_data(96, seed=1)
+    predicted = parts.model.predict(x, batch_size=32, verbose=0)  # batched, NumPy out
+    called = parts.model(x, training=False)  # one call, a tensor out; training=False for dropout and BN
+    np.testing.assert_allclose(predicted, called.numpy(), rtol=1e-5, atol=1e-6)
 
 
 def test_evaluate_without_checkpoint_says_train_first(tmp_path):
