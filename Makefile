@@ -28,7 +28,7 @@ PROJECTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/__init__.py))))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
-.PHONY: setup system-packages demo demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving test test-core test-serving \
+.PHONY: setup system-packages demo demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving test test-core test-serving test-examples \
 	test-slow bench lint freeze clean $(addprefix test-,$(PROJECTS))
 
 setup: system-packages $(STAMP)
@@ -140,6 +140,10 @@ $(addprefix test-,$(PROJECTS)): test-%: setup
 
 test-serving: setup
 	$(PY) -m pytest -q serving
+
+# The examples/ scripts and the topic map (docs/TOPICS.md) that points at them.
+test-examples: setup
+	$(PY) -m pytest -q examples tests/test_topics.py
 
 test-slow: setup
 	$(PY) -m pytest -q -m slow
