@@ -161,6 +161,7 @@ def fit_model(epochs: int = 30) -> dict:
     x = rng.normal(size=(64, 3)).astype(np.float32)
     true_w = np.array([[1.0], [-2.0], [0.5]], np.float32)
     y = x @ true_w + 0.3 + rng.normal(0.0, 0.05, size=(64, 1)).astype(np.float32)  # (64, 1)
+    x, x_val, y, y_val = x[:48], x[48:], y[:48], y[48:]  # hold 16 examples out for validation
     model = AffineModel(1, seed=0)
     # Keras wraps a plain metric function in a running mean: it reports the mean of the per-batch values (here the
     # mean of the batch maxima, not the largest error overall).
@@ -168,8 +169,9 @@ def fit_model(epochs: int = 30) -> dict:
     before = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)  # builds the model on its first batch
     with tempfile.TemporaryDirectory() as tmp:
         log_dir = os.path.join(tmp, "logs")
+        # validation_data is scored after every epoch (val_loss, val_max_abs_error) and never trained on.
         history = model.fit(x, y, epochs=epochs, batch_size=16, shuffle=False, verbose=0,
-                            callbacks=[keras.callbacks.TensorBoard(log_dir)])
+                            validation_data=(x_val, y_val), callbacks=[keras.callbacks.TensorBoard(log_dir)])
         tensorboard_dirs = sorted(os.listdir(log_dir))
         after = model.evaluate(x, y, batch_size=16, verbose=0, return_dict=True)
         predictions = model.predict(x[:4], verbose=0)
@@ -192,6 +194,7 @@ def fit_model(epochs: int = 30) -> dict:
         "loss after fit": after["loss"],
         "max_abs_error after fit": after["max_abs_error"],
         "epochs run": len(history.history["loss"]),
+        "last val_loss": history.history["val_loss"][-1],
         "TensorBoard log dirs": tensorboard_dirs,
         "learned kernel (true 1, -2, 0.5)": _rounded(model.affine.kernel.numpy(), 3),
         "learned bias (true 0.3)": _rounded(model.affine.bias.numpy(), 3),

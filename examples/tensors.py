@@ -1,4 +1,4 @@
-"""Tensors and basic ops: attributes, Variables, arithmetic and broadcasting, stacking, and image crops.
+"""Tensors and basic ops: attributes, Variables, arithmetic and broadcasting, stacking, initializers, image crops.
 
 Run from the repository root:
 
@@ -9,6 +9,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import keras  # noqa: E402
 import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
@@ -80,6 +81,33 @@ def stack_and_unstack() -> dict:
     }
 
 
+def initializers() -> dict:
+    """The common keras.initializers: what each fills a (200, 200) kernel with, and how a layer takes them."""
+    shape = (200, 200)  # big enough that sample statistics sit near the distribution's
+    chosen = {
+        "Zeros": keras.initializers.Zeros(),
+        "Ones": keras.initializers.Ones(),
+        "Constant(0.5)": keras.initializers.Constant(0.5),
+        "RandomNormal(0, 0.05)": keras.initializers.RandomNormal(mean=0.0, stddev=0.05, seed=1),
+        "RandomUniform(-0.1, 0.1)": keras.initializers.RandomUniform(minval=-0.1, maxval=0.1, seed=1),
+        # Redraws anything beyond two standard deviations, so no weight starts far out in a tail.
+        "TruncatedNormal(0, 0.05)": keras.initializers.TruncatedNormal(mean=0.0, stddev=0.05, seed=1),
+        "Identity": keras.initializers.Identity(),  # 2-D only: the identity matrix
+        # The defaults of Dense (kernel) and the SELU recipe: scaled by the fan-in/fan-out of the shape.
+        "GlorotUniform": keras.initializers.GlorotUniform(seed=1),
+        "LecunNormal": keras.initializers.LecunNormal(seed=1),
+    }
+    stats = {}
+    for name, initializer in chosen.items():
+        values = np.asarray(initializer(shape))
+        stats[name] = {"mean": round(float(values.mean()), 4), "std": round(float(values.std()), 4),
+                       "min": round(float(values.min()), 4), "max": round(float(values.max()), 4)}
+    # A layer takes them through its *_initializer arguments, as objects or by name.
+    layer = keras.layers.Dense(3, kernel_initializer=keras.initializers.Identity(), bias_initializer="ones")
+    outputs = layer(tf.constant([[1.0, 2.0, 3.0]]))  # I @ x + 1
+    return {"statistics": stats, "Dense(identity kernel, ones bias)([1, 2, 3])": np.asarray(outputs)[0]}
+
+
 def synthetic_image(height: int = 6, width: int = 8) -> tf.Tensor:
     """A (height, width, 1) float32 image whose pixel at (row, col) is row * 10 + col, so crops are readable."""
     rows = tf.range(height, dtype=tf.float32)[:, None]
@@ -145,6 +173,11 @@ def main() -> None:
     _print_section("tensor attributes", tensor_attributes())
     _print_section("basic ops", basic_ops())
     _print_section("stack and unstack", stack_and_unstack())
+    result = initializers()
+    print("== initializers (mean, std, min, max of a 200x200 kernel)")
+    for name, stat in result.pop("statistics").items():
+        print(f"{name}: {stat}")
+    _print_section("initializers in a layer", result)
     _print_section("image crops", image_crops())
 
 

@@ -47,6 +47,22 @@ def test_stack_adds_an_axis_and_unstack_round_trips():
     assert result["round trip equal"] is True
 
 
+def test_initializers_fill_kernels_as_documented():
+    stats = tensors.initializers()["statistics"]
+    assert stats["Zeros"] == {"mean": 0.0, "std": 0.0, "min": 0.0, "max": 0.0}
+    assert stats["Ones"]["min"] == stats["Ones"]["max"] == 1.0
+    assert stats["Constant(0.5)"]["mean"] == 0.5
+    assert abs(stats["RandomNormal(0, 0.05)"]["std"] - 0.05) < 0.002
+    assert -0.1 <= stats["RandomUniform(-0.1, 0.1)"]["min"] < stats["RandomUniform(-0.1, 0.1)"]["max"] <= 0.1
+    truncated = stats["TruncatedNormal(0, 0.05)"]
+    assert -0.1 <= truncated["min"] and truncated["max"] <= 0.1 and truncated["std"] < 0.05
+    assert stats["Identity"]["mean"] == 1 / 200 and stats["Identity"]["max"] == 1.0
+    # Glorot uniform: limit sqrt(6 / (fan_in + fan_out)); LeCun normal: std sqrt(1 / fan_in).
+    assert abs(stats["GlorotUniform"]["max"] - (6 / 400) ** 0.5) < 0.001
+    assert abs(stats["LecunNormal"]["std"] - (1 / 200) ** 0.5) < 0.005
+    np.testing.assert_allclose(tensors.initializers()["Dense(identity kernel, ones bias)([1, 2, 3])"], [2, 3, 4])
+
+
 def test_image_crops_match_slicing():
     result = tensors.image_crops()
     assert result["crop equals slicing"] is True
@@ -169,7 +185,8 @@ def test_fit_lowers_the_loss_and_keras_file_preserves_predictions():
     result = module_layer_model.fit_model(epochs=20)
     assert result["loss after fit"] < 0.01 < result["loss before fit"]
     assert 0.0 < result["max_abs_error after fit"] < 0.5
-    assert result["TensorBoard log dirs"] == ["train"]
+    assert result["TensorBoard log dirs"] == ["train", "validation"]
+    assert result["last val_loss"] < 0.01
     assert result["load_model without custom_objects"] == "TypeError"
     assert result["reloaded type"] == "AffineModel"
     assert result["reloaded predictions match"] is True
