@@ -56,11 +56,6 @@ def _python_definitions(path: str) -> set[str]:
     return names
 
 
-def _make_targets(path: str) -> set[str]:
-    with open(path, encoding="utf-8") as f:
-        return {m.group(1) for m in re.finditer(r"^([\w.-]+):", f.read(), re.M)}
-
-
 def test_the_map_has_pointers():
     assert len(_pointers()) > 100, "docs/TOPICS.md lost most of its pointers; did the pointer syntax change?"
 
@@ -73,13 +68,8 @@ def test_every_pointer_resolves(path, name, target):
     assert os.path.exists(full), f"docs/TOPICS.md points at {path}, which does not exist"
     if not name:  # a file or folder pointer
         return
-    if path.endswith(".py"):
-        defined = _python_definitions(full)
-    elif os.path.basename(path) == "Makefile":
-        defined = _make_targets(full)
-    else:
-        pytest.fail(f"docs/TOPICS.md: {path}:{name}: only Python files and the Makefile can name a definition")
-    assert name in defined, f"docs/TOPICS.md points at {name} in {path}, which does not define it"
+    assert path.endswith(".py"), f"docs/TOPICS.md: {path}:{name}: only a Python file can name a definition"
+    assert name in _python_definitions(full), f"docs/TOPICS.md points at {name} in {path}, which does not define it"
 
 
 def test_every_link_on_the_page_resolves():
