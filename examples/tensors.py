@@ -174,9 +174,7 @@ def main() -> None:
     _print_section("basic ops", basic_ops())
     _print_section("stack and unstack", stack_and_unstack())
     result = initializers()
-    print("== initializers (mean, std, min, max of a 200x200 kernel)")
-    for name, stat in result.pop("statistics").items():
-        print(f"{name}: {stat}")
+    _print_section("initializers (mean, std, min, max of a 200x200 kernel)", result.pop("statistics"))
     _print_section("initializers in a layer", result)
     _print_section("image crops", image_crops())
 

@@ -48,7 +48,8 @@ def test_stack_adds_an_axis_and_unstack_round_trips():
 
 
 def test_initializers_fill_kernels_as_documented():
-    stats = tensors.initializers()["statistics"]
+    result = tensors.initializers()
+    stats = result["statistics"]
     assert stats["Zeros"] == {"mean": 0.0, "std": 0.0, "min": 0.0, "max": 0.0}
     assert stats["Ones"]["min"] == stats["Ones"]["max"] == 1.0
     assert stats["Constant(0.5)"]["mean"] == 0.5
@@ -60,7 +61,7 @@ def test_initializers_fill_kernels_as_documented():
     # Glorot uniform: limit sqrt(6 / (fan_in + fan_out)); LeCun normal: std sqrt(1 / fan_in).
     assert abs(stats["GlorotUniform"]["max"] - (6 / 400) ** 0.5) < 0.001
     assert abs(stats["LecunNormal"]["std"] - (1 / 200) ** 0.5) < 0.005
-    np.testing.assert_allclose(tensors.initializers()["Dense(identity kernel, ones bias)([1, 2, 3])"], [2, 3, 4])
+    np.testing.assert_allclose(result["Dense(identity kernel, ones bias)([1, 2, 3])"], [2, 3, 4])
 
 
 def test_image_crops_match_slicing():
