@@ -26,9 +26,11 @@ from __future__ import annotations
 import base64
 import binascii
 import io
+import json
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from urllib.parse import quote
 
 import flask
@@ -54,6 +56,8 @@ def define_flags() -> None:
     flags.DEFINE_integer("max_request_bytes", 16 << 20, "Larger uploads are refused with HTTP 413.")
     flags.DEFINE_float("upstream_timeout", 30.0, "Seconds to wait for the model server.")
     flags.DEFINE_integer("top_k", 3, "Labels returned per input unless the request asks (?top_k=N).")
+    flags.DEFINE_list("healthz_models", [], "Models /healthz checks on the upstream: each needs an AVAILABLE version. "
+                      "Empty: /healthz checks only that the upstream answers.")
 
 
 # Formats TF's decode_image reads in the exported graph; anything else Pillow opens is re-encoded as PNG.
@@ -61,6 +65,7 @@ _GRAPH_FORMATS = {"PNG", "JPEG", "GIF", "BMP"}
 # Signature inputs of the export contract (serving/README.md).
 _KINDS = {"image": ("image_bytes",), "text": ("text",), "pair": ("text_a", "text_b")}
 _PAIR_KEYS = (("text_a", "text_b"), ("q1", "q2"))  # q1/q2: the question-pair datasets' names
+_HEALTH_TIMEOUT = 2.0  # seconds: a health probe must answer quickly, even when predictions are slow
 
 
 class ClientError(Exception):
@@ -108,15 +113,33 @@ def read_pairs(body: dict, first: str, second: str) -> list[dict]:
     return [{"text_a": x, "text_b": y} for x, y in zip(a, b, strict=True)]
 
 
+def read_json(request: flask.Request) -> object:
+    """The request's JSON body, None when it carries none, or a 400 with the parser's message."""
+    mimetype = request.mimetype or ""
+    if mimetype.startswith(("multipart/", "image/")):
+        return None
+    data = request.get_data()
+    # `curl -d` labels its body a form (application/x-www-form-urlencoded): one that opens like JSON is read as JSON.
+    if not (request.is_json or (mimetype in ("", "application/x-www-form-urlencoded")
+                                and data.lstrip().startswith(b"{"))):
+        return None
+    try:
+        return json.loads(data)
+    except ValueError as e:  # UnicodeDecodeError is one too
+        raise ClientError(f"invalid JSON: {e}") from e
+    except RecursionError as e:
+        raise ClientError("invalid JSON: nested too deeply") from e
+
+
 def read_inputs(request: flask.Request) -> tuple[str, list]:
     """('image', [bytes, ...]), ('text', [str, ...]), ('pair', [{text_a, text_b}, ...]), or ('row' | 'rows',
     [{column: value}, ...]) from a multipart, raw image or JSON request."""
+    body = read_json(request)  # first: form parsing for request.files would consume a form-labelled body
     if request.files:
         return "image", [prepare_image(f.read(), f"file {f.filename or key!r}")
                          for key in request.files for f in request.files.getlist(key)]
     if (request.mimetype or "").startswith("image/"):
         return "image", [prepare_image(request.get_data(), "request body")]
-    body = request.get_json(silent=True)
     if not isinstance(body, dict):
         raise ClientError("expected a multipart upload (-F image=@file.png), an image/* body, or a JSON object "
                           'with "image", "images", "text" or "texts", or of column values.')
@@ -159,14 +182,17 @@ class Upstream:
             self._local.session = requests.Session()
         return self._local.session
 
-    def call(self, method: str, path: str, **kwargs) -> dict:
-        """One REST call; upstream errors become ClientErrors with the upstream's message and status."""
+    def _request(self, method: str, path: str, timeout: float, **kwargs) -> requests.Response:
         try:
-            response = self._session().request(method, self.url + path, timeout=self.timeout, **kwargs)
+            return self._session().request(method, self.url + path, timeout=timeout, **kwargs)
         except requests.Timeout as e:
-            raise ClientError(f"model server at {self.url} did not answer within {self.timeout:g} s.", 504) from e
+            raise ClientError(f"model server at {self.url} did not answer within {timeout:g} s.", 504) from e
         except requests.ConnectionError as e:
             raise ClientError(f"model server at {self.url} is unreachable ({type(e).__name__}).", 502) from e
+
+    def call(self, method: str, path: str, timeout: float | None = None, **kwargs) -> dict:
+        """One REST call; upstream errors become ClientErrors with the upstream's message and status."""
+        response = self._request(method, path, self.timeout if timeout is None else timeout, **kwargs)
         try:
             payload = response.json()
         except ValueError:
@@ -175,6 +201,24 @@ class Upstream:
             raise ClientError(f"model server: {payload.get('error', payload)}",
                               response.status_code if response.status_code < 500 else 502)
         return payload
+
+    def health(self, models: Sequence[str]) -> dict[str, dict[str, str]]:
+        """{model: {version: state}} from the upstream's status API; a ClientError unless each model has an
+        AVAILABLE version, or, with no models named, unless the upstream answers HTTP at all."""
+        timeout = min(self.timeout, _HEALTH_TIMEOUT)
+        if not models:
+            # TF Serving has no URL listing its models; any HTTP answer (the embedded server's is a 400) shows it is up.
+            self._request("GET", "/v1/models", timeout)
+        states = {}
+        for model in models:
+            try:
+                versions = self.call("GET", f"/v1/models/{quote(model, safe='')}", timeout)["model_version_status"]
+            except ClientError as e:
+                raise ClientError(f"model {model!r}: {e}") from e
+            states[model] = {v["version"]: v["state"] for v in versions}
+            if "AVAILABLE" not in states[model].values():
+                raise ClientError(f"model {model!r} has no AVAILABLE version (versions: {states[model]}).")
+        return states
 
     def signatures(self, model_path: str) -> dict:
         """{name: signature def} from the model's metadata, as TF Serving writes it; cached for metadata_ttl."""
@@ -210,8 +254,10 @@ def row_request(signatures: dict, kind: str, rows: list[dict]) -> tuple[str, lis
         raise ClientError(str(e)) from e
 
 
-def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_top_k: int = 3) -> flask.Flask:
-    """The WSGI application: POST /v1/classify/<model> (also /v1/predict/<model>), plus / (usage) and /healthz."""
+def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_top_k: int = 3,
+               health_models: Sequence[str] = ()) -> flask.Flask:
+    """The WSGI application: POST /v1/classify/<model> (also /v1/predict/<model>), plus / (usage) and /healthz,
+    which checks `health_models` on the upstream."""
     app = flask.Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = max_request_bytes
 
@@ -227,7 +273,11 @@ def create_app(upstream: Upstream, max_request_bytes: int = 16 << 20, default_to
 
     @app.get("/healthz")
     def healthz():
-        return {"status": "ok", "upstream": upstream.url}
+        try:
+            models = upstream.health(health_models)
+        except ClientError as e:  # 503 whatever the cause: a load balancer then sends no traffic here
+            return {"status": "unavailable", "upstream": upstream.url, "error": str(e)}, 503
+        return {"status": "ok", "upstream": upstream.url, "models": models}
 
     @app.post("/v1/classify/<model>")
     @app.post("/v1/predict/<model>")  # an alias: a regression model predicts, it does not classify
@@ -295,7 +345,8 @@ def main(argv: list[str]) -> None:
     if not FLAGS.upstream.startswith(("http://", "https://")):
         print(f"error: --upstream={FLAGS.upstream!r}: expected a URL such as http://127.0.0.1:8501", file=sys.stderr)
         sys.exit(2)
-    app = create_app(Upstream(FLAGS.upstream, FLAGS.upstream_timeout), FLAGS.max_request_bytes, FLAGS.top_k)
+    app = create_app(Upstream(FLAGS.upstream, FLAGS.upstream_timeout), FLAGS.max_request_bytes, FLAGS.top_k,
+                     FLAGS.healthz_models)
     try:
         server = waitress.create_server(app, host=FLAGS.host, port=FLAGS.port, threads=FLAGS.threads,
                                         max_request_body_size=8 * FLAGS.max_request_bytes, ident="serving.middleware")

@@ -8,7 +8,8 @@ A version is loaded only when it holds a saved_model.pb, its files have not chan
 poll and none of them was created or changed in the last `settle_seconds`, so a folder that is still
 being copied in is not loaded half-written. A copy that stalls for longer is tried, fails to load and
 is reported in the status (state END with the error, never served), then tried again once its files
-change. A new version is loaded before an old one is dropped, so the model never goes unavailable.
+change. A new version is loaded before an old one is dropped, and one that fails to load drops none, so
+the model never goes unavailable. Versions whose folders are deleted leave the status.
 """
 
 from __future__ import annotations
@@ -150,11 +151,14 @@ class Model:
         for number in sorted(wanted - loaded):
             if number in ready:
                 self._load(number, *ready[number])
+        # Choose again among the versions that serve now, so one that failed to load displaces none: as in
+        # TF Serving, the old versions keep serving until their successors are AVAILABLE.
         loaded = set(self.available())
-        # Drop versions that left the disk or the policy, keeping the newest one until a successor serves.
-        keep = wanted & loaded or ({max(loaded & set(on_disk))} if loaded & set(on_disk) else set())
+        keep = serving_config.choose_versions(self.config, sorted(loaded & set(on_disk)))
         for number in sorted(loaded - keep):
             self._unload(number)
+        with self._lock:  # a deleted folder leaves the status too
+            self._versions = {n: v for n, v in self._versions.items() if n in on_disk}
 
     def _load(self, number: int, path: str, fingerprint: tuple) -> None:
         state = VersionState(number, "LOADING", fingerprint=fingerprint)

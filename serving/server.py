@@ -9,9 +9,9 @@ Serves the same exports, URLs and JSON as `tensorflow_model_server --rest_api_po
     GET  /v1/models/NAME[/versions/N|/labels/L]           version status
     GET  /v1/models/NAME[/versions/N|/labels/L]/metadata  signatures
 
-on waitress, a production WSGI server. Flags keep TF Serving's names where it has them. New version
-folders that appear under a base path are loaded and removed ones unloaded, every
---file_system_poll_wait_seconds.
+on waitress, a production WSGI server. Flags keep TF Serving's names where it has them. The port is
+bound before the models load, so a port in use fails at once. New version folders that appear under a
+base path are loaded and removed ones unloaded, every --file_system_poll_wait_seconds.
 """
 
 from __future__ import annotations
@@ -179,7 +179,7 @@ def model_configs() -> list[serving_config.ModelConfig]:
 
 
 def main(argv: list[str]) -> None:
-    """Loads the models, starts the version poller and serves until interrupted."""
+    """Binds the port, loads the models, starts the version poller and serves until interrupted."""
     del argv
     try:
         configs = model_configs()
@@ -189,15 +189,12 @@ def main(argv: list[str]) -> None:
         print(f"error: {e}", file=sys.stderr)
         sys.exit(2)
     registry = models.ModelRegistry(configs, FLAGS.file_system_poll_wait_seconds)
-    registry.start()
-    for model in registry.models.values():
-        if not model.available():
-            logging.warning("No version of %s is loadable yet under %s; waiting for one to appear.",
-                            model.name, model.base_path)
     batcher = batching.Batcher(params) if FLAGS.enable_batching else None
     threads = FLAGS.rest_api_num_threads or (os.cpu_count() or 2) * (4 if batcher else 1)
     try:
-        # waitress's own limit sits well above ours, so oversized bodies get the JSON 413 from the app.
+        # Bound before any model loads, so a port in use fails at once instead of after minutes of loading;
+        # connections made meanwhile wait in the listen backlog. waitress's own body limit sits well above
+        # ours, so oversized bodies get the JSON 413 from the app.
         server = waitress.create_server(create_app(registry, FLAGS.max_request_bytes, batcher), host=FLAGS.host,
                                         port=FLAGS.rest_api_port, threads=threads,
                                         max_request_body_size=8 * FLAGS.max_request_bytes, ident="serving.server")
@@ -205,9 +202,14 @@ def main(argv: list[str]) -> None:
         print(f"error: cannot listen on {FLAGS.host}:{FLAGS.rest_api_port} (--host, --rest_api_port): {e.strerror}",
               file=sys.stderr)
         sys.exit(2)
-    print(f"Exporting HTTP/REST API at: http://{FLAGS.host}:{server.effective_port} "
-          f"(models: {', '.join(registry.models)})", flush=True)
     try:
+        registry.start()
+        for model in registry.models.values():
+            if not model.available():
+                logging.warning("No version of %s is loadable yet under %s; waiting for one to appear.",
+                                model.name, model.base_path)
+        print(f"Exporting HTTP/REST API at: http://{FLAGS.host}:{server.effective_port} "
+              f"(models: {', '.join(registry.models)})", flush=True)
         server.run()
     except KeyboardInterrupt:
         pass

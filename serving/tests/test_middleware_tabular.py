@@ -1,5 +1,6 @@
 """Tabular models end to end: a Bikeshare-shaped toy export on the embedded server (a real process), called
-directly with TF Serving's row format and through the middleware (in-process) with JSON column values."""
+directly with TF Serving's row format and through the middleware (in-process) with JSON column values; also
+the middleware's JSON parsing and its /healthz against that server."""
 
 import json
 import time
@@ -147,3 +148,36 @@ def test_version_and_label_parameters_reach_the_tabular_model(client):
     assert _post(client, "/v1/predict/bikes?version=1", ROW)[1]["predictions"] == [ANSWER]
     status, body = _post(client, "/v1/predict/bikes?version=7", ROW)
     assert status == 404 and "Specific(bikes, 7)" in body["error"]
+
+
+def test_healthz_reports_the_upstreams_state(server):
+    def healthz(url, **kwargs):
+        app = middleware.create_app(middleware.Upstream(url, timeout=30.0), **kwargs)
+        response = app.test_client().get("/healthz")
+        return response.status_code, response.get_json()
+
+    for kwargs in ({}, {"health_models": ["bikes"]}):  # nothing listens on port 9
+        status, body = healthz("http://127.0.0.1:9", **kwargs)
+        assert (status, body["upstream"]) == (503, "http://127.0.0.1:9") and "unreachable" in body["error"], body
+    assert healthz(server.url) == (200, {"status": "ok", "upstream": server.url, "models": {}})
+    assert healthz(server.url, health_models=["bikes", "text"]) == (200, {
+        "status": "ok", "upstream": server.url, "models": {"bikes": {"1": "AVAILABLE"}, "text": {"1": "AVAILABLE"}}})
+    status, body = healthz(server.url, health_models=["bikes", "nope"])
+    assert (status, body["status"], body["upstream"]) == (503, "unavailable", server.url)
+    assert body["error"] == "model 'nope': model server: Servable not found for request: Latest(nope)"
+
+
+def test_malformed_json_is_a_400_with_the_parsers_message(client):
+    bad = '{"temp": 0.25, "hr": 8'
+    with pytest.raises(json.JSONDecodeError) as parsed:
+        json.loads(bad)
+    # As JSON, and as `curl -d` sends it (labelled a form), which also reads well-formed JSON.
+    for content_type in ("application/json", "application/x-www-form-urlencoded"):
+        response = client.post("/v1/predict/bikes", data=bad, content_type=content_type)
+        assert (response.status_code, response.get_json()) == (400, {"error": f"invalid JSON: {parsed.value}"})
+        response = client.post("/v1/predict/bikes", data=json.dumps(ROW), content_type=content_type)
+        assert (response.status_code, response.get_json()["predictions"]) == (200, [ANSWER])
+    response = client.post("/v1/predict/bikes", data="[" * 100_000, content_type="application/json")
+    assert (response.status_code, response.get_json()) == (400, {"error": "invalid JSON: nested too deeply"})
+    response = client.post("/v1/predict/bikes", data="temp=0.25", content_type="application/x-www-form-urlencoded")
+    assert response.status_code == 400 and response.get_json()["error"].startswith("expected a multipart upload")

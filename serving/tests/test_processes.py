@@ -6,6 +6,7 @@ import io
 import json
 import os
 import shutil
+import socket
 import subprocess
 import sys
 import textwrap
@@ -199,6 +200,21 @@ def test_startup_mistakes_exit_with_the_flag_named(tmp_path):
                            "without --enable_batching")):
         result = _run(sys.executable, "-m", "serving.server", *args)
         assert result.returncode == 2 and message in result.stderr, result.stderr[-2000:]
+
+
+def test_a_port_in_use_fails_before_any_model_loads(tmp_path):
+    toy_models.half_plus_three(str(tmp_path / "m"), version=1)
+    with socket.socket() as occupied:
+        occupied.bind(("127.0.0.1", 0))
+        occupied.listen()
+        port = occupied.getsockname()[1]
+        result = _run(sys.executable, "-m", "serving.server", f"--model_base_path={tmp_path / 'm'}",
+                      f"--rest_api_port={port}")
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert result.returncode == 2 and errors == [f"error: cannot listen on 127.0.0.1:{port} (--host, --rest_api_port): "
+                                                 "Address already in use"], result.stderr[-2000:]
+    assert "Traceback" not in result.stderr
+    assert "Serving default version" not in result.stdout + result.stderr  # what a loaded version prints
 
 
 def _status(server, version=None):

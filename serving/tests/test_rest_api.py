@@ -3,6 +3,7 @@
 import json
 import os
 import shutil
+import threading
 import time
 
 import numpy as np
@@ -210,3 +211,75 @@ def test_a_version_written_moments_ago_waits_to_settle_even_at_startup(tmp_path)
     time.sleep(0.6)
     model.poll()
     assert model.available() == [1]
+
+
+def test_a_version_that_fails_to_load_displaces_no_served_version_under_load(tmp_path):
+    base = str(tmp_path / "m")
+    toy_models.half_plus_three(base, version=1, offset=1.0)
+    toy_models.half_plus_three(base, version=2, offset=2.0)
+    latest_two = config.single_model_config("m", base)
+    latest_two.model_version_policy.latest.num_versions = 2
+    registry = models.ModelRegistry([latest_two], poll_seconds=0, settle_seconds=0)
+    registry.start()
+    app = server.create_app(registry)
+    pinned = "/v1/models/m/versions/1:predict"
+    assert _post(app.test_client(), pinned, {"instances": [2.0]}) == (200, {"predictions": [2.0]})
+
+    answers, started, done = [], threading.Event(), threading.Event()
+
+    def send():  # at most 2,000 requests; stops as soon as the polls below are over
+        client = app.test_client()
+        for _ in range(2000):
+            answers.append(_post(client, pinned, {"instances": [2.0]}))
+            started.set()
+            if done.is_set():
+                return
+
+    sender = threading.Thread(target=send)
+    sender.start()
+    states = []
+    try:
+        assert started.wait(60)
+        # Version 3 is a graph without its variables: it cannot load.
+        os.makedirs(os.path.join(base, "3"))
+        shutil.copy(os.path.join(base, "2", "saved_model.pb"), os.path.join(base, "3"))
+        for _ in range(4):  # the first poll sees version 3, the second tries it, the rest must leave it alone
+            registry.poll()
+            states.append(registry.models["m"].available())
+            states.append(_post(app.test_client(), pinned, {"instances": [2.0]})[0])
+    finally:
+        done.set()
+        sender.join()
+    assert states == [[1, 2], 200] * 4
+    assert answers and all(answer == (200, {"predictions": [2.0]}) for answer in answers), \
+        [answer for answer in answers if answer[0] != 200][:3]
+    status = {v["version"]: v for v in app.test_client().get("/v1/models/m").get_json()["model_version_status"]}
+    assert {version: v["state"] for version, v in status.items()} == {"3": "END", "2": "AVAILABLE", "1": "AVAILABLE"}
+    assert status["3"]["status"]["error_code"] == "UNKNOWN"
+    assert "Failed to load" in status["3"]["status"]["error_message"]
+
+    # A good version 3 replaces the bad one: the policy loads it, then unloads version 1.
+    shutil.rmtree(os.path.join(base, "3"))
+    toy_models.half_plus_three(str(tmp_path / "staging"), version=3, offset=3.0)
+    os.rename(str(tmp_path / "staging" / "3"), os.path.join(base, "3"))
+    registry.poll()
+    registry.poll()
+    assert registry.models["m"].available() == [2, 3]
+    assert _post(app.test_client(), "/v1/models/m:predict", {"instances": [2.0]}) == (200, {"predictions": [4.0]})
+    assert _post(app.test_client(), pinned, {"instances": [2.0]})[0] == 404
+
+    # A deleted folder leaves the status.
+    shutil.rmtree(os.path.join(base, "1"))
+    registry.poll()
+    versions = app.test_client().get("/v1/models/m").get_json()["model_version_status"]
+    assert [(v["version"], v["state"]) for v in versions] == [("3", "AVAILABLE"), ("2", "AVAILABLE")]
+
+
+def test_malformed_json_is_a_400_with_the_parsers_message_as_tf_serving_answers(client):
+    bad = '{"instances": [1.0, 2.0'
+    with pytest.raises(json.JSONDecodeError) as parsed:
+        json.loads(bad)
+    for headers in ({}, {"Content-Type": "application/json"}):  # TF Serving reads the body whatever its label
+        response = client.post("/v1/models/saved_model_half_plus_three:predict", data=bad, headers=headers)
+        assert (response.status_code, response.mimetype) == (400, "application/json")
+        assert response.get_json() == {"error": f"JSON Parse error: {parsed.value}"}
