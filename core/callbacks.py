@@ -1,58 +1,154 @@
-"""Keras callbacks the trainer adds to both loops: checkpoints in TF format and TensorBoard scalars.
+"""Keras callbacks the trainer adds to both loops: the step counter, checkpoints in TF format, TensorBoard
+scalars, and a Ctrl-C that stops at a step boundary with a checkpoint instead of mid-step without one.
 
 The custom loop drives the same `keras.callbacks.CallbackList` that `fit` does (one "epoch" is one
-loop of `steps_per_loop` steps), so early stopping, ReduceLROnPlateau, CSV logs, TerminateOnNaN
-and these two behave the same whichever loop runs.
+loop of up to `steps_per_loop` steps), so early stopping, ReduceLROnPlateau, CSV logs, TerminateOnNaN
+and these behave the same whichever loop runs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
+import signal
+import sys
+import threading
 
 import keras
 import tensorflow as tf
 from absl import logging
 
 
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during training, raised at a step boundary; `step` is the number of steps done.
+
+    A KeyboardInterrupt, so that no `except Exception` on the way up (in Keras or a project) swallows it.
+    """
+
+    def __init__(self, step: int, detail: str = ""):
+        super().__init__(f"interrupted at step {step}" + (f": {detail}" if detail else ""))
+        self.step = step
+
+
+class InterruptRequest:
+    """Set by the first Ctrl-C; the StepCounter stops training at the next step boundary when it is set."""
+
+    def __init__(self):
+        self.requested = False
+
+
+@contextlib.contextmanager
+def stop_at_step_on_interrupt(enabled: bool = True):
+    """While the block runs, the first Ctrl-C asks for a stop at the next step boundary; a second stops at once.
+
+    A plain KeyboardInterrupt can land anywhere, between a step's weight update and the count of it or in
+    the middle of a checkpoint save, so nothing could be saved safely. Yields the InterruptRequest.
+    """
+    request = InterruptRequest()
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handle(signum, frame):
+        if request.requested:
+            raise KeyboardInterrupt
+        request.requested = True
+        print("\nCtrl-C: stopping after the current step to save a checkpoint "
+              "(press Ctrl-C again to stop at once, without one).", file=sys.stderr, flush=True)
+
+    previous = signal.signal(signal.SIGINT, handle)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+class StepCounter(keras.callbacks.Callback):
+    """Keeps the global step equal to the steps actually run, and stops there on a Ctrl-C.
+
+    The step counts what ran (not loops x steps_per_loop), so a resume at any step, a first loop
+    shorter than the rest, or a changed steps_per_loop leaves it exact. Put it first: the checkpoint
+    and summary callbacks after it read the step it sets. It also adds `step` to each loop's logs,
+    so the CSV log has the step every row ends at.
+    """
+
+    def __init__(self, step: tf.Variable, interrupt: InterruptRequest | None = None):
+        super().__init__()
+        self.step = step
+        self.interrupt = interrupt or InterruptRequest()
+        self.loop_start = 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.loop_start = int(self.step.numpy())
+        if self.interrupt.requested:
+            raise TrainingInterrupted(self.loop_start)
+
+    def on_train_batch_end(self, batch, logs=None):
+        # `batch` is the index in this loop of the last step of the execution that just ended.
+        self.step.assign(self.loop_start + batch + 1)
+        if self.interrupt.requested:
+            raise TrainingInterrupted(int(self.step.numpy()))
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs is not None:  # the same dict reaches the callbacks after this one (CSVLogger)
+            logs["step"] = int(self.step.numpy())
+
+
 class CheckpointManagerCallback(keras.callbacks.Callback):
-    """After every loop, sets the global step to (loops done) x steps_per_loop and saves a checkpoint.
+    """After every loop, saves a checkpoint numbered by the global step.
 
     TF checkpoints are written to temporary files and the `checkpoint` index is updated last, so a
     run killed mid-save (even with SIGKILL) resumes from the previous complete checkpoint. A loop
     that ended with a non-finite loss is not saved.
     """
 
-    def __init__(self, manager: tf.train.CheckpointManager, step: tf.Variable, steps_per_loop: int):
+    def __init__(self, manager: tf.train.CheckpointManager, step: tf.Variable):
         super().__init__()
         self.manager = manager
         self.step = step
-        self.steps_per_loop = steps_per_loop
 
     def on_epoch_end(self, epoch, logs=None):
-        step = (epoch + 1) * self.steps_per_loop
+        step = int(self.step.numpy())
         loss = (logs or {}).get("loss", 0.0)
         if not math.isfinite(loss):
             logging.warning("Not saving a checkpoint at step %d: the loss is %s.", step, loss)
             return
-        self.step.assign(step)
-        self.manager.save(checkpoint_number=step)
+        save(self.manager, step)
+
+
+def save(manager: tf.train.CheckpointManager, step: int) -> str:
+    """Saves `ckpt-<step>`; refuses to overwrite a checkpoint of that step that this run did not write."""
+    if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"-{step}"):
+        return manager.latest_checkpoint  # already saved at this step (a Ctrl-C right after a loop's save)
+    path = os.path.join(manager.directory, f"ckpt-{step}")
+    if tf.io.gfile.exists(path + ".index"):
+        raise FileExistsError(
+            f"{path} already exists but is not the checkpoint this run resumed from: refusing to overwrite it. "
+            "Another run may be writing into this model dir."
+        )
+    return manager.save(checkpoint_number=step)
 
 
 class ScalarSummaries(keras.callbacks.Callback):
     """Writes the loop's logs to TensorBoard: `<dir>/train` and `<dir>/eval`, keyed by global step."""
 
-    def __init__(self, log_dir: str, steps_per_loop: int):
+    def __init__(self, log_dir: str, step: tf.Variable):
         super().__init__()
-        self.steps_per_loop = steps_per_loop
-        self.writers = {
-            "train": tf.summary.create_file_writer(os.path.join(log_dir, "train")),
-            "eval": tf.summary.create_file_writer(os.path.join(log_dir, "eval")),
-        }
+        self.log_dir = log_dir
+        self.step = step
+        self.writers = {}
+
+    def on_train_begin(self, logs=None):
+        # Opened here, not in __init__: fit may run twice in one training (a short first loop, then the rest).
+        self.writers = {split: tf.summary.create_file_writer(os.path.join(self.log_dir, split))
+                        for split in ("train", "eval")}
 
     def on_epoch_end(self, epoch, logs=None):
-        step = (epoch + 1) * self.steps_per_loop
+        step = int(self.step.numpy())
         for key, value in (logs or {}).items():
+            if key == "step":
+                continue
             split, name = ("eval", key[4:]) if key.startswith("val_") else ("train", key)
             with self.writers[split].as_default():
                 tf.summary.scalar(name, float(value), step=step)

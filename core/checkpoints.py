@@ -1,13 +1,17 @@
-"""Where checkpoints live and how they are restored: loudly, when they do not fit the model."""
+"""Where checkpoints live and how they are restored: loudly when they do not fit the model, and past
+damaged ones (a truncated newest checkpoint, a lost index file) to the newest one that reads."""
 
 from __future__ import annotations
 
+import glob
 import os
+import sys
 
 import keras
 import tensorflow as tf
+from absl import logging
 
-from core.config import ConfigError
+from core.config import ConfigError, UserError
 
 
 def checkpoint_dir(model_dir: str) -> str:
@@ -35,12 +39,57 @@ def check_tracked(checkpoint: tf.train.Checkpoint, model: keras.Model) -> None:
         )
 
 
+class UnreadableCheckpoint(UserError):
+    """A checkpoint's files are truncated, corrupt or missing; the message names the file."""
+
+
+# What TensorFlow raises for a checkpoint whose files are damaged, as opposed to one that does not fit the
+# model (ValueError, InvalidArgumentError): a truncated data file gives IndexError ("Read less bytes than
+# requested"), a truncated index "not an sstable" (OpError), a missing data file NotFound (OpError).
+_DAMAGE = (IndexError, OSError, tf.errors.OpError)
+
+
+def _step(path: str) -> int:
+    """The step in a checkpoint prefix `.../ckpt-<step>`."""
+    tail = path.rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else -1
+
+
+def find_checkpoints(model_dir: str) -> list[str]:
+    """Every checkpoint of model_dir, newest (highest step) first: from the files themselves and the index.
+
+    The `checkpoint` index file is only a list: when it is lost or out of date, the `ckpt-<step>.index`
+    files still say which checkpoints exist, so a restart never mistakes a trained run for a new one.
+    """
+    directory = checkpoint_dir(model_dir)
+    found = {path[: -len(".index")] for path in glob.glob(os.path.join(directory, "ckpt-*.index"))}
+    state = _read_index(model_dir)
+    if state is not None:
+        for path in state.all_model_checkpoint_paths:  # listed but without files: reported unreadable when tried
+            found.add(path if os.path.isabs(path) else os.path.join(directory, path))
+    return sorted((p for p in found if _step(p) >= 0), key=_step, reverse=True)
+
+
+def _read_index(model_dir: str):
+    """The `checkpoint` index (a CheckpointState), or None when it is missing or damaged."""
+    try:
+        return tf.train.get_checkpoint_state(checkpoint_dir(model_dir))
+    except (tf.errors.OpError, ValueError):  # a damaged index: the checkpoint files are the truth
+        return None
+
+
+def _describe(error: BaseException) -> str:
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    return message.splitlines()[0]
+
+
 def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -> None:
     """Restores `path` into `checkpoint`; raises ConfigError if its objects or shapes do not match.
 
     Without the check TensorFlow restores what it can and leaves the rest at its initial values:
     a model built from a different config would be evaluated or exported half-trained, silently.
     `partial=True` allows the checkpoint to hold more than `checkpoint` (e.g. the optimizer).
+    Raises UnreadableCheckpoint, naming the file, when the checkpoint's files are damaged.
     """
     try:
         status = checkpoint.restore(path)
@@ -50,17 +99,98 @@ def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
         raise ConfigError(
             f"checkpoint {path} does not match the model built from the current configuration: "
-            f"{str(e).splitlines()[0]} Use the config it was trained with (its model dir's "
+            f"{_describe(e)} Use the config it was trained with (its model dir's "
             "operative_config.gin, same --mixed_precision) or a new --model_dir."
         ) from e
+    except _DAMAGE as e:
+        raise UnreadableCheckpoint(f"checkpoint {path} cannot be read ({_describe(e)}).") from e
+
+
+def restore_newest(
+    checkpoint: tf.train.Checkpoint, model_dir: str, partial: bool = False
+) -> tuple[str | None, list[tuple[str, str]]]:
+    """Restores the newest checkpoint of model_dir that reads; returns its path and the (path, why) skipped.
+
+    Returns (None, []) when model_dir has no checkpoint. Raises UnreadableCheckpoint when there are
+    checkpoints but none reads, and ConfigError when one reads but does not fit the model (an older
+    one would not fit either, and training from it would throw away what the newer one holds).
+    """
+    skipped = []
+    for path in find_checkpoints(model_dir):
+        try:
+            restore(checkpoint, path, partial)
+        except UnreadableCheckpoint as e:
+            skipped.append((path, str(e)))
+            logging.warning("Skipping %s", e)
+            continue
+        return path, skipped
+    if skipped:
+        raise UnreadableCheckpoint(
+            f"none of the {len(skipped)} checkpoint(s) in {checkpoint_dir(model_dir)} can be read: "
+            + "; ".join(why for _, why in skipped)
+            + " Move them away to train from scratch, or use another --model_dir."
+        )
+    return None, []
+
+
+def set_aside(path: str) -> str:
+    """Moves an unreadable checkpoint's files into `checkpoints/unreadable/`, so no later save overwrites them."""
+    folder = os.path.join(os.path.dirname(path), "unreadable")
+    os.makedirs(folder, exist_ok=True)
+    for file in glob.glob(glob.escape(path) + ".*"):
+        os.replace(file, os.path.join(folder, os.path.basename(file)))
+    return folder
+
+
+def write_index(model_dir: str, newest: str) -> None:
+    """Rewrites the `checkpoint` index to list the intact checkpoints up to `newest`, oldest first.
+
+    tf.train.CheckpointManager reads this list to know which checkpoints to delete as new ones are
+    kept; without it, checkpoints found only through their files would never be cleaned up.
+    """
+    kept = [p for p in find_checkpoints(model_dir) if _step(p) <= _step(newest) and os.path.exists(p + ".index")]
+    kept.reverse()
+    # The manager rotates out only checkpoints with a save time after `last_preserved_timestamp`; without
+    # times it would keep the listed ones forever. The files' modification times are their save times.
+    tf.compat.v1.train.update_checkpoint_state(
+        checkpoint_dir(model_dir), newest, all_model_checkpoint_paths=kept,
+        all_model_checkpoint_timestamps=[os.path.getmtime(p + ".index") for p in kept], last_preserved_timestamp=0.0)
 
 
 def restore_model(model: keras.Model, model_dir: str, path: str | None = None) -> str:
-    """Restores the model's weights from `path` or the newest checkpoint in model_dir; returns the path."""
+    """Restores the model's weights from `path`, or else from the newest readable checkpoint; returns the path.
+
+    A damaged newest checkpoint is skipped with a warning that names it, and the one before it is used.
+    """
     checkpoint = tf.train.Checkpoint(model=model)
     check_tracked(checkpoint, model)
-    path = path or tf.train.latest_checkpoint(checkpoint_dir(model_dir))
+    if path is not None:
+        restore(checkpoint, path, partial=True)
+        return path
+    path, skipped = restore_newest(checkpoint, model_dir, partial=True)
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(model_dir)}: train first with the same --model_dir.")
-    restore(checkpoint, path, partial=True)
+    for bad, why in skipped:
+        print(f"warning: skipped {bad}: {why} Using {path} instead.", file=sys.stderr)
+    return path
+
+
+def resume(checkpoint: tf.train.Checkpoint, model_dir: str, writer: bool = True) -> str | None:
+    """Restores the newest readable checkpoint for more training; returns its path, or None for a new run.
+
+    Damaged checkpoints newer than it are reported and, by the writer (the chief), moved into
+    `checkpoints/unreadable/`, so the run's later saves of those steps cannot overwrite them; the writer
+    also rebuilds a lost or stale `checkpoint` index so old checkpoints keep being rotated out.
+    """
+    path, skipped = restore_newest(checkpoint, model_dir)
+    for bad, why in skipped:
+        where = f"; moved its files to {set_aside(bad)}" if writer else ""
+        logging.warning("Skipped %s: %s%s", bad, why, where)
+        print(f"warning: skipped {bad}: {why}{where}. Resuming from {path}.", file=sys.stderr)
+    state = _read_index(model_dir)
+    indexed = os.path.basename(state.model_checkpoint_path) if state is not None else None
+    if path is not None and writer and (skipped or indexed != os.path.basename(path)):
+        write_index(model_dir, path)
+        print(f"warning: the checkpoint index of {model_dir} did not list {path}; rewrote it from the "
+              "checkpoint files.", file=sys.stderr)
     return path

@@ -16,7 +16,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from core import checkpoints
+from core import checkpoints, files
 from core.config import UserError
 from core.files import atomic_path, write_text_atomic
 
@@ -54,7 +54,8 @@ def export_saved_model(
     for name, (fn, input_signature) in signatures.items():
         archive.add_endpoint(name, fn, input_signature=input_signature)
     os.makedirs(export_base, exist_ok=True)
-    tmp = os.path.join(export_base, f".tmp-{version}-{os.getpid()}")
+    files.remove_stale_temporaries(export_base)  # half exports of killed runs
+    tmp = files.temporary_path(final)
     try:
         archive.write_out(tmp, verbose=False)
         os.rename(tmp, final)
@@ -92,8 +93,7 @@ def checkpoint_path(model_dir: str, checkpoint: str | None) -> str | None:
     """A checkpoint of model_dir by path, step (`8151`) or position from the newest (`-1`, `-2`, ...)."""
     if not checkpoint:
         return None
-    state = tf.train.get_checkpoint_state(checkpoints.checkpoint_dir(model_dir))
-    kept = list(state.all_model_checkpoint_paths) if state else []
+    kept = list(reversed(checkpoints.find_checkpoints(model_dir)))  # oldest first
     if checkpoint.lstrip("-").isdigit():
         number = int(checkpoint)
         if number < 0:
@@ -145,14 +145,23 @@ def export_checkpoint(
     """What every project's `export` binary does: restore a checkpoint of `model_dir` into `model`,
     write the SavedModel to `export_dir` (default `<model_dir>/export`) and the Keras files beside it.
 
-    `checkpoint` picks one by path, step or position (see checkpoint_path); the default is the newest.
-    The signatures may be built before the restore: they call `model`, whose variables are filled in place.
-    Returns the version folder written.
+    `checkpoint` picks one by path, step or position (see checkpoint_path); the default is the newest
+    that reads. The signatures may be built before the restore: they call `model`, whose variables are
+    filled in place. With `export_dir` elsewhere, a read-only model dir is fine: the Keras files, which
+    belong beside the checkpoints, are then skipped with a note. Returns the version folder written.
     """
     checkpoint = checkpoints.restore_model(model, model_dir, checkpoint_path(model_dir, checkpoint))
-    path = export_saved_model(model, export_dir or os.path.join(model_dir, "export"), signatures, version, track)
-    files = save_model_files(model, model_dir)
     print(f"Restored {checkpoint}")
+    path = export_saved_model(model, export_dir or os.path.join(model_dir, "export"), signatures, version, track)
     print(f"Exported SavedModel to {path}")
-    print("Also wrote " + ", ".join(files.values()))
+    try:
+        files.remove_stale_temporaries(model_dir)  # e.g. half a model.keras of a killed export
+        written = save_model_files(model, model_dir)
+    except OSError as e:
+        if export_dir is None:
+            raise
+        print(f"note: {model_dir} cannot be written ({e.strerror}), so model.keras, model.weights.h5, "
+              "model_summary.txt and model.png were not written; the SavedModel above is complete.")
+    else:
+        print("Also wrote " + ", ".join(written.values()))
     return path

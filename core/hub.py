@@ -19,6 +19,7 @@ import shutil
 import keras
 import tensorflow as tf
 
+from core import files
 from core.config import UserError
 
 PACKAGE = "core"
@@ -115,7 +116,7 @@ def save_reusable(model: keras.Model, path: str, input_signature: dict[str, tf.T
         outputs = call(dict(zip(names, tensors)), training=False)
         return {key: value for key, value in outputs.items() if isinstance(value, tf.Tensor)}
 
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), f".tmp-{os.getpid()}-{os.path.basename(path)}")
+    tmp = files.temporary_path(path)
     try:
         tf.saved_model.save(root, tmp, signatures={"serving_default": serve})
         os.rename(tmp, path)

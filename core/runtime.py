@@ -22,6 +22,8 @@ def configure(options: RunOptions) -> None:
     Call it first in every binary: logical CPU devices can only be created before TensorFlow
     initialises its runtime, and the dtype policy only affects layers built after it is set.
     """
+    if options.num_cpu_devices < 0:
+        raise ConfigError(f"--num_cpu_devices={options.num_cpu_devices}: expected 0 (no split) or a count > 0.")
     if options.num_cpu_devices > 0:
         split_cpu(options.num_cpu_devices)
     keras.utils.set_random_seed(options.seed)  # seeds Python, NumPy and TensorFlow
@@ -73,16 +75,29 @@ def setup(default_gin_from_model_dir: bool = False) -> RunOptions:
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """`absl.app.run(main)`, but a UserError (bad flag, config or data) ends with its message and exit code 2.
+    """`absl.app.run(main)`, but errors a user can fix end with one clear line instead of a traceback.
 
-    Errors a user can fix (a bad flag, config, file) get one clear line instead of a traceback.
+    A UserError (bad flag, config or data) or a file that cannot be read or written (a read-only model
+    dir, a full disk) exits with code 2; Ctrl-C exits with 130, the shell's code for SIGINT, after the
+    trainer has said where it stopped.
     """
 
     def wrapped(argv):
         try:
             main(argv)
-        except (UserError, FileNotFoundError, FileExistsError) as e:
+        except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
+        except OSError as e:  # a read-only model dir, a full disk, or the project's own FileNotFoundError
+            print(f"error: {e.filename}: {e.strerror}" if e.filename and e.strerror else f"error: {e}",
+                  file=sys.stderr)
+            sys.exit(2)
+        except tf.errors.PermissionDeniedError as e:  # TensorFlow's own file writes (checkpoints, summaries)
+            print(f"error: {e.message.splitlines()[0]}", file=sys.stderr)
+            sys.exit(2)
+        except KeyboardInterrupt as e:  # the trainer's TrainingInterrupted says where it stopped
+            message = str(e) or "interrupted, with nothing saved since the last checkpoint"
+            print(f"{message[:1].upper()}{message[1:]}.", file=sys.stderr)
+            sys.exit(130)
 
     app.run(wrapped)

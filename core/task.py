@@ -157,7 +157,7 @@ class Components:
     optimizer: keras.optimizers.Optimizer
     loss_fn: keras.losses.Loss
     metrics: list | dict  # a dict of lists by output name for a multi-output model
-    step: tf.Variable  # global step: loops completed x steps_per_loop, saved in every checkpoint
+    step: tf.Variable  # global step: the training steps run so far, saved in every checkpoint
     checkpoint: tf.train.Checkpoint
 
 
@@ -184,6 +184,10 @@ def build_components(
         optimizer.build(model.trainable_variables)  # create slots now so a restore fills them at once
     # Not optimizer.iterations: a LossScaleOptimizer does not count the steps it skips.
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step)
+    # model.variables adds the random-seed states of layers such as Dropout to the weights. Keras does
+    # not save them in checkpoints; without them a resumed run would draw the dropout masks of step 0 again.
+    weights = {id(w) for w in model.weights}
+    seeds = [v for v in model.variables if id(v) not in weights]
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, seeds=seeds)
     checkpoints.check_tracked(checkpoint, model)
     return Components(model, optimizer, loss_fn, metrics, step, checkpoint)

@@ -6,6 +6,7 @@ round trip with identical outputs, variable batch sizes and, for layers, mixed p
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -88,3 +89,29 @@ def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.Comple
         cwd=repo, capture_output=True, text=True, timeout=timeout,
         env=dict(os.environ, PYTHONPATH=repo, TF_CPP_MIN_LOG_LEVEL="2"),
     )
+
+
+@contextlib.contextmanager
+def read_only(path: str):
+    """Makes the folder tree at `path` unwritable for the block, for root too (tests of read-only model dirs).
+
+    Root ignores permission bits, so as root the tree is made immutable with `chattr +i` (ext4, xfs, ...);
+    other users get `chmod a-w`.
+    """
+    if os.geteuid() == 0:
+        subprocess.run(["chattr", "-R", "+i", path], check=True)
+        try:
+            yield
+        finally:
+            subprocess.run(["chattr", "-R", "-i", path], check=True)
+        return
+    modes = {}
+    for root, _, files in os.walk(path):
+        for name in [root, *(os.path.join(root, f) for f in files)]:
+            modes[name] = os.stat(name).st_mode
+            os.chmod(name, modes[name] & ~0o222)
+    try:
+        yield
+    finally:
+        for name, mode in modes.items():
+            os.chmod(name, mode)

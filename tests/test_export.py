@@ -1,11 +1,12 @@
 import os
+import subprocess
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import export
+from core import export, testing
 
 
 def _model():
@@ -94,3 +95,41 @@ def test_checkpoint_path_by_step_position_or_path(tmp_path):
         export.checkpoint_path(model_dir, "15")
     with pytest.raises(ValueError, match="no such checkpoint"):
         export.checkpoint_path(model_dir, str(tmp_path / "nope"))
+
+
+def _dead_pid() -> int:
+    """The id of a process that has ended (its number is not reused this soon)."""
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_export_removes_the_temporaries_of_killed_exports_only(tmp_path):
+    model = _model()
+    checkpoint = tf.train.Checkpoint(model=model)
+    tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=1).save(checkpoint_number=5)
+    dead, alive = _dead_pid(), os.getpid()
+    half_export = tmp_path / "export" / f".tmp-{dead}-1"
+    half_export.mkdir(parents=True)
+    (half_export / "saved_model.pb").write_bytes(b"half")
+    (tmp_path / f".tmp-{dead}-model.keras").write_bytes(b"half")
+    writing_now = tmp_path / "export" / f".tmp-{alive}-9"  # a live process's: still being written
+    writing_now.mkdir()
+    path = export.export_checkpoint(model, str(tmp_path), _signatures(model))
+    assert path == str(tmp_path / "export" / "1")
+    assert sorted(os.listdir(tmp_path / "export")) == [f".tmp-{alive}-9", "1"]
+    assert not [name for name in os.listdir(tmp_path) if name.startswith(f".tmp-{dead}")]
+
+
+def test_export_elsewhere_needs_no_writable_model_dir(tmp_path, capsys):
+    model = _model()
+    checkpoint = tf.train.Checkpoint(model=model)
+    tf.train.CheckpointManager(checkpoint, str(tmp_path / "run" / "checkpoints"), max_to_keep=1).save()
+    with testing.read_only(str(tmp_path / "run")):
+        path = export.export_checkpoint(model, str(tmp_path / "run"), _signatures(model),
+                                        export_dir=str(tmp_path / "served"))
+        with pytest.raises(OSError):  # into the model dir itself it cannot
+            export.export_checkpoint(model, str(tmp_path / "run"), _signatures(model))
+    assert os.path.exists(os.path.join(path, "saved_model.pb"))
+    assert "cannot be written" in capsys.readouterr().out
+    assert not os.path.exists(tmp_path / "run" / "model.keras")
