@@ -48,10 +48,19 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
             "fork the custom loop in your project (see core/trainer.py) to add one."
         )
     if name == "tpu":
-        resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
-        tf.config.experimental_connect_to_cluster(resolver)
-        tf.tpu.experimental.initialize_tpu_system(resolver)
-        return tf.distribute.TPUStrategy(resolver)
+        try:
+            resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
+            tf.config.experimental_connect_to_cluster(resolver)
+            tf.tpu.experimental.initialize_tpu_system(resolver)
+            return tf.distribute.TPUStrategy(resolver)
+        # The resolver raises ValueError without a TPU name, URLError (an OSError) when it cannot reach
+        # the cloud metadata server, and an OpError when the TPU does not answer.
+        except (ValueError, OSError, RuntimeError, tf.errors.OpError) as e:
+            reason = getattr(e, "message", None) or str(e) or type(e).__name__
+            raise ConfigError(
+                f"--strategy=tpu: no TPU reachable with --tpu={tpu!r} ({reason.splitlines()[0]}). Pass the TPU's "
+                "name or grpc:// address with --tpu, or pick another --strategy."
+            ) from e
     raise ConfigError(f"--strategy={name}: expected one of {', '.join(STRATEGIES)}.")
 
 

@@ -49,7 +49,7 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: str,
 def write_classification_report(
     results: dict[str, float], matrix: np.ndarray, class_names: list[str], model_dir: str, split: str
 ) -> dict[str, str]:
-    """Writes `eval_<split>.json` and `confusion_<split>.png` into model_dir, prints the matrix; returns the paths."""
+    """Writes `eval_<split>.json` and `confusion_<split>.png` into model_dir; returns the paths."""
     report = {**results, "split": split, "class_names": class_names,
               "confusion_matrix": np.asarray(matrix).astype(int).tolist()}
     paths = {"json": os.path.join(model_dir, f"eval_{split}.json"),
@@ -57,14 +57,14 @@ def write_classification_report(
     write_text_atomic(paths["json"], json.dumps(report, indent=2, ensure_ascii=False))
     plot_confusion_matrix(np.asarray(matrix), class_names, paths["picture"],
                           title=f"{split}: accuracy {results.get('accuracy', float('nan')):.4f}")
-    print(format_confusion_matrix(np.asarray(matrix), class_names))
     return paths
 
 
 def evaluate_classifier(task, options, split: str) -> dict[str, float]:
     """Evaluates a classification Task (one of its metrics a MacroF1) on `split` and writes the report.
 
-    Used by every classifier's `evaluate` binary; prints the confusion matrix and the results.
+    Used by every classifier's `evaluate` binary; prints the confusion matrix and the results before
+    writing anything, so a model dir that cannot be written loses no result.
     """
     from core import evaluation  # keeps this module importable without TensorFlow-heavy imports
     from core.metrics import MacroF1
@@ -73,7 +73,8 @@ def evaluate_classifier(task, options, split: str) -> dict[str, float]:
     matrix = next((np.asarray(m.confusion_matrix()) for m in metrics if isinstance(m, MacroF1)), None)
     if matrix is None:
         raise ValueError(f"{type(task).__name__}.build_metrics() has no MacroF1, so there is no confusion matrix.")
+    print(format_confusion_matrix(matrix, task.class_names))
+    print(f"{split}: {evaluation.format_results(results)}", flush=True)
     paths = write_classification_report(results, matrix, task.class_names, options.model_dir, split)
-    print(f"{split}: {evaluation.format_results(results)}")
     print(f"Wrote {paths['json']} and {paths['picture']}")
     return results

@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from core import runtime
+from core import runtime, testing
 from core.config import ConfigError, RunOptions
 
 
@@ -44,3 +44,17 @@ def test_run_options_need_a_model_dir():
             RunOptions.from_flags()
     finally:
         flags.FLAGS.unparse_flags()
+
+
+def test_a_negative_cpu_device_count_is_refused_by_the_binary(tmp_path):
+    result = testing.run_module("tests.tiny_train", f"--model_dir={tmp_path}", "--num_cpu_devices=-1")
+    assert result.returncode == 2
+    assert "error: --num_cpu_devices=-1: expected 0 (no split) or a count > 0." in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_tpu_strategy_without_a_tpu_is_one_clear_error(tmp_path):
+    result = testing.run_module("tests.tiny_train", f"--model_dir={tmp_path}", "--strategy=tpu")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: --strategy=tpu: no TPU reachable with --tpu=''" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -86,11 +86,6 @@ def main(argv: list[str]) -> None:
         models["zero_shot_baseline"] = (model_lib.bi_encoder(encoder_handle=task.encoder_handle), True)
     results, test = compare(task, models, FLAGS.batch_size)
     results["checkpoint"] = checkpoint
-    write_text_atomic(os.path.join(options.model_dir, "eval_test.json"), json.dumps(results, indent=2))
-    rows = zip(test["label"], test["kind"], *test["scores"].values(), test["text_a"], test["text_b"], strict=True)
-    header = "label\tkind\t" + "\t".join(test["scores"]) + "\ttext_a\ttext_b\n"
-    write_text_atomic(os.path.join(options.model_dir, "scores_test.tsv"),
-                      header + "".join("\t".join(map(str, row)) + "\n" for row in rows))
     print(f"Test ({checkpoint}), thresholds chosen on validation:")
     for name in models:
         for subset, values in results[name].items():
@@ -98,6 +93,11 @@ def main(argv: list[str]) -> None:
                 print(f"  {name:18s} {subset:4s}  accuracy={values['accuracy']:.4f}  f1={values['f1']:.4f}  "
                       f"roc_auc={values['roc_auc']:.4f}  pairs={values['pairs']}  "
                       f"threshold={results[name]['threshold']:.4f}")
+    write_text_atomic(os.path.join(options.model_dir, "eval_test.json"), json.dumps(results, indent=2))
+    rows = zip(test["label"], test["kind"], *test["scores"].values(), test["text_a"], test["text_b"], strict=True)
+    header = "label\tkind\t" + "\t".join(test["scores"]) + "\ttext_a\ttext_b\n"
+    write_text_atomic(os.path.join(options.model_dir, "scores_test.tsv"),
+                      header + "".join("\t".join(map(str, row)) + "\n" for row in rows))
 
 
 if __name__ == "__main__":

@@ -83,13 +83,13 @@ def main(argv: list[str]) -> None:
     # test, test_ckpt-500, test_ckpt-500_greedy: greedy runs do not overwrite the beam-search files.
     name = FLAGS.split + (f"_{os.path.basename(checkpoint)}" if FLAGS.checkpoint else "") + (
         "_greedy" if FLAGS.beam_size == 1 else "")
-    write_text_atomic(os.path.join(options.model_dir, f"eval_{name}.json"), json.dumps(results, indent=2))
-    write_text_atomic(os.path.join(options.model_dir, f"translations_{name}.tsv"),
-                      "".join(f"{s}\t{r}\t{h}\n" for s, r, h in zip(sources, references, hypotheses, strict=True)))
     for s, r, h in list(zip(sources, references, hypotheses, strict=True))[:5]:
         print(f"  {s}\n    reference:   {r}\n    translation: {h}")
     scores = {k: v for k, v in results.items() if k != "checkpoint"}
     print(f"{FLAGS.split} ({checkpoint}): {evaluation.format_results(scores)}")
+    write_text_atomic(os.path.join(options.model_dir, f"eval_{name}.json"), json.dumps(results, indent=2))
+    write_text_atomic(os.path.join(options.model_dir, f"translations_{name}.tsv"),
+                      "".join(f"{s}\t{r}\t{h}\n" for s, r, h in zip(sources, references, hypotheses, strict=True)))
 
 
 if __name__ == "__main__":

@@ -60,10 +60,12 @@ def plot_predictions(y_true: np.ndarray, y_pred: np.ndarray, path: str, title: s
     plt.close(fig)
 
 
-def evaluate_run(task: RegressionTask, options, split: str) -> dict:
+def evaluate_run(task: RegressionTask, options, split: str, show=None) -> dict:
     """Scores the newest checkpoint on `split`; writes eval_<split>.json and the picture; returns the report.
 
     One pass over the split gives the predictions, from which the scores and the picture both come.
+    `show(report)`, if given, is called before anything is written, so a model dir that cannot be
+    written still shows the results.
     """
     model = task.build_model()
     checkpoint = checkpoints.restore_model(model, options.model_dir)
@@ -77,6 +79,8 @@ def evaluate_run(task: RegressionTask, options, split: str) -> dict:
             report["gbt_baseline"] = json.load(f)["median"]
     report["json"] = os.path.join(options.model_dir, f"eval_{split}.json")
     report["picture"] = os.path.join(options.model_dir, f"predicted_vs_true_{split}.png")
+    if show is not None:
+        show(report)
     write_text_atomic(report["json"], json.dumps(report, indent=2))
     plot_predictions(y_true, y_pred, report["picture"], f"{split}: RMSE {scores['rmse']:.2f}, MAE "
                      f"{scores['mae']:.2f}, R$^2$ {scores['r2']:.4f} ({len(y_true)} rows)", task.target)
@@ -88,14 +92,17 @@ def main(argv: list[str]) -> None:
     options = runtime.setup(default_gin_from_model_dir=True)
     task = RegressionTask()
     task.check_data(options.model_dir)
-    report = evaluate_run(task, options, FLAGS.split)
-    print(f"{FLAGS.split} ({report['examples']} rows of {report['target']}): rmse={report['rmse']:.3f} "
+    report = evaluate_run(task, options, FLAGS.split, show=_print_report)
+    print(f"Wrote {report['json']} and {report['picture']}")
+
+
+def _print_report(report: dict) -> None:
+    print(f"{report['split']} ({report['examples']} rows of {report['target']}): rmse={report['rmse']:.3f} "
           f"mae={report['mae']:.3f} r2={report['r2']:.4f}")
-    if "gbt_baseline" in report and FLAGS.split == "test":
+    if "gbt_baseline" in report and report["split"] == "test":
         gbt = report["gbt_baseline"]
         print(f"gradient-boosted trees on the test split: rmse={gbt['rmse']:.3f} mae={gbt['mae']:.3f} "
               f"r2={gbt['r2']:.4f} (this model's test RMSE is {report['rmse'] / gbt['rmse']:.3f}x)")
-    print(f"Wrote {report['json']} and {report['picture']}")
 
 
 if __name__ == "__main__":
