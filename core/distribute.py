@@ -16,6 +16,7 @@ Strategies and what runs them here:
 from __future__ import annotations
 
 import os
+import shutil
 
 import tensorflow as tf
 from absl import logging
@@ -84,5 +85,8 @@ def write_dir(model_dir: str, strategy: tf.distribute.Strategy) -> str:
         return model_dir
     task_type, task_id = strategy.cluster_resolver.task_type, strategy.cluster_resolver.task_id
     path = os.path.join(model_dir, f".{task_type}_{task_id}_scratch")
+    # A killed run's scratch checkpoints would make this worker's saves differ from the chief's, and
+    # every worker must take part in every save.
+    shutil.rmtree(path, ignore_errors=True)
     logging.info("Not the chief: writing scratch outputs to %s", path)
     return path

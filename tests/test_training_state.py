@@ -46,11 +46,11 @@ class _RecordingTask(TinyTask):
         return keras.Model(inputs, inner(_Fingerprint()(inputs)))
 
 
-def _train(model_dir, extra_callbacks=(), **config):
+def _train(model_dir, extra_callbacks=(), strategy="default", **config):
     """One `train` call as one process would make it: seeded the same way at its start."""
     keras.utils.set_random_seed(7)
     defaults = dict(train_steps=40, steps_per_loop=10, steps_per_execution=5)
-    return trainer.train(_RecordingTask(), RunOptions(model_dir=str(model_dir), seed=7),
+    return trainer.train(_RecordingTask(), RunOptions(model_dir=str(model_dir), seed=7, strategy=strategy),
                          trainer.TrainConfig(**{**defaults, **config}), extra_callbacks)
 
 
@@ -242,3 +242,13 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resumes_from_it(tmp_path, loop)
     _train(model_dir, loop=loop, steps_per_execution=1)  # a short loop 14->20, then 30 and 40
     assert _steps_in_csv(model_dir) == [10, 20, 30, 40]
     _assert_same_run(model_dir, expected_batches, expected_weights, _Fingerprint.seen)
+
+
+def test_resume_on_two_mirrored_replicas_continues_the_stream(tmp_path):
+    # Each step takes two per-replica batches from the one input pipeline: the resumed run must skip both.
+    _train(tmp_path / "whole", strategy="mirrored", loop="custom")
+    for stop in (20, 40):
+        _train(tmp_path / "resumed", strategy="mirrored", loop="custom", train_steps=stop)
+    for a, b in zip(final_weights(str(tmp_path / "resumed"), _RecordingTask()),
+                    final_weights(str(tmp_path / "whole"), _RecordingTask()), strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
