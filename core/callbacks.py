@@ -14,10 +14,13 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 import keras
 import tensorflow as tf
 from absl import logging
+
+from core import checkpoints
 
 
 class TrainingInterrupted(KeyboardInterrupt):
@@ -39,7 +42,7 @@ class InterruptRequest:
 
 
 @contextlib.contextmanager
-def stop_at_step_on_interrupt(enabled: bool = True):
+def stop_at_step_on_interrupt(enabled: bool = True) -> Iterator[InterruptRequest]:
     """While the block runs, the first Ctrl-C asks for a stop at the next step boundary; a second stops at once.
 
     A plain KeyboardInterrupt can land anywhere, between a step's weight update and the count of it or in
@@ -54,7 +57,7 @@ def stop_at_step_on_interrupt(enabled: bool = True):
         if request.requested:
             raise KeyboardInterrupt
         request.requested = True
-        print("\nCtrl-C: stopping after the current step to save a checkpoint "
+        print("\nCtrl-C: stopping after the steps running now, to save a checkpoint "
               "(press Ctrl-C again to stop at once, without one).", file=sys.stderr, flush=True)
 
     previous = signal.signal(signal.SIGINT, handle)
@@ -78,6 +81,7 @@ class StepCounter(keras.callbacks.Callback):
         self.step = step
         self.interrupt = interrupt or InterruptRequest()
         self.loop_start = 0
+        self.loss = 0.0  # the loop's running mean loss after the last execution: is the state worth saving?
 
     def on_epoch_begin(self, epoch, logs=None):
         self.loop_start = int(self.step.numpy())
@@ -87,6 +91,7 @@ class StepCounter(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         # `batch` is the index in this loop of the last step of the execution that just ended.
         self.step.assign(self.loop_start + batch + 1)
+        self.loss = float((logs or {}).get("loss", 0.0))
         if self.interrupt.requested:
             raise TrainingInterrupted(int(self.step.numpy()))
 
@@ -114,20 +119,7 @@ class CheckpointManagerCallback(keras.callbacks.Callback):
         if not math.isfinite(loss):
             logging.warning("Not saving a checkpoint at step %d: the loss is %s.", step, loss)
             return
-        save(self.manager, step)
-
-
-def save(manager: tf.train.CheckpointManager, step: int) -> str:
-    """Saves `ckpt-<step>`; refuses to overwrite a checkpoint of that step that this run did not write."""
-    if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"-{step}"):
-        return manager.latest_checkpoint  # already saved at this step (a Ctrl-C right after a loop's save)
-    path = os.path.join(manager.directory, f"ckpt-{step}")
-    if tf.io.gfile.exists(path + ".index"):
-        raise FileExistsError(
-            f"{path} already exists but is not the checkpoint this run resumed from: refusing to overwrite it. "
-            "Another run may be writing into this model dir."
-        )
-    return manager.save(checkpoint_number=step)
+        checkpoints.save(self.manager, step)
 
 
 class ScalarSummaries(keras.callbacks.Callback):

@@ -3,6 +3,7 @@ damaged ones (a truncated newest checkpoint, a lost index file) to the newest on
 
 from __future__ import annotations
 
+import datetime
 import glob
 import os
 import sys
@@ -11,7 +12,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from core.config import ConfigError, UserError
+from core.config import ConfigError, UserError, error_summary
 
 
 def checkpoint_dir(model_dir: str) -> str:
@@ -43,10 +44,17 @@ class UnreadableCheckpoint(UserError):
     """A checkpoint's files are truncated, corrupt or missing; the message names the file."""
 
 
-# What TensorFlow raises for a checkpoint whose files are damaged, as opposed to one that does not fit the
-# model (ValueError, InvalidArgumentError): a truncated data file gives IndexError ("Read less bytes than
-# requested"), a truncated index "not an sstable" (OpError), a missing data file NotFound (OpError).
-_DAMAGE = (IndexError, OSError, tf.errors.OpError)
+def _is_damage(error: BaseException) -> bool:
+    """True for what TensorFlow raises on a checkpoint whose files are damaged.
+
+    A truncated data file gives IndexError ("Read less bytes than requested"), a truncated index a bare
+    OpError ("not an sstable"), bad bytes DataLossError, a missing data file NotFoundError. A checkpoint
+    that does not fit the model (ValueError, InvalidArgumentError), or an error of the machine rather than
+    the file (out of memory, a filesystem that is unavailable or denies access), is no damage: skipping
+    past an intact checkpoint for such a reason would throw its training away.
+    """
+    damage = (IndexError, tf.errors.DataLossError, tf.errors.NotFoundError, tf.errors.OutOfRangeError)
+    return isinstance(error, damage) or type(error) is tf.errors.OpError
 
 
 def _step(path: str) -> int:
@@ -78,9 +86,9 @@ def _read_index(model_dir: str):
         return None
 
 
-def _describe(error: BaseException) -> str:
-    message = getattr(error, "message", None) or str(error) or type(error).__name__
-    return message.splitlines()[0]
+def _has_entry(path: str, name: str) -> bool:
+    """True if the checkpoint at `path` holds values of the root object `name` (e.g. "seeds")."""
+    return any(key.startswith(f"{name}/") for key, _ in tf.train.list_variables(path))
 
 
 def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -> None:
@@ -92,6 +100,11 @@ def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -
     Raises UnreadableCheckpoint, naming the file, when the checkpoint's files are damaged.
     """
     try:
+        if getattr(checkpoint, "seeds", None) and not _has_entry(path, "seeds"):
+            # Saved before checkpoints held the layers' seed states: restore the rest, strictly.
+            logging.warning("%s holds no random-seed states; dropout masks restart from the run's seed.", path)
+            checkpoint = tf.train.Checkpoint(model=checkpoint.model, optimizer=checkpoint.optimizer,
+                                             step=checkpoint.step)
         status = checkpoint.restore(path)
         status.assert_existing_objects_matched()
         if partial:
@@ -99,11 +112,13 @@ def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -
     except (AssertionError, ValueError, tf.errors.InvalidArgumentError) as e:
         raise ConfigError(
             f"checkpoint {path} does not match the model built from the current configuration: "
-            f"{_describe(e)} Use the config it was trained with (its model dir's "
+            f"{error_summary(e)} Use the config it was trained with (its model dir's "
             "operative_config.gin, same --mixed_precision) or a new --model_dir."
         ) from e
-    except _DAMAGE as e:
-        raise UnreadableCheckpoint(f"checkpoint {path} cannot be read ({_describe(e)}).") from e
+    except Exception as e:
+        if not _is_damage(e):
+            raise
+        raise UnreadableCheckpoint(f"checkpoint {path} cannot be read ({error_summary(e)})") from e
 
 
 def restore_newest(
@@ -121,23 +136,30 @@ def restore_newest(
             restore(checkpoint, path, partial)
         except UnreadableCheckpoint as e:
             skipped.append((path, str(e)))
-            logging.warning("Skipping %s", e)
             continue
         return path, skipped
     if skipped:
         raise UnreadableCheckpoint(
             f"none of the {len(skipped)} checkpoint(s) in {checkpoint_dir(model_dir)} can be read: "
             + "; ".join(why for _, why in skipped)
-            + " Move them away to train from scratch, or use another --model_dir."
+            + ". Move them away to train from scratch, or use another --model_dir."
         )
     return None, []
 
 
-def set_aside(path: str) -> str:
-    """Moves an unreadable checkpoint's files into `checkpoints/unreadable/`, so no later save overwrites them."""
-    folder = os.path.join(os.path.dirname(path), "unreadable")
-    os.makedirs(folder, exist_ok=True)
-    for file in glob.glob(glob.escape(path) + ".*"):
+def set_aside(path: str) -> str | None:
+    """Moves an unreadable checkpoint's files into their own folder under `checkpoints/unreadable/`.
+
+    Then no later save of that step overwrites them, and one set aside before is never overwritten
+    either. Returns the folder, or None when the checkpoint had no files (listed only in the index).
+    """
+    found = glob.glob(glob.escape(path) + ".*")
+    if not found:
+        return None
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    folder = os.path.join(os.path.dirname(path), "unreadable", f"{os.path.basename(path)}-{stamp}")
+    os.makedirs(folder)
+    for file in found:
         os.replace(file, os.path.join(folder, os.path.basename(file)))
     return folder
 
@@ -171,7 +193,7 @@ def restore_model(model: keras.Model, model_dir: str, path: str | None = None) -
     if path is None:
         raise FileNotFoundError(f"no checkpoint in {checkpoint_dir(model_dir)}: train first with the same --model_dir.")
     for bad, why in skipped:
-        print(f"warning: skipped {bad}: {why} Using {path} instead.", file=sys.stderr)
+        print(f"warning: skipped {bad}: {why}. Using {path} instead.", file=sys.stderr)
     return path
 
 
@@ -182,15 +204,34 @@ def resume(checkpoint: tf.train.Checkpoint, model_dir: str, writer: bool = True)
     `checkpoints/unreadable/`, so the run's later saves of those steps cannot overwrite them; the writer
     also rebuilds a lost or stale `checkpoint` index so old checkpoints keep being rotated out.
     """
-    path, skipped = restore_newest(checkpoint, model_dir)
-    for bad, why in skipped:
-        where = f"; moved its files to {set_aside(bad)}" if writer else ""
-        logging.warning("Skipped %s: %s%s", bad, why, where)
-        print(f"warning: skipped {bad}: {why}{where}. Resuming from {path}.", file=sys.stderr)
     state = _read_index(model_dir)
     indexed = os.path.basename(state.model_checkpoint_path) if state is not None else None
+    path, skipped = restore_newest(checkpoint, model_dir)
+    for bad, why in skipped:
+        moved = set_aside(bad) if writer else None
+        print(f"warning: skipped {bad}: {why}" + (f"; moved its files to {moved}" if moved else "")
+              + f". Resuming from {path}.", file=sys.stderr)
     if path is not None and writer and (skipped or indexed != os.path.basename(path)):
+        if not skipped:
+            print(f"warning: the checkpoint index of {model_dir} is missing or does not name {path}; "
+                  "rewrote it from the checkpoint files.", file=sys.stderr)
         write_index(model_dir, path)
-        print(f"warning: the checkpoint index of {model_dir} did not list {path}; rewrote it from the "
-              "checkpoint files.", file=sys.stderr)
     return path
+
+
+def save(manager: tf.train.CheckpointManager, step: int) -> str:
+    """Saves `ckpt-<step>`; refuses to overwrite a checkpoint of that step that this run did not write.
+
+    Under MultiWorkerMirroredStrategy every worker takes part in a save, but only the chief's folder
+    can hold another run's files (the others write a scratch folder emptied at start): were the chief
+    to refuse, the others would wait for it. The model dir lock keeps other runs out in the first place.
+    """
+    if manager.latest_checkpoint and manager.latest_checkpoint.endswith(f"-{step}"):
+        return manager.latest_checkpoint  # already saved at this step (a Ctrl-C right after a loop's save)
+    path = os.path.join(manager.directory, f"ckpt-{step}")
+    if tf.io.gfile.exists(path + ".index"):
+        raise FileExistsError(
+            f"{path} already exists but is not the checkpoint this run resumed from: refusing to overwrite it. "
+            "Another run may be writing into this model dir."
+        )
+    return manager.save(checkpoint_number=step)

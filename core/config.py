@@ -49,6 +49,12 @@ class ConfigError(UserError):
     """A gin file, binding or flag is wrong; the message names which one and why."""
 
 
+def error_summary(error: BaseException) -> str:
+    """The first line of an exception's message (TensorFlow's run to many), or its type without one."""
+    message = getattr(error, "message", None) or str(error) or type(error).__name__
+    return message.splitlines()[0]
+
+
 @dataclasses.dataclass(frozen=True)
 class RunOptions:
     """The run-level flags, as one value passed to the trainer instead of reading FLAGS deep inside."""

@@ -21,7 +21,7 @@ import shutil
 import tensorflow as tf
 from absl import logging
 
-from core.config import STRATEGIES, ConfigError
+from core.config import STRATEGIES, ConfigError, error_summary
 
 
 def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
@@ -57,9 +57,8 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
         # The resolver raises ValueError without a TPU name, URLError (an OSError) when it cannot reach
         # the cloud metadata server, and an OpError when the TPU does not answer.
         except (ValueError, OSError, RuntimeError, tf.errors.OpError) as e:
-            reason = getattr(e, "message", None) or str(e) or type(e).__name__
             raise ConfigError(
-                f"--strategy=tpu: no TPU reachable with --tpu={tpu!r} ({reason.splitlines()[0]}). Pass the TPU's "
+                f"--strategy=tpu: no TPU reachable with --tpu={tpu!r} ({error_summary(e)}). Pass the TPU's "
                 "name or grpc:// address with --tpu, or pick another --strategy."
             ) from e
     raise ConfigError(f"--strategy={name}: expected one of {', '.join(STRATEGIES)}.")

@@ -6,18 +6,20 @@ import contextlib
 import os
 import re
 import shutil
+import socket
 
 from absl import logging
 
-# Every temporary this project writes is named `.tmp-<pid>-<name>` beside its final path, so the
-# leftovers of a killed writer can be told from those of a writer that is still running.
-_TEMPORARY = re.compile(r"^\.tmp-(\d+)-")
+# Every temporary this project writes is named `.tmp-<pid>-<host>-<name>` beside its final path, so the
+# leftovers of a killed writer can be told from those of one still running: on this host, by its pid.
+# A model dir on a shared filesystem may hold other hosts' temporaries, whose pids mean nothing here.
+_TEMPORARY = re.compile(r"^\.tmp-(\d+)-(.*)$")
 
 
 def temporary_path(path: str) -> str:
     """The temporary name beside `path` that this process writes before renaming onto `path`."""
     directory, name = os.path.split(os.path.abspath(path))
-    return os.path.join(directory, f".tmp-{os.getpid()}-{name}")
+    return os.path.join(directory, f".tmp-{os.getpid()}-{socket.gethostname()}-{name}")
 
 
 @contextlib.contextmanager
@@ -60,17 +62,18 @@ def process_alive(pid: int) -> bool:
 
 
 def remove_stale_temporaries(directory: str) -> list[str]:
-    """Removes the `.tmp-<pid>-*` files and folders in `directory` whose writer is gone; returns them.
+    """Removes the temporaries in `directory` of this host's writers that are gone; returns them.
 
     A writer killed with SIGKILL cannot clean up, so without this its temporaries (half an export, half
-    a `.keras` file) would stay forever. Those of live processes are left alone: they are still writing.
+    a `.keras` file) would stay forever. Those of live processes, and of other hosts, are left alone.
     """
     removed = []
     if not os.path.isdir(directory):
         return removed
+    host = socket.gethostname()
     for name in sorted(os.listdir(directory)):
         match = _TEMPORARY.match(name)
-        if not match or process_alive(int(match.group(1))):
+        if not match or not match.group(2).startswith(f"{host}-") or process_alive(int(match.group(1))):
             continue
         path = os.path.join(directory, name)
         if os.path.isdir(path) and not os.path.islink(path):

@@ -14,6 +14,7 @@ import fcntl
 import json
 import os
 import socket
+from collections.abc import Iterator
 
 from core.config import UserError
 
@@ -36,7 +37,7 @@ def _holder(handle) -> str:
 
 
 @contextlib.contextmanager
-def hold_model_dir(model_dir: str):
+def hold_model_dir(model_dir: str) -> Iterator[str]:
     """Holds `<model_dir>/training.lock` for the block; raises ModelDirBusy if another run holds it."""
     os.makedirs(model_dir, exist_ok=True)
     path = os.path.join(model_dir, LOCK_FILE)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import sys
 from collections.abc import Callable
@@ -13,7 +14,7 @@ from absl import app, logging
 # Configurables that every project's configs bind (TrainConfig): imported here, where gin is
 # parsed, so that evaluate and export accept the same config files as train.
 from core import trainer  # noqa: F401
-from core.config import FLAGS, ConfigError, RunOptions, UserError, parse_gin
+from core.config import FLAGS, ConfigError, RunOptions, UserError, error_summary, parse_gin
 
 
 def configure(options: RunOptions) -> None:
@@ -74,6 +75,16 @@ def setup(default_gin_from_model_dir: bool = False) -> RunOptions:
     return options
 
 
+# A file the user can fix: missing, in the way, in a read-only folder or filesystem, or on a full disk.
+# Other OSErrors (a broken pipe, a refused connection) are bugs or outages and keep their traceback.
+_FILE_ERRNOS = {errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT, errno.ENOENT, errno.EEXIST,
+                errno.EISDIR, errno.ENOTDIR}
+
+
+def _is_file_error(error: OSError) -> bool:
+    return not isinstance(error, ConnectionError) and (error.errno in _FILE_ERRNOS or error.errno is None)
+
+
 def run(main: Callable[[list[str]], None]) -> None:
     """`absl.app.run(main)`, but errors a user can fix end with one clear line instead of a traceback.
 
@@ -88,12 +99,14 @@ def run(main: Callable[[list[str]], None]) -> None:
         except UserError as e:
             print(f"error: {e}", file=sys.stderr)
             sys.exit(2)
-        except OSError as e:  # a read-only model dir, a full disk, or the project's own FileNotFoundError
+        except OSError as e:
+            if not _is_file_error(e):
+                raise
             print(f"error: {e.filename}: {e.strerror}" if e.filename and e.strerror else f"error: {e}",
                   file=sys.stderr)
             sys.exit(2)
         except tf.errors.PermissionDeniedError as e:  # TensorFlow's own file writes (checkpoints, summaries)
-            print(f"error: {e.message.splitlines()[0]}", file=sys.stderr)
+            print(f"error: {error_summary(e)}", file=sys.stderr)
             sys.exit(2)
         except KeyboardInterrupt as e:  # the trainer's TrainingInterrupted says where it stopped
             message = str(e) or "interrupted, with nothing saved since the last checkpoint"

@@ -188,6 +188,6 @@ def build_components(
     # not save them in checkpoints; without them a resumed run would draw the dropout masks of step 0 again.
     weights = {id(w) for w in model.weights}
     seeds = [v for v in model.variables if id(v) not in weights]
-    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, seeds=seeds)
+    checkpoint = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step, **({"seeds": seeds} if seeds else {}))
     checkpoints.check_tracked(checkpoint, model)
     return Components(model, optimizer, loss_fn, metrics, step, checkpoint)

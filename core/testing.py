@@ -99,7 +99,12 @@ def read_only(path: str):
     other users get `chmod a-w`.
     """
     if os.geteuid() == 0:
-        subprocess.run(["chattr", "-R", "+i", path], check=True)
+        made = subprocess.run(["chattr", "-R", "+i", path], capture_output=True, text=True)
+        if made.returncode:
+            import pytest  # the harness runs under pytest; only this case needs it
+
+            subprocess.run(["chattr", "-R", "-i", path], capture_output=True)
+            pytest.skip(f"cannot make {path} read-only for root here (chattr: {made.stderr.strip()})")
         try:
             yield
         finally:

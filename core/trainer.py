@@ -1,7 +1,8 @@
 """Training and evaluation over a Task, with Keras `fit` or a custom GradientTape loop.
 
 *What* a model computes lives in a `Task` (model, inputs, loss, metrics, optimizer, and the per-replica
-train and validation steps). *How* the loop runs lives here. Both loops use the same Task objects:
+train and validation steps). *How* the loop runs lives here and in core/loops.py. Both loops use the
+same Task objects:
 
   fit     model.compile(loss, metrics) + model.fit over "epochs" of `steps_per_loop` steps.
   custom  `strategy.run(task.train_step)` inside a `tf.function` that runs `steps_per_execution`
@@ -16,9 +17,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import math
 import os
 import shutil
-import sys
 
 import gin
 import keras
@@ -26,10 +27,10 @@ import tensorflow as tf
 from absl import logging
 
 from core import callbacks as callbacks_lib
-from core import checkpoints, distribute, run_lock
+from core import checkpoints, distribute, loops, run_lock
 from core.config import ConfigError, RunOptions, save_run_config
-from core.evaluation import format_results, make_evaluate_fn
-from core.task import Components, Task, build_components, named_metrics
+from core.evaluation import format_results
+from core.task import Components, Task, build_components
 
 LOOPS = ("fit", "custom")
 
@@ -116,21 +117,6 @@ def _callbacks(config: TrainConfig, parts: Components, out_dir: str, manager) ->
     return result
 
 
-def loop_plan(start: int, config: TrainConfig) -> list[tuple[int, int]]:
-    """(loop index, steps) of each loop from step `start` on: every loop ends at a multiple of steps_per_loop.
-
-    A run resumed between two boundaries (after a Ctrl-C, or with another steps_per_loop) first runs
-    a shorter loop up to the next boundary, so the step count stays exact.
-    """
-    plan, step = [], start
-    while step < config.train_steps:
-        index = step // config.steps_per_loop
-        end = min((index + 1) * config.steps_per_loop, config.train_steps)
-        plan.append((index, end - step))
-        step = end
-    return plan
-
-
 def train(
     task: Task,
     options: RunOptions,
@@ -148,6 +134,15 @@ def train(
     lock = run_lock.hold_model_dir(options.model_dir) if distribute.is_chief(strategy) else contextlib.nullcontext()
     with lock:
         return _train(task, strategy, options, config, extra_callbacks)
+
+
+def _stopped(step: int, loss: float, manager) -> callbacks_lib.TrainingInterrupted:
+    """What a Ctrl-C at `step` ends with: a checkpoint there, unless the weights went non-finite."""
+    if not math.isfinite(loss):
+        return callbacks_lib.TrainingInterrupted(
+            step, f"not saved, the loss is {loss}; the newest checkpoint is {manager.latest_checkpoint}")
+    path = checkpoints.save(manager, step)
+    return callbacks_lib.TrainingInterrupted(step, f"saved {path}; run the same command to resume from there")
 
 
 def _train(task, strategy, options, config, extra_callbacks) -> dict[str, float]:
@@ -183,13 +178,13 @@ def _train(task, strategy, options, config, extra_callbacks) -> dict[str, float]
     if start >= config.train_steps:
         logging.info("Already trained to step %d (train_steps=%d); nothing to do.", start, config.train_steps)
         return {}
-    plan = loop_plan(start, config)
-    if loop == "fit" and plan[0][1] % fit_steps_per_execution:
+    plan = loops.loop_plan(start, config)
+    if loop == "fit" and plan[0].steps % fit_steps_per_execution:
         raise ConfigError(
-            f"the checkpoint is at step {start}, so the first loop runs {plan[0][1]} steps to reach a multiple of "
+            f"the checkpoint is at step {start}, so the first loop runs {plan[0].steps} steps to reach a multiple of "
             f"TrainConfig.steps_per_loop={config.steps_per_loop}, which fit cannot do in executions of "
             f"TrainConfig.steps_per_execution={fit_steps_per_execution}: use a steps_per_execution that "
-            f"divides {plan[0][1]}, or TrainConfig.loop='custom'."
+            f"divides {plan[0].steps}, or TrainConfig.loop='custom'."
         )
     logging.info(
         "%s at step %d; loop=%s, %d replica(s), model_dir=%s",
@@ -198,121 +193,25 @@ def _train(task, strategy, options, config, extra_callbacks) -> dict[str, float]
     if start:
         logging.info("Continuing the data stream: the input pipeline skips the batches of the first %d steps.", start)
 
-    def train_dataset(first_step: int):
-        return _train_dataset(task, strategy, first_step, options.seed)
-
+    stream = loops.TrainingStream(task, strategy)
     eval_ds = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs("validation", ctx))
     with callbacks_lib.stop_at_step_on_interrupt(enabled=not distribute.is_multi_worker(strategy)) as interrupt:
-        callbacks = [callbacks_lib.StepCounter(parts.step, interrupt),
-                     *_callbacks(config, parts, out_dir, manager), *extra_callbacks]
+        counter = callbacks_lib.StepCounter(parts.step, interrupt)
+        callbacks = [counter, *_callbacks(config, parts, out_dir, manager), *extra_callbacks]
         try:
             if loop == "fit":
-                logs = _fit(parts.model, config, plan, train_dataset, eval_ds, callbacks, out_dir)
+                logs = loops.run_fit(parts.model, config, plan, stream, eval_ds, callbacks, out_dir)
             else:
-                train_ds = train_dataset(start)
+                train_ds = stream.from_step(start)
                 save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
-                logs = _custom_loop(task, strategy, parts, config, plan, callbacks, train_ds, eval_ds,
-                                    options.jit_compile)
+                logs = loops.run_custom_loop(task, strategy, parts, config, plan, callbacks, train_ds, eval_ds,
+                                             options.jit_compile)
         except callbacks_lib.TrainingInterrupted as stop:
-            path = callbacks_lib.save(manager, stop.step)
-            raise callbacks_lib.TrainingInterrupted(
-                stop.step, f"saved {path}; run the same command to resume from there") from None
+            raise _stopped(stop.step, counter.loss, manager) from None
+        if interrupt.requested:  # pressed during the last loop's evaluation or save: say so, exit 130
+            raise _stopped(int(parts.step.numpy()), counter.loss, manager)
     logs.pop("step", None)
     logging.info("Finished at step %d: %s", int(parts.step.numpy()), format_results(logs))
     if out_dir != options.model_dir:
         shutil.rmtree(out_dir, ignore_errors=True)
-    return logs
-
-
-def _train_dataset(task: Task, strategy, first_step: int, seed: int) -> tf.distribute.DistributedDataset:
-    """The training batches from step `first_step` on: the same stream an uninterrupted run reads.
-
-    The pipeline is rebuilt from its seed and skips what the steps before `first_step` consumed, so a
-    resumed run neither replays its first batches nor depends on where it was stopped. Skipping re-reads
-    those batches (about a second per thousand small batches); checkpointing the iterator instead would
-    store tf.data's cache and shuffle buffer, often the whole dataset, in every checkpoint.
-    """
-    # Seed-derived op seeds depend on how many random ops were made before; reset them so the shuffle
-    # order depends on --seed alone, not on what was built (or restored) before the pipeline.
-    tf.random.set_seed(seed)
-
-    def dataset_fn(input_context):
-        dataset = task.build_inputs("train", input_context)
-        batches_per_step = input_context.num_replicas_in_sync // input_context.num_input_pipelines
-        return dataset.skip(first_step * batches_per_step) if first_step else dataset
-
-    return strategy.distribute_datasets_from_function(dataset_fn)
-
-
-def _fit(model, config, plan, train_dataset, eval_ds, callbacks, out_dir) -> dict[str, float]:
-    """Runs the plan with `model.fit`: one call for a short first loop, one for the full loops after it."""
-    calls = [plan[:1], plan[1:]] if plan[0][1] != config.steps_per_loop else [plan]
-    logs = {}
-    for loops in filter(None, calls):
-        first_index, steps = loops[0]
-        first_step = first_index * config.steps_per_loop + (config.steps_per_loop - steps)
-        train_ds = train_dataset(first_step)
-        save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
-        history = model.fit(
-            train_ds,
-            epochs=first_index + len(loops),
-            initial_epoch=first_index,
-            steps_per_epoch=steps,
-            validation_data=eval_ds,
-            validation_steps=config.eval_steps,
-            callbacks=callbacks,
-            shuffle=False,  # the Task's dataset shuffles; fit would only warn that it cannot
-            verbose=1 if sys.stdout.isatty() else 2,
-        )
-        logs = {k: v[-1] for k, v in history.history.items()}
-        if model.stop_training:
-            break
-    return logs
-
-
-def _custom_loop(task, strategy, parts: Components, config, plan, callbacks, train_ds, eval_ds, jit_compile):
-    """Runs the planned loops, driving the Keras callbacks by hand."""
-    model, optimizer, loss_fn, metrics = parts.model, parts.optimizer, parts.loss_fn, parts.metrics
-    with strategy.scope():
-        train_loss = keras.metrics.Mean("loss")
-
-    def replica_step(inputs):
-        return task.train_step(inputs, model, optimizer, loss_fn, metrics)
-
-    if jit_compile:
-        replica_step = tf.function(replica_step, jit_compile=True)
-
-    @tf.function
-    def train_steps(iterator, num_steps):
-        for _ in tf.range(num_steps):
-            per_replica_loss = strategy.run(replica_step, args=(next(iterator),))
-            train_loss.update_state(strategy.reduce("SUM", per_replica_loss, axis=None))
-
-    evaluate_fn = make_evaluate_fn(task, strategy, parts, config.eval_steps)
-    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
-    iterator = iter(train_ds)
-    callback_list.on_train_begin()
-    logs = {}
-    for loop_index, steps in plan:
-        callback_list.on_epoch_begin(loop_index)
-        for _, m in [("loss", train_loss), *named_metrics(metrics)]:
-            m.reset_state()
-        progbar = keras.utils.Progbar(steps, verbose=1 if sys.stdout.isatty() else 2)
-        done = 0
-        while done < steps and not model.stop_training:
-            # A tensor, so a shorter last execution (a short first loop) reuses the traced function.
-            chunk = min(config.steps_per_execution, steps - done)
-            train_steps(iterator, tf.constant(chunk))
-            done += chunk
-            logs = {"loss": float(train_loss.result())}
-            progbar.update(done, list(logs.items()), finalize=False)
-            callback_list.on_train_batch_end(done - 1, logs)
-        logs.update({name: float(m.result()) for name, m in named_metrics(metrics)})
-        logs.update({f"val_{k}": v for k, v in evaluate_fn(eval_ds).items()})
-        progbar.update(done, list(logs.items()), finalize=True)
-        callback_list.on_epoch_end(loop_index, logs)
-        if model.stop_training:
-            logging.info("Stopping early after loop %d.", loop_index)
-            break
-    callback_list.on_train_end(logs)
     return logs

@@ -1,4 +1,5 @@
 import os
+import socket
 import subprocess
 
 import keras
@@ -108,16 +109,18 @@ def test_export_removes_the_temporaries_of_killed_exports_only(tmp_path):
     model = _model()
     checkpoint = tf.train.Checkpoint(model=model)
     tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=1).save(checkpoint_number=5)
-    dead, alive = _dead_pid(), os.getpid()
-    half_export = tmp_path / "export" / f".tmp-{dead}-1"
+    dead, alive, host = _dead_pid(), os.getpid(), socket.gethostname()
+    half_export = tmp_path / "export" / f".tmp-{dead}-{host}-1"
     half_export.mkdir(parents=True)
     (half_export / "saved_model.pb").write_bytes(b"half")
-    (tmp_path / f".tmp-{dead}-model.keras").write_bytes(b"half")
-    writing_now = tmp_path / "export" / f".tmp-{alive}-9"  # a live process's: still being written
-    writing_now.mkdir()
+    (tmp_path / f".tmp-{dead}-{host}-model.keras").write_bytes(b"half")
+    kept = [f".tmp-{alive}-{host}-9",  # a live process's: still being written
+            f".tmp-{dead}-otherhost-8"]  # another host's (a shared filesystem): its pid means nothing here
+    for name in kept:
+        (tmp_path / "export" / name).mkdir()
     path = export.export_checkpoint(model, str(tmp_path), _signatures(model))
     assert path == str(tmp_path / "export" / "1")
-    assert sorted(os.listdir(tmp_path / "export")) == [f".tmp-{alive}-9", "1"]
+    assert sorted(os.listdir(tmp_path / "export")) == sorted([*kept, "1"])
     assert not [name for name in os.listdir(tmp_path) if name.startswith(f".tmp-{dead}")]
 
 

@@ -1,7 +1,7 @@
 """docs/TOPICS.md cannot rot: every file and definition it points at must exist.
 
 A pointer is a link whose text is `path:Definition` (or just `path`) and whose target is that path,
-e.g. [`core/trainer.py:_custom_loop`](../core/trainer.py). A definition is a module-level function,
+e.g. [`core/loops.py:run_custom_loop`](../core/loops.py). A definition is a module-level function,
 class or assignment, or `Class.method`, found by parsing the file (nothing is imported or run).
 """
 

@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from core import callbacks, checkpoints, run_lock, testing, trainer
 from core.config import ConfigError, RunOptions
+from core.task import build_components
 from tests.tiny_task import TinyTask, final_weights
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -46,11 +47,11 @@ class _RecordingTask(TinyTask):
         return keras.Model(inputs, inner(_Fingerprint()(inputs)))
 
 
-def _train(model_dir, extra_callbacks=(), strategy="default", **config):
+def _train(model_dir, extra_callbacks=(), strategy="default", task=None, **config):
     """One `train` call as one process would make it: seeded the same way at its start."""
     keras.utils.set_random_seed(7)
     defaults = dict(train_steps=40, steps_per_loop=10, steps_per_execution=5)
-    return trainer.train(_RecordingTask(), RunOptions(model_dir=str(model_dir), seed=7, strategy=strategy),
+    return trainer.train(task or _RecordingTask(), RunOptions(model_dir=str(model_dir), seed=7, strategy=strategy),
                          trainer.TrainConfig(**{**defaults, **config}), extra_callbacks)
 
 
@@ -143,8 +144,8 @@ def test_a_truncated_newest_checkpoint_is_set_aside_and_the_one_before_resumes(t
     err = capfd.readouterr().err
     assert f"skipped {ckpt_dir}/ckpt-20: checkpoint {ckpt_dir}/ckpt-20 cannot be read" in err
     assert "Read less bytes than requested" in err and f"Resuming from {ckpt_dir}/ckpt-10" in err
-    assert sorted(os.listdir(os.path.join(ckpt_dir, "unreadable"))) == [
-        "ckpt-20.data-00000-of-00001", "ckpt-20.index"]
+    [aside] = glob.glob(os.path.join(ckpt_dir, "unreadable", "ckpt-20-*"))
+    assert sorted(os.listdir(aside)) == ["ckpt-20.data-00000-of-00001", "ckpt-20.index"]
     _Fingerprint.seen = list(expected_batches[:10])
     _train(model_dir, loop=loop, train_steps=40)
     _assert_same_run(model_dir, expected_batches, expected_weights, _Fingerprint.seen)
@@ -223,25 +224,69 @@ class _InterruptAt(keras.callbacks.Callback):
 
     def __init__(self, at: int):
         super().__init__()
-        self.at = at
+        self.at, self.sent = at, False
 
     def on_train_batch_end(self, batch, logs=None):
-        if int(self.model.optimizer.iterations.numpy()) == self.at:
+        if int(self.model.optimizer.iterations.numpy()) >= self.at and not self.sent:
+            self.sent = True
             os.kill(os.getpid(), signal.SIGINT)
 
 
-@pytest.mark.parametrize("loop", ["fit", "custom"])
-def test_ctrl_c_saves_the_step_it_stopped_at_and_resumes_from_it(tmp_path, loop):
-    expected_batches, expected_weights = _uninterrupted(tmp_path, loop, steps_per_execution=1)
+@pytest.mark.parametrize(("loop", "steps_per_execution", "steps_per_loop", "stopped"), [
+    ("fit", 1, 10, 14), ("custom", 1, 10, 14),
+    ("custom", 5, 20, 10),  # signalled after step 5: stops when the execution of steps 6-10 is done
+])
+def test_ctrl_c_saves_the_step_it_stopped_at_and_resumes_from_it(tmp_path, loop, steps_per_execution,
+                                                                   steps_per_loop, stopped):
+    config = dict(loop=loop, steps_per_execution=steps_per_execution, steps_per_loop=steps_per_loop)
+    expected_batches, expected_weights = _uninterrupted(tmp_path, **config)
     model_dir = tmp_path / "resumed"
     _Fingerprint.seen = []
-    # The signal arrives during step 14; the trainer stops when that step is done.
-    with pytest.raises(callbacks.TrainingInterrupted, match=r"interrupted at step 14: saved .*ckpt-14; run the"):
-        _train(model_dir, loop=loop, steps_per_execution=1, extra_callbacks=(_InterruptAt(13),))
+    # The signal arrives after the execution that reaches step `stopped - steps_per_execution`; the trainer
+    # stops once the steps running then are done.
+    with pytest.raises(callbacks.TrainingInterrupted,
+                       match=rf"interrupted at step {stopped}: saved .*ckpt-{stopped}; run the"):
+        _train(model_dir, extra_callbacks=(_InterruptAt(stopped - steps_per_execution),), **config)
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer's handler is gone
-    _train(model_dir, loop=loop, steps_per_execution=1)  # a short loop 14->20, then 30 and 40
-    assert _steps_in_csv(model_dir) == [10, 20, 30, 40]
+    _train(model_dir, **config)  # a short loop to the next multiple of steps_per_loop first
+    assert _steps_in_csv(model_dir) == list(range(steps_per_loop, 41, steps_per_loop))
     _assert_same_run(model_dir, expected_batches, expected_weights, _Fingerprint.seen)
+
+
+class _InterruptAtTheEnd(keras.callbacks.Callback):
+    """Sends a SIGINT during the last loop's end (its evaluation and save), when no step is left to stop at."""
+
+    def on_epoch_end(self, epoch, logs=None):
+        if logs["step"] == 20:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+def test_ctrl_c_during_the_last_loop_still_exits_as_interrupted(tmp_path):
+    with pytest.raises(callbacks.TrainingInterrupted, match=r"interrupted at step 20: saved .*ckpt-20; run"):
+        _train(tmp_path, loop="custom", train_steps=20, extra_callbacks=(_InterruptAtTheEnd(),))
+
+
+def test_ctrl_c_after_the_loss_went_non_finite_saves_nothing(tmp_path):
+    diverging = TinyTask(learning_rate=1e30)
+    with pytest.raises(callbacks.TrainingInterrupted, match=r"interrupted at step 6: not saved, the loss is nan"):
+        _train(tmp_path, task=diverging, loop="custom", steps_per_execution=1, terminate_on_nan=False,
+               extra_callbacks=(_InterruptAt(5),))
+    assert not glob.glob(os.path.join(checkpoints.checkpoint_dir(str(tmp_path)), "ckpt-*"))
+
+
+def test_a_checkpoint_saved_without_seed_states_still_resumes(tmp_path):
+    _train(tmp_path, loop="custom", train_steps=10)
+    prefix = os.path.join(checkpoints.checkpoint_dir(str(tmp_path)), "ckpt-10")
+    # Rewrite ckpt-10 as checkpoints were before they held the layers' seed states.
+    parts = build_components(_RecordingTask(), tf.distribute.get_strategy(), RunOptions(model_dir=str(tmp_path)))
+    parts.checkpoint.restore(prefix).assert_consumed()
+    for file in glob.glob(prefix + ".*"):
+        os.remove(file)
+    old_layout = tf.train.Checkpoint(model=parts.model, optimizer=parts.optimizer, step=parts.step)
+    tf.train.CheckpointManager(old_layout, checkpoints.checkpoint_dir(str(tmp_path)), 3).save(checkpoint_number=10)
+    assert not [key for key, _ in tf.train.list_variables(prefix) if key.startswith("seeds/")]
+    _train(tmp_path, loop="custom", train_steps=20)
+    assert _saved_steps(os.path.join(checkpoints.checkpoint_dir(str(tmp_path)), "ckpt-20")) == (20, 20)
 
 
 def test_resume_on_two_mirrored_replicas_continues_the_stream(tmp_path):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import numpy as np
 from absl import flags
@@ -60,7 +61,7 @@ def plot_predictions(y_true: np.ndarray, y_pred: np.ndarray, path: str, title: s
     plt.close(fig)
 
 
-def evaluate_run(task: RegressionTask, options, split: str, show=None) -> dict:
+def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict], None] | None = None) -> dict:
     """Scores the newest checkpoint on `split`; writes eval_<split>.json and the picture; returns the report.
 
     One pass over the split gives the predictions, from which the scores and the picture both come.

@@ -1,0 +1,162 @@
+"""The two training loops over one Task, and the plan of loops they run from a (resumed) step.
+
+  fit     `model.fit` over "epochs" of `steps_per_loop` steps (two calls when the first loop is short).
+  custom  `strategy.run(task.train_step)` inside a `tf.function` that runs `steps_per_execution`
+          steps per call; the same Keras callbacks are driven by hand once per loop.
+
+Both read the training batches from a TrainingStream: from any step on, the stream an uninterrupted
+run reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from typing import TYPE_CHECKING
+
+import keras
+import tensorflow as tf
+from absl import logging
+from tensorflow.python.eager import context
+
+from core.config import save_run_config
+from core.evaluation import make_evaluate_fn
+from core.task import Components, Task, named_metrics
+
+if TYPE_CHECKING:  # core.trainer imports this module
+    from core.trainer import TrainConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class Loop:
+    """One loop of the plan: its index (fit's epoch), the step it starts at, and how many steps it runs."""
+
+    index: int
+    first_step: int
+    steps: int
+
+
+def loop_plan(start: int, config: TrainConfig) -> list[Loop]:
+    """The loops from step `start` to `config.train_steps`; each ends at a multiple of steps_per_loop.
+
+    A run resumed between two boundaries (after a Ctrl-C, or with another steps_per_loop) first runs
+    a shorter loop up to the next boundary, so the step count stays exact.
+    """
+    plan, step = [], start
+    while step < config.train_steps:
+        index = step // config.steps_per_loop
+        end = min((index + 1) * config.steps_per_loop, config.train_steps)
+        plan.append(Loop(index, step, end - step))
+        step = end
+    return plan
+
+
+class TrainingStream:
+    """Builds the training batches from any step on, as the same stream an uninterrupted run reads.
+
+    The pipeline is built again and skips what the steps before `first_step` consumed, so a resumed
+    run neither replays its first batches nor depends on where it was stopped. Skipping re-reads those
+    batches (about a second per thousand small batches); checkpointing the iterator instead would store
+    tf.data's cache and shuffle buffer, often the whole dataset, in every checkpoint.
+
+    A second build in one process (fit's call after a short first loop) must shuffle as the first did.
+    tf.data draws the op seeds of `shuffle` from the global seed and a sequence that every random op
+    advances, and a dataset iterated twice reshuffles, so each build starts that sequence where the
+    first build found it. `tf.random.set_seed` would restart it too, but it also clears TensorFlow's
+    eager kernel cache and so destroys resources that kernels own (the transformer's SentencePiece
+    model); no public API saves the sequence, hence the private `_rng` of the eager context.
+    """
+
+    def __init__(self, task: Task, strategy: tf.distribute.Strategy):
+        self.task, self.strategy = task, strategy
+        rng = getattr(context.context(), "_rng", None)  # None without a global seed: nothing to repeat
+        self._seed_state = rng.getstate() if rng is not None else None
+
+    def from_step(self, first_step: int) -> tf.distribute.DistributedDataset:
+        """The batches from step `first_step` on, for every replica."""
+        if self._seed_state is not None:
+            context.context()._rng.setstate(self._seed_state)
+
+        def dataset_fn(input_context):
+            dataset = self.task.build_inputs("train", input_context)
+            batches_per_step = input_context.num_replicas_in_sync // input_context.num_input_pipelines
+            return dataset.skip(first_step * batches_per_step) if first_step else dataset
+
+        return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+
+def run_fit(model: keras.Model, config: TrainConfig, plan: list[Loop], stream: TrainingStream, eval_ds,
+            callbacks: list, out_dir: str) -> dict[str, float]:
+    """Runs the plan with `model.fit`: one call for a short first loop, one for the full loops after it.
+
+    fit's epochs all have `steps_per_epoch` steps, so a short first loop needs a call of its own.
+    """
+    calls = [plan[:1], plan[1:]] if plan[0].steps != config.steps_per_loop else [plan]
+    logs = {}
+    for loops in filter(None, calls):
+        train_ds = stream.from_step(loops[0].first_step)
+        save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
+        history = model.fit(
+            train_ds,
+            epochs=loops[0].index + len(loops),
+            initial_epoch=loops[0].index,
+            steps_per_epoch=loops[0].steps,
+            validation_data=eval_ds,
+            validation_steps=config.eval_steps,
+            callbacks=callbacks,
+            shuffle=False,  # the Task's dataset shuffles; fit would only warn that it cannot
+            verbose=1 if sys.stdout.isatty() else 2,
+        )
+        logs = {k: v[-1] for k, v in history.history.items()}
+        if model.stop_training:
+            break
+    return logs
+
+
+def run_custom_loop(task: Task, strategy: tf.distribute.Strategy, parts: Components, config: TrainConfig,
+                    plan: list[Loop], callbacks: list, train_ds, eval_ds, jit_compile: bool) -> dict[str, float]:
+    """Runs the planned loops, driving the Keras callbacks by hand."""
+    model, optimizer, loss_fn, metrics = parts.model, parts.optimizer, parts.loss_fn, parts.metrics
+    with strategy.scope():
+        train_loss = keras.metrics.Mean("loss")
+
+    def replica_step(inputs):
+        return task.train_step(inputs, model, optimizer, loss_fn, metrics)
+
+    if jit_compile:
+        replica_step = tf.function(replica_step, jit_compile=True)
+
+    @tf.function
+    def train_steps(iterator, num_steps):
+        for _ in tf.range(num_steps):
+            per_replica_loss = strategy.run(replica_step, args=(next(iterator),))
+            train_loss.update_state(strategy.reduce("SUM", per_replica_loss, axis=None))
+
+    evaluate_fn = make_evaluate_fn(task, strategy, parts, config.eval_steps)
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
+    iterator = iter(train_ds)
+    callback_list.on_train_begin()
+    logs = {}
+    for loop in plan:
+        callback_list.on_epoch_begin(loop.index)
+        for _, m in [("loss", train_loss), *named_metrics(metrics)]:
+            m.reset_state()
+        progbar = keras.utils.Progbar(loop.steps, verbose=1 if sys.stdout.isatty() else 2)
+        done = 0
+        while done < loop.steps and not model.stop_training:
+            # A tensor, so a shorter last execution (a short first loop) reuses the traced function.
+            chunk = min(config.steps_per_execution, loop.steps - done)
+            train_steps(iterator, tf.constant(chunk))
+            done += chunk
+            logs = {"loss": float(train_loss.result())}
+            progbar.update(done, list(logs.items()), finalize=False)
+            callback_list.on_train_batch_end(done - 1, logs)
+        logs.update({name: float(m.result()) for name, m in named_metrics(metrics)})
+        logs.update({f"val_{k}": v for k, v in evaluate_fn(eval_ds).items()})
+        progbar.update(done, list(logs.items()), finalize=True)
+        callback_list.on_epoch_end(loop.index, logs)
+        if model.stop_training:
+            logging.info("Stopping early after loop %d.", loop.index)
+            break
+    callback_list.on_train_end(logs)
+    return logs
