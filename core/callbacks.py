@@ -90,10 +90,11 @@ class StepCounter(keras.callbacks.Callback):
 
     def on_train_batch_end(self, batch, logs=None):
         # `batch` is the index in this loop of the last step of the execution that just ended.
-        self.step.assign(self.loop_start + batch + 1)
+        step = self.loop_start + batch + 1
+        self.step.assign(step)
         self.loss = float((logs or {}).get("loss", 0.0))
         if self.interrupt.requested:
-            raise TrainingInterrupted(int(self.step.numpy()))
+            raise TrainingInterrupted(step)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:  # the same dict reaches the callbacks after this one (CSVLogger)

@@ -19,7 +19,6 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.python.eager import context
 
-from core.config import save_run_config
 from core.evaluation import make_evaluate_fn
 from core.task import Components, Task, named_metrics
 
@@ -85,22 +84,23 @@ class TrainingStream:
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
 
-def run_fit(model: keras.Model, config: TrainConfig, plan: list[Loop], stream: TrainingStream, eval_ds,
-            callbacks: list, out_dir: str) -> dict[str, float]:
-    """Runs the plan with `model.fit`: one call for a short first loop, one for the full loops after it.
+def run_fit(model: keras.Model, config: TrainConfig, plan: list[Loop], stream: TrainingStream,
+            train_ds: tf.distribute.DistributedDataset, eval_ds, callbacks: list) -> dict[str, float]:
+    """Runs the plan with `model.fit` on `train_ds` (the stream from the plan's first step).
 
-    fit's epochs all have `steps_per_epoch` steps, so a short first loop needs a call of its own.
+    fit's epochs all have `steps_per_epoch` steps, so a short first loop needs a call of its own; the
+    call after it reads the stream again, from the step the short loop ended at.
     """
     calls = [plan[:1], plan[1:]] if plan[0].steps != config.steps_per_loop else [plan]
     logs = {}
-    for loops in filter(None, calls):
-        train_ds = stream.from_step(loops[0].first_step)
-        save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
+    for group in filter(None, calls):
+        if group[0].first_step != plan[0].first_step:
+            train_ds = stream.from_step(group[0].first_step)
         history = model.fit(
             train_ds,
-            epochs=loops[0].index + len(loops),
-            initial_epoch=loops[0].index,
-            steps_per_epoch=loops[0].steps,
+            epochs=group[0].index + len(group),
+            initial_epoch=group[0].index,
+            steps_per_epoch=group[0].steps,
             validation_data=eval_ds,
             validation_steps=config.eval_steps,
             callbacks=callbacks,

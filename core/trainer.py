@@ -199,11 +199,11 @@ def _train(task, strategy, options, config, extra_callbacks) -> dict[str, float]
         counter = callbacks_lib.StepCounter(parts.step, interrupt)
         callbacks = [counter, *_callbacks(config, parts, out_dir, manager), *extra_callbacks]
         try:
+            train_ds = stream.from_step(start)
+            save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
             if loop == "fit":
-                logs = loops.run_fit(parts.model, config, plan, stream, eval_ds, callbacks, out_dir)
+                logs = loops.run_fit(parts.model, config, plan, stream, train_ds, eval_ds, callbacks)
             else:
-                train_ds = stream.from_step(start)
-                save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
                 logs = loops.run_custom_loop(task, strategy, parts, config, plan, callbacks, train_ds, eval_ds,
                                              options.jit_compile)
         except callbacks_lib.TrainingInterrupted as stop:
