@@ -49,3 +49,22 @@ def test_masked_pooling_gets_the_mask_from_an_embedding():
     table = model.layers[1].embeddings.numpy()
     out = np.asarray(model(np.array([[1, 2, 0, 0]])))
     np.testing.assert_allclose(out[0], table[[1, 2]].max(axis=0))  # row 0 (padding) excluded
+
+
+def test_residual_block_moving_statistics_settle_on_a_small_residual_stream():
+    # norm1 reads the residual stream, never normalised in a pre-activation network: in residual_cnn
+    # its variance is about 0.01. The moving variance starts at 1 and must forget that within about
+    # 100 steps, or inference divides by the wrong std (resnet.gin: 80% in training mode, 30% in inference).
+    block = layers.ResidualBlock(8, strides=2, layer_scale=0.1)  # projection shortcut: every sub-layer
+    x = (0.05 + 0.1 * np.random.default_rng(0).standard_normal((64, 8, 8, 4))).astype("float32")
+    block(x)
+    moving = [v for v in block.non_trainable_variables if "moving" in v.path]
+    assert len(moving) == 4  # mean and variance of norm1 and norm2
+    before = [np.array(v) for v in moving]
+    for _ in range(100):
+        block(x, training=True)
+    for v, start in zip(moving, before):
+        assert not np.allclose(np.array(v), start), f"{v.path} did not update in training"
+    np.testing.assert_allclose(np.array(block.norm1.moving_variance), np.var(x, axis=(0, 1, 2)), rtol=0.01)
+    np.testing.assert_allclose(np.asarray(block(x, training=False)), np.asarray(block(x, training=True)),
+                               atol=0.01)

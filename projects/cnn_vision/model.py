@@ -65,8 +65,12 @@ def residual_cnn(
     layer_scale: float | None = None,
     dropout: float = 0.2,
     weight_decay: float = 0.0,
+    norm_momentum: float = 0.9,
 ) -> keras.Model:
-    """A small pre-activation ResNet: stem conv, stages of ResidualBlocks (stride 2 between stages)."""
+    """A small pre-activation ResNet: stem conv, stages of ResidualBlocks (stride 2 between stages).
+
+    norm_momentum: of every BatchNormalization; see `ResidualBlock` for why not Keras's 0.99.
+    """
     inputs = keras.Input(shape=tuple(input_shape), name="images")  # (batch, H, W, C), 0..255
     x = layers.Rescaling(1.0 / 255)(inputs)
     x = layers.Conv2D(stem_filters, 3, padding="same", use_bias=False)(x)  # (batch, H, W, stem)
@@ -74,8 +78,9 @@ def residual_cnn(
         for block in range(blocks_per_stage):
             strides = 2 if stage > 0 and block == 0 else 1
             x = ResidualBlock(filters, strides=strides, layer_scale=layer_scale, weight_decay=weight_decay,
+                              norm_momentum=norm_momentum,
                               name=f"stage{stage}_block{block}")(x)  # (batch, H/2^stage, W/2^stage, filters)
-    x = layers.ReLU()(layers.BatchNormalization()(x))
+    x = layers.ReLU()(layers.BatchNormalization(momentum=norm_momentum)(x))
     x = layers.GlobalAveragePooling2D()(x)  # (batch, filters)
     x = layers.Dropout(dropout)(x)
     return keras.Model(inputs, _logits(x, num_classes), name="residual_cnn")
