@@ -17,6 +17,7 @@ from absl import flags
 
 from core import checkpoints, evaluation, runtime, trainer
 from core import config as core_config
+from core.config import ConfigError
 from core.files import atomic_path, write_text_atomic
 
 from . import text as text_lib
@@ -53,8 +54,14 @@ def main(argv: list[str]) -> None:
     task = Word2VecTask(vocabulary=saved)
     if saved is None:
         text_lib.write_vocabulary(vocabulary_path, task.vocabulary)
-    print(f"Vocabulary: {len(task.vocabulary)} words, {sum(c for _, c in task.vocabulary)} tokens in {task.corpus}")
-    logs = trainer.train(task, options, trainer.TrainConfig())
+    config = trainer.TrainConfig()
+    if config.loop != "custom":
+        raise ConfigError(f"TrainConfig.loop={config.loop!r}: word2vec trains with the custom loop only "
+                          "(its train step runs many sparse updates, which model.fit cannot); set it to 'custom'.")
+    print(f"Vocabulary: {len(task.vocabulary)} words, {sum(c for _, c in task.vocabulary)} tokens in {task.corpus}; "
+          f"{config.train_steps} steps of {task.tokens_per_step} words = "
+          f"{config.train_steps / task.steps_per_pass:.2f} passes after subsampling")
+    logs = trainer.train(task, options, config)
     if logs:
         print(f"Final: {evaluation.format_results(logs)}")
     model = task.build_model()
