@@ -76,7 +76,7 @@ $(W2V_DATA)/metadata.json: | setup
 # word2vec on the BBC News training split, then the LSTM classifier on its vectors (README commands).
 demo-word2vec_lstm: setup $(W2V_DATA)/metadata.json
 	$(PY) -m projects.word2vec_lstm.train_word2vec --gin_file=projects/word2vec_lstm/configs/word2vec.gin \
-	  --model_dir=$(W2V_VECTORS) --jit_compile
+	  --model_dir=$(W2V_VECTORS)
 	$(PY) -m projects.word2vec_lstm.neighbors --model_dir=$(W2V_VECTORS) --word=market --word=film
 	$(PY) -m projects.word2vec_lstm.train --gin_file=projects/word2vec_lstm/configs/default.gin --model_dir=$(W2V_RUN)
 	$(PY) -m projects.word2vec_lstm.evaluate --model_dir=$(W2V_RUN)

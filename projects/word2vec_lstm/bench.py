@@ -40,6 +40,7 @@ from .task import TextClassificationTask, Word2VecTask, corpus_texts
 flags.adopt_module_key_flags(core_config)
 flags.DEFINE_integer("bench_epochs", 5, "Passes over the corpus per word2vec training (gensim's epochs).")
 flags.DEFINE_integer("bench_seeds", 3, "word2vec trainings per model, seeds 0..n-1.")
+flags.DEFINE_list("bench_parts", ["word2vec", "classifier"], "Which benchmarks to run.")
 flags.DEFINE_bool("bench_classifier_from_vectors", True,
                   "Also train default.gin's classifier from gensim's and our vectors (about 10 minutes).")
 FLAGS = flags.FLAGS
@@ -83,6 +84,21 @@ class VectorRun:
     matrix: np.ndarray
     trained_words: float
     seconds: float
+    steady_words_per_second: float | None = None  # after the first loop (tracing, XLA compiling, caching)
+
+
+class LoopTimer(keras.callbacks.Callback):
+    """Seconds of each training loop (an "epoch" to Keras), its evaluation included."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.seconds.append(time.perf_counter() - self.start)
 
 
 def pairs_per_word(task: Word2VecTask, chunks: int = 20) -> float:
@@ -98,16 +114,20 @@ def train_ours(options, seed: int, steps: int, xla: bool = True) -> VectorRun:
     """train_word2vec's training (word2vec.gin's TrainConfig), timed from the first step to the vectors."""
     task = Word2VecTask(seed=seed, decay_steps=steps, xla=xla)
     config = trainer.TrainConfig(loop="custom", train_steps=steps, steps_per_loop=round(task.steps_per_pass),
-                                 steps_per_execution=1, eval_steps=100, csv_log=False)
+                                 steps_per_execution=1, eval_steps=10, csv_log=False)
+    timer = LoopTimer()
     with tempfile.TemporaryDirectory() as model_dir:
         start = time.perf_counter()
-        trainer.train(task, dataclasses.replace(options, model_dir=model_dir, seed=seed), config)
+        trainer.train(task, dataclasses.replace(options, model_dir=model_dir, seed=seed), config,
+                      extra_callbacks=(timer,))
         seconds = time.perf_counter() - start
         model = task.build_model()
         checkpoints.restore_model(model, model_dir)
     matrix = model.get_layer("target_embedding").embeddings.numpy()
+    later_steps = steps - config.steps_per_loop
+    steady = later_steps * task.tokens_per_step / sum(timer.seconds[1:]) if later_steps > 0 else None
     return VectorRun(f"ours{'' if xla else ' (no XLA)'}", [w for w, _ in task.vocabulary], matrix,
-                     steps * task.tokens_per_step, seconds)
+                     steps * task.tokens_per_step, seconds, steady)
 
 
 def train_gensim(sentences: list[list[str]], task: Word2VecTask, seed: int, epochs: int) -> VectorRun:
@@ -138,7 +158,8 @@ def bench_word2vec(options) -> None:
     for seed in seeds:
         for run in (train_gensim(sentences, task, seed, epochs), train_ours(options, seed, steps)):
             runs[run.label].append(run)
-            print(f"  {run.label:<8} seed {seed}: {run.trained_words / run.seconds:,.0f} words/s "
+            rate = run.trained_words / run.seconds
+            print(f"  {run.label:<8} seed {seed}: {rate:,.0f} words/s, {rate * ratio:,.0f} pairs/s "
                   f"({run.seconds:.1f} s)", flush=True)
     runs["ours (no XLA)"].append(train_ours(options, 0, steps, xla=False))
     if set(runs["gensim"][0].words) != set(runs["ours"][0].words):
@@ -156,9 +177,11 @@ def bench_word2vec(options) -> None:
     rows = [(f"word2vec train: gensim {gensim_version()} (sg, negative {task.num_negatives}, {os.cpu_count()} workers)",
              peer, peer),
             ("word2vec train: ours, train_word2vec end to end (XLA)", words_per_second("ours"), peer),
+            ("word2vec train: ours, after its first loop (compiled, corpus cached)",
+             float(np.median([r.steady_words_per_second for r in runs["ours"]])), peer),
             ("word2vec train: ours, without XLA (Word2VecTask.xla=False)", words_per_second("ours (no XLA)"), peer),
             ("word2vec train: tutorial, Python pairs + model.fit (Adam, batch 1024)", tutorial_pairs / ratio, peer)]
-    print(f"\nmedian over seeds; pairs/s = words/s x {ratio:.2f} for all rows")
+    print(f"\nwhole trainings, median over seeds; pairs/s = words/s x {ratio:.2f} for every row")
     bench.print_table(rows, unit="words/s")
     print(f"\nvector quality, mean +- std (worst) over {len(seeds)} seeds, on the same vocabulary:")
     print(f"{'vectors':<10} {'WordSim-353':>20} {'SimLex-999':>20} {'analogies':>22}")
@@ -205,12 +228,20 @@ def bench_classifier(options) -> list[tuple[str, float, float]]:
     baseline_model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                            metrics=["accuracy"])
     baseline = bench.bench_fit_arrays(baseline_model, x, y, batch_size=32, window_steps=8)
-    rows = [("classifier train: tutorial model.fit(numpy ids, batch 32)", baseline, baseline)]
-    for loop, jit in (("fit", False), ("custom", False), ("fit", True)):
-        rate = bench.bench_trainer(task, loop, 48, dataclasses.replace(options, jit_compile=jit), spe=16,
-                                   batch_size=task.batch_size)
-        rows.append((f"classifier train: ours, {loop}{' + XLA' if jit else ''} over TFRecords (tokenizing)", rate,
-                     baseline))
+    rows = [(f"classifier train: tutorial model.fit(numpy ids padded to {task.encoder.max_length}, batch 32)",
+             baseline, baseline)]
+    recipe = (f"length buckets of {task.bucket_width}" if task.bucket_width else "no buckets") + \
+        f", batch {task.batch_size}"
+    spe = 8
+    steps = max(len(x) // task.batch_size // spe, 1) * spe  # about an epoch: every bucket's lengths in a window
+    for label, loop, overrides in (
+            ("fit", "fit", {}), ("custom loop", "custom", {}), ("fit + XLA", "fit", {"jit_compile": True}),
+            ("fit + mixed_bfloat16", "fit", {"mixed_precision": "mixed_bfloat16"})):
+        keras.mixed_precision.set_global_policy(overrides.get("mixed_precision", "float32"))
+        rate = bench.bench_trainer(task, loop, steps, dataclasses.replace(options, **overrides), spe=spe,
+                                   batch_size=task.batch_size, window_steps=steps - spe)
+        rows.append((f"classifier train: ours, default.gin ({recipe}), {label}", rate, baseline))
+    keras.mixed_precision.set_global_policy("float32")
 
     model = task.build_model()
     model.predict(x[:64], verbose=0)
@@ -238,8 +269,11 @@ def main(argv: list[str]) -> None:
     FLAGS.gin_file = FLAGS.gin_file or [word2vec_gin, default_gin]
     options = runtime.setup()
     print(f"word2vec_lstm bench: tf {tf.__version__}, {os.cpu_count()} CPUs")
-    bench_word2vec(options)
-    print()
+    if "word2vec" in FLAGS.bench_parts:
+        bench_word2vec(options)
+        print()
+    if "classifier" not in FLAGS.bench_parts:
+        return
     bench.print_table(bench_classifier(options), unit="articles/s")
 
 

@@ -249,3 +249,20 @@ def make_dataset(data_dir: str, split: str, batch_size: int, encoder: keras.Laye
         shuffle=training, repeat=training, cache=True, shuffle_buffer=shuffle_buffer,
         drop_remainder=training, input_context=input_context,
     )
+
+
+def bucket_by_length(batches: tf.data.Dataset, batch_size: int, bucket_width: int, max_length: int,
+                     drop_remainder: bool = True) -> tf.data.Dataset:
+    """Re-batches padded (ids [B, max_length], labels) so that each batch holds articles of similar length,
+    padded only to its longest: an LSTM's cost grows with the padded steps, so short articles stop paying
+    for long ones. Buckets every `bucket_width` words; `drop_remainder`: full batches only (training)."""
+
+    def trim(ids, label):
+        return ids[: tf.math.count_nonzero(ids, dtype=tf.int32)], label  # padding (id 0) is only at the end
+
+    boundaries = list(range(bucket_width + 1, max_length + 1, bucket_width))  # lengths 1..w, w+1..2w, ...
+    return batches.unbatch().map(trim, num_parallel_calls=tf.data.AUTOTUNE).bucket_by_sequence_length(
+        lambda ids, label: tf.shape(ids)[0], boundaries, [batch_size] * (len(boundaries) + 1),
+        drop_remainder=drop_remainder,
+    ).prefetch(tf.data.AUTOTUNE)
+

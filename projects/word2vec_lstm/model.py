@@ -88,7 +88,7 @@ def lstm_classifier(
     embedding_dropout: float = 0.2,
     dropout: float = 0.3,
 ) -> keras.Model:
-    """Token ids [batch, max_length] (0 = padding) -> class logits [batch, num_classes].
+    """Token ids [batch, time <= max_length] (0 = padding) -> class logits [batch, num_classes].
 
     pooling: "last" (the final LSTM state, the textbook choice), "max" or "mean" over the non-padded
     time steps of the last LSTM's outputs (more robust on long articles).
@@ -104,7 +104,7 @@ def lstm_classifier(
         )
     initializer = keras.initializers.Constant(embeddings) if embeddings is not None else "uniform"
 
-    ids = keras.Input(shape=(max_length,), dtype="int32", name="token_ids")
+    ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # any length: batches of a length bucket
     x = FreezableEmbedding(vocabulary_size, embedding_dim, frozen=freeze_embeddings, mask_zero=True,
                            embeddings_initializer=initializer, name="embedding")(ids)  # (batch, time, dim)
     x = keras.layers.SpatialDropout1D(embedding_dropout)(x)  # drops whole embedding channels

@@ -105,9 +105,10 @@ class TokenChunks:
     def dataset(self, texts: tf.data.Dataset, tokens_per_step: int, training: bool,
                 shuffle_buffer: int = 10_000) -> tf.data.Dataset:
         """Chunks from a dataset of strings: endless and shuffled for training, one pass otherwise."""
-        ids = texts.batch(256).map(self.ids, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        # Tokenized once: every later pass (and every evaluation) reads the cached ids.
+        ids = texts.batch(256).map(self.ids, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
         if training:
-            ids = ids.cache().shuffle(shuffle_buffer, seed=self.seed).repeat()
+            ids = ids.shuffle(shuffle_buffer, seed=self.seed).repeat()
         chunks = (
             ids.enumerate()
             .map(self.subsample, num_parallel_calls=tf.data.AUTOTUNE)

@@ -5,6 +5,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+import tensorflow as tf
 
 from core.config import UserError
 
@@ -151,3 +152,23 @@ def test_line_corpus_is_read_line_by_line_from_every_matching_file(tmp_path):
     (tmp_path / "b.txt").write_text("third\n")
     lines = [t.numpy().decode() for t in word2vec.line_texts(str(tmp_path / "*.txt"))]
     assert sorted(lines) == ["first sentence", "second sentence", "third"]
+
+
+def test_length_buckets_hold_every_article_once_padded_to_their_longest():
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(1, 21, 200)
+    ids = np.zeros((200, 20), np.int32)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = rng.integers(1, 50, n)
+    labels = np.arange(200)  # each article's label is its row: to find it again
+    batches = tf.data.Dataset.from_tensor_slices((ids, labels)).batch(32)
+    seen = []
+    for batch_ids, batch_labels in data.bucket_by_length(batches, 8, bucket_width=5, max_length=20,
+                                                         drop_remainder=False).as_numpy_iterator():
+        batch_lengths = lengths[batch_labels]
+        assert batch_ids.shape[1] == batch_lengths.max()  # padded to the longest in the batch, not to 20
+        assert (batch_lengths - 1).min() // 5 == (batch_lengths - 1).max() // 5  # one bucket: 1-5, 6-10, ...
+        for row, label in zip(batch_ids, batch_labels):
+            np.testing.assert_array_equal(row, np.pad(ids[label, :lengths[label]], (0, len(row) - lengths[label])))
+        seen.extend(batch_labels.tolist())
+    assert sorted(seen) == list(range(200))
