@@ -1,4 +1,5 @@
-"""Throughput of word2vec_lstm, each figure beside the plain tutorial baseline measured in the same run.
+"""Throughput of word2vec_lstm, each figure beside its baseline measured in the same run: gensim for word2vec,
+the plain tutorial way for the classifier.
 
     python -m projects.word2vec_lstm.bench
 
@@ -150,7 +151,7 @@ def bench_word2vec(options) -> None:
     texts = [t.decode() for t in corpus_texts(task.corpus).as_numpy_iterator()]
     sentences = [[t.decode() for t in row] for row in text_lib.tokenize(tf.constant(texts)).to_list()]
     epochs, seeds = FLAGS.bench_epochs, range(FLAGS.bench_seeds)
-    steps = round(epochs * task.steps_per_pass)
+    steps = epochs * round(task.steps_per_pass)  # whole loops of about one pass
     ratio = pairs_per_word(task)
     print(f"word2vec: {len(sentences)} texts, {sum(map(len, sentences))} tokens, {len(task.vocabulary)} words, "
           f"{epochs} passes ({steps} steps of ours), {ratio:.2f} pairs per word; seeds {list(seeds)}")
@@ -181,7 +182,8 @@ def bench_word2vec(options) -> None:
              float(np.median([r.steady_words_per_second for r in runs["ours"]])), peer),
             ("word2vec train: ours, without XLA (Word2VecTask.xla=False)", words_per_second("ours (no XLA)"), peer),
             ("word2vec train: tutorial, Python pairs + model.fit (Adam, batch 1024)", tutorial_pairs / ratio, peer)]
-    print(f"\nwhole trainings, median over seeds; pairs/s = words/s x {ratio:.2f} for every row")
+    print(f"\nmedian over {len(seeds)} seeds of whole trainings (seed 0 only without XLA; the tutorial: steady "
+          f"windows of one training); pairs/s = words/s x {ratio:.2f} for every row")
     bench.print_table(rows, unit="words/s")
     print(f"\nvector quality, mean +- std (worst) over {len(seeds)} seeds, on the same vocabulary:")
     print(f"{'vectors':<10} {'WordSim-353':>20} {'SimLex-999':>20} {'analogies':>22}")

@@ -64,8 +64,8 @@ class Word2VecTask(task_lib.Task):
         shared_negatives: int = 32,  # negatives drawn per update, shared by its centers
         learning_rate: float = 0.025,  # word2vec.c's and gensim's skip-gram rate, decayed linearly ...
         min_learning_rate: float = 1e-4,  # ... to this at decay_steps
-        decay_steps: int = 145,  # train steps; bind to TrainConfig.train_steps
-        xla: bool = True,  # compile the updates with XLA (on a 2-core CPU about 6x faster than without)
+        decay_steps: int = 145,  # train steps; must equal TrainConfig.train_steps (train_word2vec checks)
+        xla: bool = True,  # compile the updates with XLA (on a 2-core CPU 3-4x faster than without)
         shuffle_buffer: int = 10_000,
         seed: int | None = None,
     ):
@@ -115,11 +115,14 @@ class Word2VecTask(task_lib.Task):
         """How often the true context scores above 0 and each negative below (logits, so threshold 0)."""
         return [keras.metrics.Mean("pair_accuracy")]
 
+    def learning_rate_schedule(self) -> keras.optimizers.schedules.LearningRateSchedule:
+        """word2vec's linear decay, counted in updates (the optimizer's iterations), not steps."""
+        updates = self.decay_steps * (self.tokens_per_step // self.tokens_per_update)
+        return keras.optimizers.schedules.PolynomialDecay(self.learning_rate, max(updates, 1), self.min_learning_rate)
+
     def build_optimizer(self) -> keras.optimizers.Optimizer:
         """Plain SGD: on the lookups' IndexedSlices gradients it moves only the rows of an update."""
-        updates = self.decay_steps * (self.tokens_per_step // self.tokens_per_update)
-        return keras.optimizers.SGD(keras.optimizers.schedules.PolynomialDecay(
-            self.learning_rate, max(updates, 1), self.min_learning_rate))
+        return keras.optimizers.SGD(self.learning_rate_schedule())
 
     def _loss(self, model: keras.Model, chunk: dict, start, centers: int, negatives: tf.Tensor) -> w2v.LossParts:
         """The loss of `centers` ids of the chunk from `start` on (ids and segments padded by `window`)."""
@@ -137,9 +140,10 @@ class Word2VecTask(task_lib.Task):
 
     def train_step(self, inputs, model, optimizer, loss_fn, metrics) -> tf.Tensor:
         """SGD updates of `tokens_per_update` centers, one after another, over the chunk `inputs`."""
-        if tf.distribute.get_strategy().num_replicas_in_sync > 1:
-            raise ConfigError("Word2VecTask trains on one device (its updates run one after another, as "
-                              "word2vec.c's do): use --strategy=default.")
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        if replicas > 1:
+            raise ConfigError(f"Word2VecTask trains on one device (its updates run one after another), but the "
+                              f"strategy has {replicas} replicas: use --strategy=default.")
         chunk = self._padded(inputs)
         n = self.tokens_per_update
         variables = model.trainable_variables
@@ -261,7 +265,8 @@ class TextClassificationTask(task_lib.Task):
     def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         """(token ids int32 [B, time], labels) batches; tokenized in the pipeline by `self.encoder`.
 
-        time is max_length, or for training with `bucket_width` the longest article of a length bucket.
+        time is max_length, or for training with `bucket_width` the longest article of the batch, whose
+        articles all come from one length bucket.
         """
         batch_size = task_lib.per_replica_batch_size(self.batch_size, input_context,
                                                      "TextClassificationTask.batch_size")

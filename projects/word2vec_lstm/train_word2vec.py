@@ -55,6 +55,14 @@ def main(argv: list[str]) -> None:
     if saved is None:
         text_lib.write_vocabulary(vocabulary_path, task.vocabulary)
     config = trainer.TrainConfig()
+    if options.mixed_precision == "mixed_float16":
+        # Its LossScaleOptimizer cannot run inside the step's loop of updates; float16 would also round
+        # away word2vec's small updates.
+        raise ConfigError("--mixed_precision=mixed_float16: word2vec trains in float32 or mixed_bfloat16.")
+    if task.decay_steps != config.train_steps:
+        raise ConfigError(f"Word2VecTask.decay_steps={task.decay_steps} but TrainConfig.train_steps="
+                          f"{config.train_steps}: the rate decays to its minimum at decay_steps; set both "
+                          "(word2vec.gin binds them to W2V_TRAIN_STEPS).")
     if config.loop != "custom":
         raise ConfigError(f"TrainConfig.loop={config.loop!r}: word2vec trains with the custom loop only "
                           "(its train step runs many sparse updates, which model.fit cannot); set it to 'custom'.")

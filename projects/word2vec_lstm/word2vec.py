@@ -1,4 +1,4 @@
-"""Skip-gram word2vec with negative sampling (Mikolov et al., 2013), trained with sparse SGD as word2vec.c is.
+"""Skip-gram word2vec with negative sampling (Mikolov et al., 2013), with word2vec.c's optimizer: sparse SGD.
 
 The input pipeline, all TensorFlow ops, makes chunks of word ids; the train step makes the pairs:
 
@@ -105,10 +105,9 @@ class TokenChunks:
     def dataset(self, texts: tf.data.Dataset, tokens_per_step: int, training: bool,
                 shuffle_buffer: int = 10_000) -> tf.data.Dataset:
         """Chunks from a dataset of strings: endless and shuffled for training, one pass otherwise."""
-        # Tokenized once: every later pass (and every evaluation) reads the cached ids.
-        ids = texts.batch(256).map(self.ids, num_parallel_calls=tf.data.AUTOTUNE).unbatch().cache()
-        if training:
-            ids = ids.shuffle(shuffle_buffer, seed=self.seed).repeat()
+        ids = texts.batch(256).map(self.ids, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+        if training:  # tokenized once: every later pass reads the cached ids
+            ids = ids.cache().shuffle(shuffle_buffer, seed=self.seed).repeat()
         chunks = (
             ids.enumerate()
             .map(self.subsample, num_parallel_calls=tf.data.AUTOTUNE)

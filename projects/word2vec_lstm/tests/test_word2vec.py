@@ -158,12 +158,23 @@ def test_an_update_moves_only_its_rows_and_equals_dense_sgd(xla):
             for table, v in zip(tables, dense.trainable_variables):
                 v.assign(table)
             loss = task._loss(dense, padded, j * 4, 4, chunk["negatives"][j]).loss
-        for table, gradient in zip(tables, tape.gradient(loss, dense.trainable_variables)):
+        gradients = tape.gradient(loss, dense.trainable_variables)
+        assert all(isinstance(g, tf.IndexedSlices) for g in gradients)  # what SGD turns into row updates
+        for table, gradient in zip(tables, gradients):
             table.assign_sub(0.1 * tf.convert_to_tensor(gradient))
     for v, table, start in zip(sparse.trainable_variables, tables, _tiny_model().trainable_variables):
         np.testing.assert_allclose(v.numpy(), table.numpy(), rtol=1e-5, atol=1e-6)
         untouched = [4, 5]  # in no update: neither center, context nor negative
         np.testing.assert_array_equal(v.numpy()[untouched], start.numpy()[untouched])
+
+
+def test_the_rate_decays_linearly_over_the_updates_of_decay_steps():
+    task = task_lib.Word2VecTask(vocabulary=[("a", 1), ("b", 1)], tokens_per_step=1024, tokens_per_update=256,
+                                 learning_rate=0.025, min_learning_rate=1e-4, decay_steps=10)
+    schedule = task.learning_rate_schedule()  # called with the optimizer's iterations: updates
+    assert float(schedule(0)) == pytest.approx(0.025)
+    assert float(schedule(20)) == pytest.approx((0.025 + 1e-4) / 2)  # 10 steps x 4 updates: halfway
+    assert float(schedule(40)) == pytest.approx(1e-4)
 
 
 def test_word2vec_task_reads_a_one_sentence_per_line_corpus(tmp_path):
