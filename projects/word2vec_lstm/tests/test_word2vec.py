@@ -106,6 +106,19 @@ def test_training_chunks_are_full_and_the_same_for_the_same_seed():
     assert any(not np.array_equal(a["reach"], b["reach"]) for a, b in zip(one, other))
 
 
+def test_every_pass_draws_anew_and_a_skipped_stream_is_the_uninterrupted_one():
+    # One text of 64 words and chunks of 64: chunk k is pass k. A resumed run skips the chunks it trained.
+    chunks = w2v.TokenChunks([("a", 32), ("b", 32)], window=5, sample=0, tokens_per_update=8, seed=4)
+    texts = tf.data.Dataset.from_tensor_slices([" ".join(["a b"] * 32)])
+    stream = list(chunks.dataset(texts, tokens_per_step=64, training=True).take(4).as_numpy_iterator())
+    assert not np.array_equal(stream[0]["reach"], stream[1]["reach"])
+    assert not np.array_equal(stream[0]["negatives"], stream[1]["negatives"])
+    resumed = list(chunks.dataset(texts, tokens_per_step=64, training=True).skip(2).take(2).as_numpy_iterator())
+    for a, b in zip(stream[2:], resumed):
+        for key in a:
+            np.testing.assert_array_equal(a[key], b[key])
+
+
 def _tiny_model(vocabulary_size=6, dim=3, seed=0):
     model = w2v.skipgram_model(vocabulary_size, dim)
     rng = np.random.default_rng(seed)
