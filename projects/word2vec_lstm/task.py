@@ -138,6 +138,11 @@ class Word2VecTask(task_lib.Task):
         segments = tf.pad(chunk["segments"], pad, constant_values=-1)
         return {**chunk, "ids": tf.pad(chunk["ids"], pad), "segments": segments}
 
+    def _update_pair_accuracy(self, metrics, pairs: tf.Tensor, correct: tf.Tensor) -> None:
+        """pair_accuracy (build_metrics) weighted by its decisions: one true context and the negatives per pair."""
+        decisions = pairs * (1 + self.num_negatives)
+        metrics[0].update_state(correct / tf.maximum(decisions, 1.0), sample_weight=decisions)
+
     def train_step(self, inputs, model, optimizer, loss_fn, metrics) -> tf.Tensor:
         """SGD updates of `tokens_per_update` centers, one after another, over the chunk `inputs`."""
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
@@ -158,16 +163,14 @@ class Word2VecTask(task_lib.Task):
             return totals
 
         loss, pairs, correct = tf.unstack(tf.function(updates, jit_compile=self.xla)(chunk))
-        decisions = pairs * (1 + self.num_negatives)
-        metrics[0].update_state(correct / tf.maximum(decisions, 1.0), sample_weight=decisions)
+        self._update_pair_accuracy(metrics, pairs, correct)
         return loss / tf.maximum(pairs, 1.0)
 
     def validation_step(self, inputs, model, loss_fn, metrics) -> tf.Tensor:
         """The loss per pair of a whole chunk, against its first update's negatives; moves nothing."""
         n = tf.shape(inputs["reach"])[0]
         parts = self._loss(model, self._padded(inputs), 0, n, inputs["negatives"][0])
-        decisions = parts.pairs * (1 + self.num_negatives)
-        metrics[0].update_state(parts.correct / tf.maximum(decisions, 1.0), sample_weight=decisions)
+        self._update_pair_accuracy(metrics, parts.pairs, parts.correct)
         # One value per pair, so the evaluator's mean over values is the loss per pair.
         return tf.fill(tf.cast(parts.pairs[None], tf.int32), parts.loss / tf.maximum(parts.pairs, 1.0))
 

@@ -126,6 +126,11 @@ class LossParts(typing.NamedTuple):
     correct: tf.Tensor  # true contexts scored > 0 plus negatives' weight scored < 0, of pairs * (1 + negatives)
 
 
+def window_offsets(window: int) -> list[int]:
+    """The context offsets of a center, in the column order of `window_mask`: -window..-1, 1..window."""
+    return [o for o in range(-window, window + 1) if o]
+
+
 def window_mask(segments: tf.Tensor, reach: tf.Tensor, window: int) -> tf.Tensor:
     """(n, 2 window) bool: center i pairs with the id at offset o (columns: -window..-1, 1..window).
 
@@ -133,7 +138,7 @@ def window_mask(segments: tf.Tensor, reach: tf.Tensor, window: int) -> tf.Tensor
     reach: [n], each center's window.
     """
     n = tf.shape(reach)[0]
-    offsets = [o for o in range(-window, window + 1) if o]
+    offsets = window_offsets(window)
     center_segments = segments[window:window + n]
     same_text = tf.stack([tf.equal(center_segments, segments[window + o:window + o + n]) for o in offsets], axis=1)
     return same_text & (tf.constant([abs(o) for o in offsets], tf.int64)[None, :] <= reach[:, None])
@@ -144,7 +149,7 @@ def skipgram_loss(target: keras.layers.Embedding, context: keras.layers.Embeddin
                   num_negatives: int) -> LossParts:
     """word2vec's loss over the pairs of n centers; ids/segments [n + 2 window], reach [n], negatives [S]."""
     n = tf.shape(reach)[0]
-    offsets = [o for o in range(-window, window + 1) if o]
+    offsets = window_offsets(window)
     centers = tf.cast(target(ids[window:window + n]), tf.float32)  # (n, dim)
     contexts = tf.cast(context(ids), tf.float32)  # (n + 2 window, dim): every context of every center
     logits = tf.stack([tf.reduce_sum(centers * contexts[window + o:window + o + n], axis=-1) for o in offsets],
@@ -163,7 +168,7 @@ def skipgram_pairs(segments: tf.Tensor, reach: tf.Tensor, window: int) -> tuple[
     """(center positions, context positions) of every pair `window_mask` makes in a chunk of segments [n]."""
     padded = tf.pad(segments, [[window, window]], constant_values=-1)
     mask = window_mask(padded, reach, window)
-    offsets = tf.constant([o for o in range(-window, window + 1) if o], tf.int64)
+    offsets = tf.constant(window_offsets(window), tf.int64)
     where = tf.where(mask)  # (pairs, 2): center position, offset column
     return where[:, 0], where[:, 0] + tf.gather(offsets, where[:, 1])
 
