@@ -9,10 +9,11 @@ from __future__ import annotations
 import dataclasses
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import keras
 import numpy as np
+import tensorflow as tf
 
 from core import config, trainer
 
@@ -42,6 +43,88 @@ class BatchTimer(keras.callbacks.Callback):
         if not rates:
             raise ValueError(f"fewer than window_steps={window_steps} steps were timed; time more steps.")
         return float(np.median(rates))
+
+
+class TimeToAccuracy(keras.callbacks.Callback):
+    """A race's clock: training seconds until validation accuracy first reaches each target.
+
+    Every `probe_examples` training examples (at the first batch end past them) it pauses the clock,
+    scores the model in inference mode on (x, y) and records (seconds, examples, accuracy). The clock
+    starts at the first `on_train_begin` and counts everything training does (tracing, the trainer's
+    own evaluations and checkpoints) except these probes. Training is stopped once every target is
+    reached, or at the first probe after `time_limit_s`. `model.predict` per probe would cost more
+    than the probe itself on small models, so the scoring is one compiled inference function.
+    """
+
+    def __init__(self, x: np.ndarray, y: np.ndarray, targets: Sequence[float], batch_size: int,
+                 probe_examples: int, time_limit_s: float = float("inf"), eval_batch_size: int = 1000):
+        super().__init__()
+        if not targets or any(not 0 < t <= 1 for t in targets):
+            raise ValueError(f"targets={list(targets)}: expected accuracies in (0, 1].")
+        if probe_examples < batch_size:
+            raise ValueError(f"probe_examples={probe_examples} is less than one batch of {batch_size}.")
+        self.x, self.y = x, np.asarray(y)
+        self.targets = sorted(targets)
+        self.batch_size = batch_size
+        self.probe_examples = probe_examples
+        self.time_limit_s = time_limit_s
+        self.eval_batch_size = eval_batch_size
+        self.start = None
+        self.paused = 0.0
+        self.steps = 0
+        self.next_probe = probe_examples
+        self.probes: list[tuple[float, int, float]] = []  # (training seconds, examples seen, accuracy)
+        self.reached: dict[float, tuple[float, int]] = {}  # target -> (seconds, examples) of its first probe
+        self._predict = None
+
+    def elapsed(self) -> float:
+        """Training seconds so far: wall time since training began, less the probes."""
+        return time.perf_counter() - self.start - self.paused
+
+    def accuracy(self) -> float:
+        if self._predict is None:
+            self._predict = tf.function(lambda images: self.model(images, training=False))
+        correct = 0
+        for i in range(0, len(self.x), self.eval_batch_size):
+            logits = self._predict(tf.constant(self.x[i:i + self.eval_batch_size]))
+            correct += int(np.sum(np.argmax(np.asarray(logits), axis=-1) == self.y[i:i + self.eval_batch_size]))
+        return correct / len(self.x)
+
+    def on_train_begin(self, logs=None):
+        if self.start is None:  # a trainer may call fit more than once; the race is one clock
+            self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps = int(self.model.optimizer.iterations.numpy())
+        examples = self.steps * self.batch_size
+        if examples < self.next_probe:
+            return
+        seconds = self.elapsed()
+        probe_start = time.perf_counter()
+        accuracy = self.accuracy()
+        self.paused += time.perf_counter() - probe_start
+        self.next_probe = examples + self.probe_examples
+        self.record(seconds, examples, accuracy)
+
+    def record(self, seconds: float, examples: int, accuracy: float) -> None:
+        """Adds one probe's result; stops training when every target is reached or time is up."""
+        self.probes.append((seconds, examples, accuracy))
+        for target in self.targets:
+            if target not in self.reached and accuracy >= target:
+                self.reached[target] = (seconds, examples)
+        if len(self.reached) == len(self.targets) or seconds >= self.time_limit_s:
+            self.model.stop_training = True
+
+    def seconds_to(self, target: float) -> float | None:
+        """Training seconds to the first probe at or above `target`; None if training ended first."""
+        return self.reached.get(target, (None, None))[0]
+
+
+def median_or_none(values: Sequence[float | None]) -> float | None:
+    """The median of a race's per-seed times, where None (never got there) counts as slower than any
+    time; None when that median is itself a run that never got there."""
+    median = float(np.median([float("inf") if v is None else v for v in values]))
+    return None if median == float("inf") else median
 
 
 def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: int, batch_size: int,

@@ -1,0 +1,101 @@
+"""core.bench's race clock: when it probes, what it counts, and when it stops training."""
+
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from core import bench
+
+
+def _clock(targets=(0.5, 0.8), time_limit_s=float("inf")):
+    clock = bench.TimeToAccuracy(np.zeros((4, 2), "float32"), np.zeros(4), targets, batch_size=8,
+                                 probe_examples=16, time_limit_s=time_limit_s)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.stop_training = False  # as fit sets it
+    clock.set_model(model)
+    return clock
+
+
+def test_each_target_keeps_its_first_crossing_and_training_stops_when_all_are_reached():
+    clock = _clock()
+    clock.record(1.0, 16, 0.3)
+    assert clock.seconds_to(0.5) is None and not clock.model.stop_training
+    clock.record(2.0, 32, 0.6)
+    clock.record(3.0, 48, 0.4)  # a dip below does not undo the crossing
+    clock.record(4.0, 64, 0.7)
+    assert clock.reached == {0.5: (2.0, 32)} and not clock.model.stop_training
+    clock.record(5.0, 80, 0.85)
+    assert clock.seconds_to(0.8) == 5.0 and clock.model.stop_training
+
+
+def test_one_probe_can_cross_several_targets_and_time_up_stops_without_them():
+    clock = _clock()
+    clock.record(1.0, 16, 0.9)
+    assert clock.reached == {0.5: (1.0, 16), 0.8: (1.0, 16)} and clock.model.stop_training
+    late = _clock(time_limit_s=10.0)
+    late.record(9.0, 16, 0.6)
+    assert not late.model.stop_training
+    late.record(10.5, 32, 0.7)
+    assert late.model.stop_training and late.seconds_to(0.8) is None and late.seconds_to(0.5) == 9.0
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"targets": ()}, "targets"),
+    ({"targets": (1.5,)}, "targets"),
+    ({"probe_examples": 4}, "probe_examples=4"),
+])
+def test_bad_settings_are_refused(kwargs, message):
+    settings = {"targets": (0.9,), "batch_size": 8, "probe_examples": 16, **kwargs}
+    with pytest.raises(ValueError, match=message):
+        bench.TimeToAccuracy(np.zeros((1, 2)), np.zeros(1), **settings)
+
+
+class _SlowProbes(bench.TimeToAccuracy):
+    """Probes that take 0.2 s each and report scripted accuracies."""
+
+    def __init__(self, accuracies, **kwargs):
+        super().__init__(**kwargs)
+        self.script = iter(accuracies)
+
+    def accuracy(self):
+        time.sleep(0.2)
+        return next(self.script)
+
+
+def test_fit_probes_every_probe_examples_off_the_clock_and_stops_at_the_last_target():
+    keras.utils.set_random_seed(0)
+    x = np.random.default_rng(0).normal(size=(640, 2)).astype("float32")
+    y = (x[:, 0] > 0).astype("int32")
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(2)])
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    clock = _SlowProbes([0.4, 0.6, 0.7, 0.95, 0.99], x=x, y=y, targets=(0.5, 0.9), batch_size=32,
+                        probe_examples=100)
+    start = time.perf_counter()
+    model.fit(x, y, batch_size=32, epochs=5, callbacks=[clock], verbose=0)  # 100 steps unless stopped
+    wall = time.perf_counter() - start
+    examples = [p[1] for p in clock.probes]
+    # The first batch end at or past each 100 examples: 128 (4 batches), then 100 more after each probe.
+    assert examples == [128, 256, 384, 512]
+    assert int(model.optimizer.iterations.numpy()) == 16  # stopped at the probe that reached 90%
+    assert clock.reached == {0.5: (clock.probes[1][0], 256), 0.9: (clock.probes[3][0], 512)}
+    assert clock.probes[-1][0] < wall - 4 * 0.2  # the four probes' sleep is not training time
+    assert [p[0] for p in clock.probes] == sorted(p[0] for p in clock.probes)
+
+
+def test_the_real_probe_scores_the_model_in_inference_mode():
+    # Dropout(0.99) would make a training-mode score near chance; inference mode passes inputs through.
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dropout(0.99), keras.layers.Dense(2, use_bias=False)])
+    model.layers[-1].set_weights([np.array([[1.0, -1.0], [0.0, 0.0]], "float32")])
+    x = np.array([[1.0, 0.0], [-1.0, 0.0], [2.0, 0.0]], "float32")
+    clock = bench.TimeToAccuracy(x, np.array([0, 1, 1]), (0.5,), batch_size=1, probe_examples=1, eval_batch_size=2)
+    clock.set_model(model)
+    assert clock.accuracy() == pytest.approx(2 / 3)
+
+
+def test_median_counts_a_run_that_never_got_there_as_the_slowest():
+    assert bench.median_or_none([3.0, None, 1.0]) == 3.0
+    assert bench.median_or_none([None, None, 1.0]) is None
+    assert bench.median_or_none([2.0, 4.0]) == 3.0
+    assert bench.median_or_none([2.0, None]) is None
