@@ -1,4 +1,5 @@
-"""Helpers for the projects' `bench` binaries: steady-state throughput, median over windows, a ratio table.
+"""Helpers for the projects' `bench` binaries: steady-state throughput, median over windows, a ratio table,
+and a race's clock (training seconds to a validation accuracy).
 
 These shared 2-core hosts have bursts at half speed; a median over windows keeps one burst from
 deciding a ratio. Every figure is printed beside a baseline measured in the same run.
