@@ -2,7 +2,7 @@
 
     TableSpec      which columns are numeric, integer- or string-categorical, the target and extra targets
     SplitSpec      how rows are split: seeded fractions of rows, or of the distinct values of a column
-                   (every hour of a held-out day lands in one split)
+                   (every hour of a held-out day lands in one split), or as a column of the CSV names them
     prepare()      CSV -> {train,validation,test}-*.tfrecord + metadata.json (columns, counts, target stats)
     make_dataset() shards -> batches of ({column: [batch, 1]}, target) for the Task
 
@@ -44,16 +44,27 @@ class TableError(UserError):
 @gin.configurable
 @dataclasses.dataclass(frozen=True)
 class SplitSpec:
-    """Seeded fractions of the rows (`column=None`), or of the distinct values of `column` (held-out groups)."""
+    """How rows are split: seeded fractions of the rows (`column=None`), of the distinct values of `column`
+    (held-out groups), or as a column of the CSV says (`split_column`: each row's `train`, `validation` or
+    `test`, for users with a test set of their own; `fractions`, `column` and `seed` are then unused)."""
 
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)  # train, validation, test
     column: str | None = None
     seed: int = 0
+    split_column: str | None = None
 
     def __post_init__(self):
         if len(self.fractions) != 3 or min(self.fractions) <= 0 or not math.isclose(sum(self.fractions), 1.0):
             raise ConfigError(f"SplitSpec.fractions={self.fractions!r}: expected three fractions > 0 that sum to 1 "
                               "(train, validation, test).")
+        if self.split_column and self.column:
+            raise ConfigError(f"SplitSpec.split_column={self.split_column!r} and SplitSpec.column={self.column!r}: "
+                              "a given split column already says where each row goes; set one of the two.")
+
+    @property
+    def columns(self) -> list[str]:
+        """The CSV columns the split reads."""
+        return [c for c in (self.column, self.split_column) if c]
 
 
 @gin.configurable
@@ -81,6 +92,9 @@ class TableSpec:
                 raise ConfigError(f"TableSpec: column {name!r} is declared twice (as {seen[name]} and as {role}); "
                                   "a target is never a model input, and each column has one role.")
             seen[name] = role
+        if self.split.split_column in seen:
+            raise ConfigError(f"SplitSpec.split_column={self.split.split_column!r} is also declared as a "
+                              f"{seen[self.split.split_column]}; the column that names each row's split is neither.")
 
     @property
     def features(self) -> dict[str, str]:
@@ -157,13 +171,12 @@ def read_table(spec: TableSpec, text: str, name: str) -> dict[str, np.ndarray]:
         raise TableError(f"{name}: empty file; expected a header line with column names.")
     header = [h.strip() for h in header]
     kinds = {**spec.features, **{t: "numeric" for t in spec.targets}}
-    missing = [c for c in kinds if c not in header]
-    if spec.split.column and spec.split.column not in header:
-        missing.append(spec.split.column)
+    split_columns = [c for c in spec.split.columns if c not in kinds]
+    missing = [c for c in [*kinds, *split_columns] if c not in header]
     if missing:
         raise TableError(f"{name}: no column(s) {missing} in the header; it has {header}.")
     index = {c: header.index(c) for c in header}
-    wanted = list(kinds) + ([spec.split.column] if spec.split.column and spec.split.column not in kinds else [])
+    wanted = list(kinds) + split_columns
     values = {c: [] for c in wanted}
     for line, row in enumerate(reader, start=2):
         if not row:
@@ -172,7 +185,11 @@ def read_table(spec: TableSpec, text: str, name: str) -> dict[str, np.ndarray]:
             raise TableError(f"{name} line {line}: {len(row)} fields, but the header has {len(header)}.")
         for column in wanted:
             where = f"{name} line {line}, column {column!r}"
-            values[column].append(_parse(row[index[column]], kinds.get(column, "string"), where))
+            value = _parse(row[index[column]], kinds.get(column, "string"), where)
+            if column == spec.split.split_column and value.strip() not in SPLITS:
+                raise TableError(f"{where} (SplitSpec.split_column): {value!r} is not a split; expected one of "
+                                 f"{', '.join(SPLITS)}.")
+            values[column].append(value)
     if not values[wanted[0]]:
         raise TableError(f"{name}: a header but no rows.")
     dtypes = {"numeric": np.float64, "integer": np.int64, "string": object}
@@ -182,6 +199,9 @@ def read_table(spec: TableSpec, text: str, name: str) -> dict[str, np.ndarray]:
 def split_rows(table: dict[str, np.ndarray], split: SplitSpec) -> dict[str, np.ndarray]:
     """Row indices of each split, fixed by the seed: shuffled rows, or shuffled distinct values of a column."""
     n = len(next(iter(table.values())))
+    if split.split_column:
+        given = np.asarray([v.strip() for v in table[split.split_column]])
+        return {name: np.flatnonzero(given == name) for name in SPLITS}
     rng = np.random.default_rng(split.seed)
     if split.column is None:
         order = rng.permutation(n)
@@ -215,6 +235,9 @@ def prepare(spec: TableSpec, output_dir: str, num_shards: int = 2) -> dict:
     table = read_table(spec, text, name)
     rows = split_rows(table, spec.split)
     empty = [s for s, index in rows.items() if not len(index)]
+    if empty and spec.split.split_column:
+        raise TableError(f"{name}: no row has {' or '.join(repr(s) for s in empty)} in column "
+                         f"{spec.split.split_column!r} (SplitSpec.split_column); every split needs rows.")
     if empty:
         unit = f"values of column {spec.split.column!r}" if spec.split.column else "rows"
         raise ConfigError(f"SplitSpec.fractions={spec.split.fractions} leave the {', '.join(empty)} split(s) of {name} "

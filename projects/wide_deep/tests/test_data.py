@@ -1,5 +1,6 @@
 """The table reader: specs, values named by line and column, sources in packages and tar files, the split."""
 
+import dataclasses
 import io
 import os
 import tarfile
@@ -129,3 +130,45 @@ def test_prepare_binary_names_the_bad_value_and_exits_2(tmp_path):
     assert result.returncode == 2
     assert f"{bad} line 8, column 'weathersit': missing value ''" in result.stderr
     assert not os.path.exists(tmp_path / "out" / "metadata.json")
+
+
+GIVEN = ("temp,bikers,part\n0.1,5,train\n0.2,6,test\n0.3,7, validation\n0.4,8,train\n")
+
+
+def test_a_given_split_column_puts_each_row_where_it_says():
+    spec = data.TableSpec(source="unused", numeric=("temp",), target="bikers",
+                          split=data.SplitSpec(split_column="part", seed=7, fractions=(0.2, 0.4, 0.4)))
+    table = data.read_table(spec, GIVEN, "given.csv")
+    rows = data.split_rows(table, spec.split)  # the seed and fractions play no part
+    assert {k: v.tolist() for k, v in rows.items()} == {"train": [0, 3], "validation": [2], "test": [1]}
+
+
+def test_a_given_split_column_is_checked_by_line_and_named_in_errors(tmp_path):
+    spec = data.TableSpec(source="unused", numeric=("temp",), target="bikers",
+                          split=data.SplitSpec(split_column="part"))
+    with pytest.raises(data.TableError, match=r"given.csv line 3, column 'part' \(SplitSpec.split_column\): "
+                                              r"'tset' is not a split; expected one of train, validation, test"):
+        data.read_table(spec, GIVEN.replace("test", "tset"), "given.csv")
+    with pytest.raises(data.TableError, match=r"no column\(s\) \['part'\]"):
+        data.read_table(spec, GIVEN.replace("part", "split"), "given.csv")
+    no_test = tmp_path / "no_test.csv"
+    no_test.write_text(GIVEN.replace("test", "train"))
+    with pytest.raises(data.TableError, match=r"no_test.csv: no row has 'test' in column 'part'"):
+        data.prepare(dataclasses.replace(spec, source=str(no_test)), str(tmp_path / "out"))
+    assert not os.path.exists(tmp_path / "out")
+    with pytest.raises(ConfigError, match="set one of the two"):
+        data.SplitSpec(split_column="part", column="day")
+    with pytest.raises(ConfigError, match=r"split_column='temp' is also declared as a feature"):
+        data.TableSpec(source="unused", numeric=("temp",), target="bikers", split=data.SplitSpec(split_column="temp"))
+
+
+def test_prepare_with_a_given_split_writes_those_rows_to_each_split(tmp_path):
+    given = tmp_path / "given.csv"
+    given.write_text(GIVEN)
+    spec = data.TableSpec(source=str(given), numeric=("temp",), target="bikers",
+                          split=data.SplitSpec(split_column="part"))
+    metadata = data.prepare(spec, str(tmp_path / "out"))
+    assert metadata["counts"] == {"train": 2, "validation": 1, "test": 1}
+    assert metadata["split"]["split_column"] == "part"
+    features, targets = data.load_arrays(str(tmp_path / "out"), "test")
+    assert targets["bikers"].tolist() == [6.0] and features["temp"].tolist() == pytest.approx([0.2])
