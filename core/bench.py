@@ -128,6 +128,51 @@ def median_or_none(values: Sequence[float | None]) -> float | None:
     return None if median == float("inf") else median
 
 
+def _seconds(value: float | None, never: str) -> str:
+    return never if value is None else f"{value:.0f} s"
+
+
+def print_race(results: dict[str, list[TimeToAccuracy]], baseline: str, targets: list[float]) -> None:
+    """Median seconds to each target per side, the ratio to the baseline, then every seed's run
+    (`results[side][i]` is the run with seed i).
+
+    Where the baseline never got there, the ratio is a lower bound: its whole run over ours (">").
+    """
+    width = max(len(label) for label in results) + 2
+    print(f"\nrace to validation accuracy: training seconds, median of {len(results[baseline])} seed(s) "
+          f"(a run that never got there counts as slowest)")
+    print(f"{'side':<{width}}" + "".join(f"{f'to {t:.0%}':>14}" for t in targets) + f"{'best':>9}")
+    medians = {label: [median_or_none([c.seconds_to(t) for c in clocks]) for t in targets]
+               for label, clocks in results.items()}
+    for label, clocks in results.items():
+        bests = [max(p[2] for p in c.probes) for c in clocks if c.probes]
+        best = f"{np.median(bests):>8.2%}" if bests else f"{'-':>8}"
+        print(f"{label:<{width}}" + "".join(f"{_seconds(m, 'not reached'):>14}" for m in medians[label]) + best)
+    for label in results:
+        if label == baseline:
+            continue
+        cells = []
+        for mine, theirs in zip(medians[label], medians[baseline]):
+            if mine is None:
+                cells.append("-")
+            elif theirs is None:  # the baseline never got there: faster by more than its whole run
+                longest = np.median([c.probes[-1][0] if c.probes else 0.0 for c in results[baseline]])
+                cells.append(f">{longest / mine:.2f}x")
+            else:
+                cells.append(f"{theirs / mine:.2f}x")
+        print(f"{'speed-up of ' + label:<{width}}" + "".join(f"{c:>14}" for c in cells))
+    print("per seed (seconds to each target; examples seen; last probe):")
+    for label, clocks in results.items():
+        for seed, clock in enumerate(clocks):
+            times = ", ".join(f"{t:.0%}: " + (f"{clock.reached[t][0]:.0f} s ({clock.reached[t][1]:,} ex)"
+                                              if t in clock.reached else "not reached") for t in targets)
+            if not clock.probes:
+                print(f"  {label}, seed {seed}: no probe (it trained on fewer examples than one probe interval)")
+                continue
+            last = clock.probes[-1]
+            print(f"  {label}, seed {seed}: {times}; last probe {last[2]:.2%} at {last[0]:.0f} s")
+
+
 def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: int, batch_size: int,
                   extra_callbacks: tuple = (), window_steps: int | None = None) -> float:
     """Examples/second of core's trainer on `task` in its second loop of `steps` steps (the first traces),

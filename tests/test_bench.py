@@ -99,3 +99,32 @@ def test_median_counts_a_run_that_never_got_there_as_the_slowest():
     assert bench.median_or_none([None, None, 1.0]) is None
     assert bench.median_or_none([2.0, 4.0]) == 3.0
     assert bench.median_or_none([2.0, None]) is None
+
+
+def _finished(probes):
+    clock = _clock(targets=(0.9, 0.92))
+    for seconds, accuracy in probes:
+        clock.record(seconds, int(seconds) * 100, accuracy)
+    return clock
+
+
+def test_race_table_gives_medians_and_a_lower_bound_where_the_baseline_never_got_there(capsys):
+    tutorial = [_finished([(50, 0.89), (100, 0.90), (300, 0.915)]),
+                _finished([(60, 0.90), (310, 0.917)]),
+                _finished([(80, 0.90), (290, 0.919)])]
+    ours = [_finished([(20, 0.90), (60, 0.92)]), _finished([(30, 0.91), (70, 0.93)]),
+            _finished([(25, 0.90), (200, 0.91)])]
+    bench.print_race({"tutorial": tutorial, "ours": ours}, "tutorial", [0.9, 0.92])
+    lines = capsys.readouterr().out.splitlines()
+    rows = {line.split()[0]: line.split()[1:] for line in lines[3:5]}
+    assert rows["tutorial"] == ["80", "s", "not", "reached", "91.70%"]  # times to 90%: 100, 60, 80
+    assert rows["ours"] == ["25", "s", "70", "s", "92.00%"]  # to 92%: 60, 70, never -> median 70
+    speedup = lines[5].split()[-2:]
+    assert speedup == ["3.20x", ">4.29x"]  # 80 / 25; the tutorial's whole runs (median 300 s) / 70 s
+    assert sum(", seed " in line for line in lines) == 6
+
+
+def test_race_table_says_when_a_run_was_never_probed(capsys):
+    bench.print_race({"tutorial": [_finished([(10, 0.95)])], "ours": [_finished([])]}, "tutorial", [0.9, 0.92])
+    out = capsys.readouterr().out
+    assert "ours, seed 0: no probe" in out and "0.00%" not in out

@@ -33,6 +33,7 @@ from core import bench, export, runtime, trainer
 from core import config as core_config
 
 from . import data
+from .baseline import simple_convnet
 from .export import serving_signatures
 from .task import ImageClassificationTask
 
@@ -80,25 +81,11 @@ def bench_inference(task: ImageClassificationTask, x: np.ndarray) -> tuple[float
     return ours, baseline
 
 
-def tutorial_convnet(input_shape, num_classes: int) -> keras.Model:
-    """The keras-io "simple MNIST convnet": two valid-padded ReLU convs with max-pooling, dropout 0.5, softmax."""
-    return keras.Sequential([
-        keras.Input(shape=tuple(input_shape)),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ], name="keras_io_simple_convnet")
-
-
 def race_tutorial(task: ImageClassificationTask, seed: int, train, validation) -> bench.TimeToAccuracy:
     """One run of the recipe: `model.fit` on arrays in [0, 1], batch 128, Adam's defaults."""
     keras.utils.set_random_seed(seed)
     (x, y), (x_val, y_val) = train, validation
-    model = tutorial_convnet(task.image_shape, len(task.class_names))
+    model = simple_convnet(task.image_shape, len(task.class_names))
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     clock = bench.TimeToAccuracy(x_val / 255.0, y_val, race_targets(), 128, FLAGS.race_probe_examples)
     model.fit(x / 255.0, y, batch_size=128, epochs=FLAGS.race_tutorial_epochs, callbacks=[clock], verbose=0)
@@ -124,47 +111,6 @@ def race_targets() -> list[float]:
                                       "such as 0.90,0.92.") from None
 
 
-def _seconds(value: float | None, never: str) -> str:
-    return never if value is None else f"{value:.0f} s"
-
-
-def print_race(results: dict[str, list[bench.TimeToAccuracy]], baseline: str, targets: list[float]) -> None:
-    """Median seconds to each target per side, the ratio to the baseline, then every seed's run.
-
-    Where the baseline never got there, the ratio is a lower bound: its whole run over ours (">").
-    """
-    width = max(len(label) for label in results) + 2
-    print(f"\nrace to validation accuracy: training seconds, median of {len(results[baseline])} seed(s) "
-          f"(a run that never got there counts as slowest)")
-    print(f"{'side':<{width}}" + "".join(f"{f'to {t:.0%}':>14}" for t in targets) + f"{'best':>9}")
-    medians = {label: [bench.median_or_none([c.seconds_to(t) for c in clocks]) for t in targets]
-               for label, clocks in results.items()}
-    for label, clocks in results.items():
-        best = np.median([max(p[2] for p in c.probes) if c.probes else 0.0 for c in clocks])
-        print(f"{label:<{width}}" + "".join(f"{_seconds(m, 'not reached'):>14}" for m in medians[label])
-              + f"{best:>8.2%}")
-    for label in results:
-        if label == baseline:
-            continue
-        cells = []
-        for mine, theirs in zip(medians[label], medians[baseline]):
-            if mine is None:
-                cells.append("-")
-            elif theirs is None:  # the baseline never got there: faster by more than its whole run
-                longest = np.median([c.probes[-1][0] if c.probes else 0.0 for c in results[baseline]])
-                cells.append(f">{longest / mine:.2f}x")
-            else:
-                cells.append(f"{theirs / mine:.2f}x")
-        print(f"{'speed-up of ' + label:<{width}}" + "".join(f"{c:>14}" for c in cells))
-    print("per seed (seconds to each target; examples seen; last probe):")
-    for label, clocks in results.items():
-        for seed, clock in enumerate(clocks):
-            times = ", ".join(f"{t:.0%}: " + (f"{clock.reached[t][0]:.0f} s ({clock.reached[t][1]:,} ex)"
-                                              if t in clock.reached else "not reached") for t in targets)
-            last = clock.probes[-1] if clock.probes else (0.0, 0, 0.0)
-            print(f"  {label}, seed {seed}: {times}; last probe {last[2]:.2%} at {last[0]:.0f} s")
-
-
 def run_race(task: ImageClassificationTask, options) -> None:
     train = [a.numpy() for a in next(iter(data.make_dataset(task.data_dir, "train", 10**6, training=False)))]
     validation = [a.numpy() for a in next(iter(data.make_dataset(task.data_dir, "validation", 10**6,
@@ -177,7 +123,7 @@ def run_race(task: ImageClassificationTask, options) -> None:
         results[tutorial].append(race_tutorial(task, seed, train, validation))
         print(f"race, seed {seed}: {ours} ...", flush=True)
         results[ours].append(race_ours(task, seed, options, validation))
-    print_race(results, tutorial, race_targets())
+    bench.print_race(results, tutorial, race_targets())
 
 
 def run_throughput(task: ImageClassificationTask, options) -> None:

@@ -1,0 +1,11 @@
+"""The race's baseline model is the keras-io "Simple MNIST convnet" recipe's."""
+
+from projects.cnn_vision import baseline
+
+
+def test_baseline_is_the_keras_io_simple_convnet():
+    model = baseline.simple_convnet((28, 28, 1), 10)
+    assert model.count_params() == 34_826  # the recipe's model summary
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D", "Flatten", "Dropout", "Dense"]
+    assert [layer.padding for layer in model.layers if hasattr(layer, "padding")][0] == "valid"
