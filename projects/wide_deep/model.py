@@ -16,7 +16,7 @@ so the models predict in the target's own units (bikers per hour) from the first
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import gin
 import keras
@@ -76,6 +76,19 @@ class Columns:
         """y = mean + std * x: a unit-scale output in the target's units."""
         stats = self.target_stats[target]
         return layers.Rescaling(scale=stats["std"], offset=stats["mean"], name=name, dtype="float32")
+
+    def log_link_output(self, target: str, name: str) -> Callable[[keras.KerasTensor], keras.KerasTensor]:
+        """y = exp(log(mean) + x): a positive output, multiplicative in its inputs, that starts at the
+        training mean; for counts, trained with a Poisson loss (`RegressionTask.loss='poisson'`)."""
+        mean = self.target_stats[target]["mean"]
+        if mean <= 0:
+            raise ValueError(f"a log link needs a positive target; the training mean of {target!r} is {mean}.")
+
+        def apply(x):
+            x = layers.Rescaling(scale=1.0, offset=float(np.log(mean)), name=f"{name}_log", dtype="float32")(x)
+            return layers.Activation("exponential", name=name, dtype="float32")(x)
+
+        return apply
 
 
 def _dense_stack(x, hidden_units: Sequence[int], activation: str, dropout: float, initializer: str,
@@ -163,15 +176,22 @@ def _target(columns: Columns) -> str:
 def wide_deep(columns: Columns, crosses: Sequence[Sequence[str]] = (), cross_bins: int = 64,
               embedding_dim: int = 8, hidden_units: Sequence[int] = (128, 64), activation: str = "relu",
               dropout: float = 0.0, kernel_initializer: str = "he_normal", l2: float = 0.0,
-              wide_l2: float = 0.0, batch_norm: bool = False) -> keras.Model:
-    """Functional API: the wide linear part and the deep network read the same raw columns; outputs summed."""
+              wide_l2: float = 0.0, batch_norm: bool = False, link: str = "identity") -> keras.Model:
+    """Functional API: the wide linear part and the deep network read the same raw columns; outputs summed.
+
+    link: "identity" (the sum, scaled to the target's mean and std) or "log" (exp of the sum, started at
+    the target's mean: effects multiply, as they do for counts; pair it with `RegressionTask.loss='poisson'`).
+    """
+    if link not in ("identity", "log"):
+        raise ConfigError(f"wide_deep.link={link!r}: expected 'identity' or 'log'.")
     inputs, lookups = columns.inputs(), columns.lookups()
     wide = layers.Dense(1, kernel_regularizer=keras.regularizers.L2(wide_l2) if wide_l2 else None, name="wide")(
         wide_features(columns, inputs, lookups, crosses, cross_bins))
     deep = _dense_stack(deep_features(columns, inputs, lookups, embedding_dim), hidden_units, activation, dropout,
                         kernel_initializer, l2, batch_norm)
     deep = layers.Dense(1, name="deep")(deep)
-    output = columns.output_scale(_target(columns), "prediction")(layers.Add(name="wide_plus_deep")([wide, deep]))
+    head = columns.log_link_output if link == "log" else columns.output_scale
+    output = head(_target(columns), "prediction")(layers.Add(name="wide_plus_deep")([wide, deep]))
     return keras.Model(inputs, output, name="wide_deep")
 
 

@@ -48,8 +48,8 @@ class RegressionTask(task_lib.Task):
         self.learning_rate = learning_rate
         self.decay_steps = decay_steps  # > 0: cosine decay to zero over this many steps
         self.weight_decay = weight_decay
-        if loss not in ("mse", "huber"):
-            raise ValueError(f"RegressionTask.loss={loss!r}: expected 'mse' or 'huber'.")
+        if loss not in ("mse", "huber", "poisson"):
+            raise ValueError(f"RegressionTask.loss={loss!r}: expected 'mse', 'huber' or 'poisson'.")
         self.loss = loss
         self.huber_delta = huber_delta  # in target units (bikers per hour)
         self.loss_weights = dict(loss_weights or {})  # multi-output: output name -> weight; unnamed outputs weigh 1
@@ -124,10 +124,13 @@ class RegressionTask(task_lib.Task):
         return dataset.map(lambda f, t: (self.model_inputs(f), self.labels(t)))
 
     def build_loss(self) -> keras.losses.Loss:
-        """Mean squared error (or Huber) per output; weighted per output for the multi-output model."""
+        """Mean squared error (or Huber, or Poisson's negative log-likelihood for counts predicted through a
+        log link) per output; weighted per output for the multi-output model."""
         def one():
             if self.loss == "huber":
                 return keras.losses.Huber(delta=self.huber_delta)
+            if self.loss == "poisson":
+                return keras.losses.Poisson()
             return keras.losses.MeanSquaredError()
 
         if not self.multi_output:

@@ -145,3 +145,39 @@ def test_subclassed_model_config_rebuilds_the_same_network(data_dir):
     clone.set_weights(model.get_weights())
     rows = _rows(data_dir)
     np.testing.assert_allclose(_prediction(task, clone, rows), _prediction(task, model, rows), rtol=1e-6)
+
+
+def test_log_link_starts_at_the_training_mean_trains_on_poisson_and_exports_counts(data_dir, tmp_path):
+    task = _configure(data_dir, "wide_deep", "wide_deep.link = 'log'", "RegressionTask.loss = 'poisson'")
+    assert isinstance(task.build_loss(), keras.losses.Poisson)
+    model = task.build_model()
+    rows = _rows(data_dir)
+    inputs = {c: v[:, None] for c, v in rows.items()}
+    mean = task.metadata["target_stats"]["bikers"]["mean"]
+    # The head is exp(log(mean) + wide + deep): with both parts zero every row predicts the mean, and a
+    # wide bias of log(2) doubles it (the identity head would give mean + std * log(2)).
+    for name in ("wide", "deep"):
+        layer = model.get_layer(name)
+        layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    np.testing.assert_allclose(model(inputs).numpy()[:, 0], mean, rtol=1e-5)
+    kernel, _ = model.get_layer("wide").get_weights()
+    model.get_layer("wide").set_weights([kernel, np.full([1], np.log(2.0), "float32")])
+    np.testing.assert_allclose(model(inputs).numpy()[:, 0], 2 * mean, rtol=1e-5)
+    model_dir = str(tmp_path / "run")
+    logs = trainer.train(task, RunOptions(model_dir=model_dir), trainer.TrainConfig())
+    assert np.isfinite(logs["val_rmse"])
+    trained = task.build_model()
+    checkpoints.restore_model(trained, model_dir)
+    expected = _prediction(task, trained, rows)
+    assert np.all(expected > 0)  # counts through exp, never negative
+    exported = core_export.export_saved_model(trained, str(tmp_path / "export"),
+                                              export.serving_signatures(task, trained), version=1)
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    outputs = serve(**{c: tf.constant(v) for c, v in rows.items()})
+    np.testing.assert_allclose(outputs["prediction"].numpy(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_an_unknown_link_is_refused(data_dir):
+    task = _configure(data_dir, "wide_deep", "wide_deep.link = 'logit'")
+    with pytest.raises(ConfigError, match="wide_deep.link='logit': expected 'identity' or 'log'"):
+        task.build_model()
