@@ -72,7 +72,6 @@ class TimeToAccuracy(keras.callbacks.Callback):
         self.eval_batch_size = eval_batch_size
         self.start = None
         self.paused = 0.0
-        self.steps = 0
         self.next_probe = probe_examples
         self.probes: list[tuple[float, int, float]] = []  # (training seconds, examples seen, accuracy)
         self.reached: dict[float, tuple[float, int]] = {}  # target -> (seconds, examples) of its first probe
@@ -96,8 +95,7 @@ class TimeToAccuracy(keras.callbacks.Callback):
             self.start = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
-        self.steps = int(self.model.optimizer.iterations.numpy())
-        examples = self.steps * self.batch_size
+        examples = int(self.model.optimizer.iterations.numpy()) * self.batch_size
         if examples < self.next_probe:
             return
         seconds = self.elapsed()

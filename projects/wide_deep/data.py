@@ -186,9 +186,11 @@ def read_table(spec: TableSpec, text: str, name: str) -> dict[str, np.ndarray]:
         for column in wanted:
             where = f"{name} line {line}, column {column!r}"
             value = _parse(row[index[column]], kinds.get(column, "string"), where)
-            if column == spec.split.split_column and value.strip() not in SPLITS:
-                raise TableError(f"{where} (SplitSpec.split_column): {value!r} is not a split; expected one of "
-                                 f"{', '.join(SPLITS)}.")
+            if column == spec.split.split_column:
+                if value.strip() not in SPLITS:
+                    raise TableError(f"{where} (SplitSpec.split_column): {value!r} is not a split; expected one of "
+                                     f"{', '.join(SPLITS)}.")
+                value = value.strip()
             values[column].append(value)
     if not values[wanted[0]]:
         raise TableError(f"{name}: a header but no rows.")
@@ -197,10 +199,11 @@ def read_table(spec: TableSpec, text: str, name: str) -> dict[str, np.ndarray]:
 
 
 def split_rows(table: dict[str, np.ndarray], split: SplitSpec) -> dict[str, np.ndarray]:
-    """Row indices of each split, fixed by the seed: shuffled rows, or shuffled distinct values of a column."""
+    """Row indices of each split: as the given split column says, or fixed by the seed (shuffled rows, or
+    shuffled distinct values of a column)."""
     n = len(next(iter(table.values())))
     if split.split_column:
-        given = np.asarray([v.strip() for v in table[split.split_column]])
+        given = table[split.split_column]
         return {name: np.flatnonzero(given == name) for name in SPLITS}
     rng = np.random.default_rng(split.seed)
     if split.column is None:
