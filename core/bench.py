@@ -178,11 +178,18 @@ def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: 
     where batches differ in cost, e.g. padded per length bucket)."""
     steps = -(-steps // spe) * spe  # whole executions per loop
     timer = BatchTimer()
-    with tempfile.TemporaryDirectory() as model_dir:
-        train_config = trainer.TrainConfig(loop=loop, train_steps=2 * steps, steps_per_loop=steps,
-                                           steps_per_execution=spe, eval_steps=spe, csv_log=False)
-        trainer.train(task, dataclasses.replace(options, model_dir=model_dir), train_config,
-                      extra_callbacks=(*extra_callbacks, timer))
+    # The trainer builds the model, which takes the dtype policy in force: options.mixed_precision's, for
+    # this measurement only.
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(options.mixed_precision)
+    try:
+        with tempfile.TemporaryDirectory() as model_dir:
+            train_config = trainer.TrainConfig(loop=loop, train_steps=2 * steps, steps_per_loop=steps,
+                                               steps_per_execution=spe, eval_steps=spe, csv_log=False)
+            trainer.train(task, dataclasses.replace(options, model_dir=model_dir), train_config,
+                          extra_callbacks=(*extra_callbacks, timer))
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
     return timer.examples_per_second(batch_size, window_steps=max(window_steps or spe, spe))
 
 

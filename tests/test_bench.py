@@ -7,6 +7,8 @@ import numpy as np
 import pytest
 
 from core import bench
+from core.config import RunOptions
+from tests.tiny_task import TinyTask
 
 
 def _clock(targets=(0.5, 0.8), time_limit_s=float("inf")):
@@ -128,3 +130,17 @@ def test_race_table_says_when_a_run_was_never_probed(capsys):
     bench.print_race({"tutorial": [_finished([(10, 0.95)])], "ours": [_finished([])]}, "tutorial", [0.9, 0.92])
     out = capsys.readouterr().out
     assert "ours, seed 0: no probe" in out and "0.00%" not in out
+
+
+def test_bench_trainer_builds_under_the_options_policy_and_restores_the_one_before(tmp_path):
+    class Recording(TinyTask):
+        def build_model(self):
+            model = super().build_model()
+            self.policy = keras.mixed_precision.global_policy().name
+            return model
+
+    task = Recording()
+    options = RunOptions(model_dir=str(tmp_path), mixed_precision="mixed_bfloat16")
+    rate = bench.bench_trainer(task, "fit", 4, options, spe=2, batch_size=32)
+    assert rate > 0 and task.policy == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"

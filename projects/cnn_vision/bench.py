@@ -143,11 +143,9 @@ def run_throughput(task: ImageClassificationTask, options) -> None:
         *([("train: ours, fit + mixed_bfloat16", "fit", {"mixed_precision": "mixed_bfloat16"})]
           if FLAGS.with_bfloat16 else []),
     ):
-        keras.mixed_precision.set_global_policy(overrides.get("mixed_precision", "float32"))
         run_options = dataclasses.replace(options, **overrides)
         rows.append((label, bench.bench_trainer(task, loop, FLAGS.bench_steps, run_options, spe, task.batch_size),
                      baseline))
-    keras.mixed_precision.set_global_policy("float32")
     best_training = max(r[1] for r in rows[1:])
     rows.append(("input pipeline alone (vs our fastest training)", bench_pipeline(task, 500), best_training))
     ours, base = bench_inference(task, x)

@@ -24,7 +24,6 @@ import tempfile
 import time
 
 import gin
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import flags
@@ -74,14 +73,12 @@ def bench_training(options) -> tuple[list, list]:
     # XLA and bfloat16 rows, so that a host where they pay (AVX-512 bfloat16, AMX, a GPU) shows it.
     for suffix, jit, policy in (("", False, "float32"), (" + XLA", True, "float32"),
                                 (" + mixed_bfloat16", False, "mixed_bfloat16")):
-        keras.mixed_precision.set_global_policy(policy)  # the model is built inside bench_trainer
         steps = bench.bench_trainer(task, "fit", FLAGS.bench_steps,
                                     dataclasses.replace(options, jit_compile=jit, mixed_precision=policy),
                                     spe=1, batch_size=1)
         label = f"train: ours, peer_size.gin, buckets + cache{suffix}"
         token_rows.append((label, steps * tokens_per_batch, peer_tokens))
         pair_rows.append((label, steps * pairs_per_batch, peer_pairs))
-    keras.mixed_precision.set_global_policy("float32")
     gin.clear_config()
     return token_rows, pair_rows
 

@@ -65,11 +65,9 @@ def main(argv: list[str]) -> None:
                                 # For hosts where bfloat16 pays (AVX-512 bfloat16, AMX, a GPU).
                                 ("train: ours, fit + mixed_bfloat16", "fit", "mixed_bfloat16")):
         keras.utils.set_random_seed(options.seed)
-        keras.mixed_precision.set_global_policy(policy)  # the model is built inside bench_trainer
         run_options = dataclasses.replace(options, mixed_precision=policy)
         rows.append((label, bench.bench_trainer(task, loop, FLAGS.bench_steps, run_options, spe, task.batch_size),
                      baseline))
-    keras.mixed_precision.set_global_policy("float32")
     rows.append(("input pipeline alone (vs our fastest training)", bench_pipeline(task, 500),
                  max(r[1] for r in rows[2:])))
     bench.print_table(rows, unit="rows/s")

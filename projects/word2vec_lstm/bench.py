@@ -239,11 +239,9 @@ def bench_classifier(options) -> list[tuple[str, float, float]]:
     for label, loop, overrides in (
             ("fit", "fit", {}), ("custom loop", "custom", {}), ("fit + XLA", "fit", {"jit_compile": True}),
             ("fit + mixed_bfloat16", "fit", {"mixed_precision": "mixed_bfloat16"})):
-        keras.mixed_precision.set_global_policy(overrides.get("mixed_precision", "float32"))
         rate = bench.bench_trainer(task, loop, steps, dataclasses.replace(options, **overrides), spe=spe,
                                    batch_size=task.batch_size, window_steps=steps - spe)
         rows.append((f"classifier train: ours, default.gin ({recipe}), {label}", rate, baseline))
-    keras.mixed_precision.set_global_policy("float32")
 
     model = task.build_model()
     model.predict(x[:64], verbose=0)
