@@ -24,12 +24,13 @@ WD_RUN := runs/wide_deep/default
 CNN_EXPORTS := $(CNN_RUN)/export/1/saved_model.pb $(CNN_RUN)/export/2/saved_model.pb
 W2V_EXPORTS := $(W2V_RUN)/export/1/saved_model.pb
 SAMPLES := runs/cnn_vision/samples
+RESULTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/results.py))))
 PROJECTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/__init__.py))))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
 
 .PHONY: setup system-packages demo demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving test test-core test-serving test-examples \
-	test-slow bench lint freeze clean $(addprefix test-,$(PROJECTS))
+	test-slow bench lint freeze clean $(addprefix test-,$(PROJECTS)) $(addprefix results-,$(RESULTS))
 
 setup: system-packages $(STAMP)
 
@@ -158,6 +159,12 @@ bench: setup $(CNN_DATA)/metadata.json $(W2V_DATA)/metadata.json $(MT_DATA)/meta
 	$(PY) -m projects.wide_deep.bench
 	$(PY) -m projects.cnn_vision.samples --data_dir=$(CNN_DATA) --output_dir=$(SAMPLES) --count=4
 	$(PY) -m serving.bench --export_dir=$(CNN_RUN)/export/2 --image=$$(ls $(SAMPLES)/*.png | head -1)
+
+# The README results tables: every row over its project's splits and seeds, written into the README
+# (hours, not part of `make test`; finished runs are kept in runs/<project>/results and resume).
+# Pass flags with RESULTS_FLAGS, e.g. make results-wide_deep RESULTS_FLAGS="--splits=0,1 --seeds=1".
+$(addprefix results-,$(RESULTS)): results-%: setup
+	$(PY) -m projects.$*.results --write_readme $(RESULTS_FLAGS)
 
 lint: setup
 	$(VENV)/bin/ruff check .

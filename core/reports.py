@@ -47,13 +47,13 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: str,
 
 
 def write_classification_report(
-    results: dict[str, float], matrix: np.ndarray, class_names: list[str], model_dir: str, split: str
+    results: dict, matrix: np.ndarray, class_names: list[str], model_dir: str, split: str, suffix: str = ""
 ) -> dict[str, str]:
-    """Writes `eval_<split>.json` and `confusion_<split>.png` into model_dir; returns the paths."""
+    """Writes `eval_<split><suffix>.json` and `confusion_<split><suffix>.png` into model_dir; returns the paths."""
     report = {**results, "split": split, "class_names": class_names,
               "confusion_matrix": np.asarray(matrix).astype(int).tolist()}
-    paths = {"json": os.path.join(model_dir, f"eval_{split}.json"),
-             "picture": os.path.join(model_dir, f"confusion_{split}.png")}
+    paths = {"json": os.path.join(model_dir, f"eval_{split}{suffix}.json"),
+             "picture": os.path.join(model_dir, f"confusion_{split}{suffix}.png")}
     write_text_atomic(paths["json"], json.dumps(report, indent=2, ensure_ascii=False))
     plot_confusion_matrix(np.asarray(matrix), class_names, paths["picture"],
                           title=f"{split}: accuracy {results.get('accuracy', float('nan')):.4f}")
@@ -76,5 +76,43 @@ def evaluate_classifier(task, options, split: str) -> dict[str, float]:
     print(format_confusion_matrix(matrix, task.class_names))
     print(f"{split}: {evaluation.format_results(results)}", flush=True)
     paths = write_classification_report(results, matrix, task.class_names, options.model_dir, split)
+    print(f"Wrote {paths['json']} and {paths['picture']}")
+    return results
+
+
+def evaluate_classifier_ensemble(task, model_dirs: list[str], split: str) -> dict:
+    """Scores the mean softmax of several models of one config (other seeds) on `split` and writes the report.
+
+    Each model is built by `task` and restored from its newest checkpoint; their probabilities are averaged
+    per example, and accuracy, macro-F1 and the confusion matrix are those of the mean. Writes
+    `eval_<split>_ensemble.json` and `confusion_<split>_ensemble.png` into the first model dir.
+    """
+    import tensorflow as tf
+
+    from core import checkpoints
+    from core.metrics import MacroF1
+
+    probabilities, labels, used = [], None, []
+    for model_dir in model_dirs:
+        model = task.build_model()
+        used.append(checkpoints.restore_model(model, model_dir))
+        batches = [(tf.nn.softmax(model(x, training=False)).numpy(), y.numpy()) for x, y in task.build_inputs(split)]
+        member_labels = np.concatenate([y for _, y in batches])
+        if labels is not None and not np.array_equal(labels, member_labels):
+            raise ValueError(f"{model_dir}: the {split} split came in another order than for {model_dirs[0]}")
+        labels = member_labels
+        probabilities.append(np.concatenate([p for p, _ in batches]))
+    mean = np.mean(probabilities, axis=0)
+    macro_f1 = MacroF1(mean.shape[1])
+    macro_f1.update_state(labels, mean)
+    matrix = np.asarray(macro_f1.confusion_matrix())
+    members = [float(np.mean(np.argmax(p, axis=1) == labels)) for p in probabilities]
+    results = {"accuracy": float(np.mean(np.argmax(mean, axis=1) == labels)), "macro_f1": float(macro_f1.result()),
+               "ensemble": {"model_dirs": list(model_dirs), "checkpoints": used, "member_accuracy": members}}
+    print(format_confusion_matrix(matrix, task.class_names))
+    print(f"{split}, each model alone: accuracy=" + ", ".join(f"{a:.4f}" for a in members))
+    print(f"{split}, the mean of {len(model_dirs)} models: accuracy={results['accuracy']:.4f} "
+          f"macro_f1={results['macro_f1']:.4f}", flush=True)
+    paths = write_classification_report(results, matrix, task.class_names, model_dirs[0], split, suffix="_ensemble")
     print(f"Wrote {paths['json']} and {paths['picture']}")
     return results

@@ -120,3 +120,26 @@ def read_only(path: str):
     finally:
         for name, mode in modes.items():
             os.chmod(name, mode)
+
+
+class FakeBinaries:
+    """Stands in for `core.results.run_command` in tests of a results table's bookkeeping.
+
+    Records every binary a Runner starts (module, {flag: [values]}) and lets `outputs[module](flags)`
+    write the files that binary would, so the table's plumbing is tested in milliseconds, without training.
+    """
+
+    def __init__(self, outputs: dict):
+        self.outputs, self.calls = outputs, []
+
+    def __call__(self, argv: list[str], log_path: str) -> None:
+        module = argv[argv.index("-m") + 1]
+        flags: dict[str, list[str]] = {}
+        for arg in argv[argv.index("-m") + 2:]:
+            name, _, value = arg.removeprefix("--").partition("=")
+            flags.setdefault(name, []).append(value)
+        self.calls.append((module, flags))
+        self.outputs[module](flags)
+
+    def modules(self) -> list[str]:
+        return [module.rsplit(".", 1)[-1] for module, _ in self.calls]

@@ -1,10 +1,13 @@
 """Evaluates the newest checkpoint on the test split: RMSE, MAE and R^2, and a predicted-vs-true picture.
 
     python -m projects.wide_deep.evaluate --model_dir=runs/wide_deep/default [--split=test]
+    python -m projects.wide_deep.evaluate --model_dir=runs/wide_deep/seed1 \
+        --ensemble_with=runs/wide_deep/seed2 --ensemble_with=runs/wide_deep/seed3   # their mean prediction
 
 Uses the model dir's operative_config.gin unless --gin_file is given. Writes `<model_dir>/eval_<split>.json`
-and `<model_dir>/predicted_vs_true_<split>.png`, and prints the results beside the gradient-boosted trees
-baseline when `python -m projects.wide_deep.baseline` has scored the same data.
+and `<model_dir>/predicted_vs_true_<split>.png` (`eval_<split>_ensemble.json` and
+`predicted_vs_true_<split>_ensemble.png` with --ensemble_with), and prints the results beside the
+gradient-boosted trees baseline when `python -m projects.wide_deep.baseline` has scored the same data.
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ from .task import RegressionTask
 flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split to evaluate.")
+flags.DEFINE_multi_string("ensemble_with", [], "Further model dirs trained with the same config (another --seed) "
+                          "on the same data: the mean of all their predictions is scored.")
 FLAGS = flags.FLAGS
 
 
@@ -61,44 +66,77 @@ def plot_predictions(y_true: np.ndarray, y_pred: np.ndarray, path: str, title: s
     plt.close(fig)
 
 
-def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict], None] | None = None) -> dict:
+def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict], None] | None = None,
+                 ensemble_with: tuple[str, ...] = ()) -> dict:
     """Scores the newest checkpoint on `split`; writes eval_<split>.json and the picture; returns the report.
 
     One pass over the split gives the predictions, from which the scores and the picture both come.
-    `show(report)`, if given, is called before anything is written, so a model dir that cannot be
-    written still shows the results.
+    With `ensemble_with` (more model dirs of the same config), the mean of every model's predictions is
+    scored, and the files are named `..._ensemble`. `show(report)`, if given, is called before anything
+    is written, so a model dir that cannot be written still shows the results.
     """
-    model = task.build_model()
-    checkpoint = checkpoints.restore_model(model, options.model_dir)
-    y_true, y_pred = predict_split(task, model, split)
+    predictions, checkpoints_used = [], []
+    for model_dir in (options.model_dir, *ensemble_with):
+        model = task.build_model()
+        checkpoints_used.append(checkpoints.restore_model(model, model_dir))
+        y_true, y_pred = predict_split(task, model, split)
+        predictions.append(y_pred)
+    y_pred = np.mean(predictions, axis=0)
     scores = regression_scores(y_true, y_pred)
     report = {**scores, "examples": int(len(y_true)), "split": split,
-              "target": task.target, "checkpoint": checkpoint}
+              "target": task.target, "checkpoint": checkpoints_used[0]}
+    if ensemble_with:
+        report["ensemble"] = {"model_dirs": [options.model_dir, *ensemble_with], "checkpoints": checkpoints_used,
+                              "member_rmse": [regression_scores(y_true, p)["rmse"] for p in predictions]}
     baseline_path = os.path.join(task.data_dir, "gbt_baseline.json")
     if os.path.exists(baseline_path):
         with open(baseline_path) as f:
             report["gbt_baseline"] = json.load(f)["median"]
-    report["json"] = os.path.join(options.model_dir, f"eval_{split}.json")
-    report["picture"] = os.path.join(options.model_dir, f"predicted_vs_true_{split}.png")
+    suffix = "_ensemble" if ensemble_with else ""
+    report["json"] = os.path.join(options.model_dir, f"eval_{split}{suffix}.json")
+    report["picture"] = os.path.join(options.model_dir, f"predicted_vs_true_{split}{suffix}.png")
     if show is not None:
         show(report)
     write_text_atomic(report["json"], json.dumps(report, indent=2))
+    members = f", mean of {len(predictions)} models" if ensemble_with else ""
     plot_predictions(y_true, y_pred, report["picture"], f"{split}: RMSE {scores['rmse']:.2f}, MAE "
-                     f"{scores['mae']:.2f}, R$^2$ {scores['r2']:.4f} ({len(y_true)} rows)", task.target)
+                     f"{scores['mae']:.2f}, R$^2$ {scores['r2']:.4f} ({len(y_true)} rows{members})", task.target)
     return report
+
+
+def check_ensemble(model_dir: str, others: list[str]) -> None:
+    """Refuses ensemble members trained with another gin config than `model_dir` (the seed is a flag)."""
+    def config_of(path: str) -> str:
+        config_path = os.path.join(path, "operative_config.gin")
+        if not os.path.exists(config_path):
+            raise core_config.ConfigError(f"--ensemble_with={path}: no operative_config.gin there; train it first.")
+        with open(config_path) as f:
+            return f.read()
+
+    mine = config_of(model_dir)
+    for other in others:
+        if config_of(other) != mine:
+            raise core_config.ConfigError(f"--ensemble_with={other} was trained with another gin config than "
+                                          f"--model_dir={model_dir}; an ensemble averages one config's seeds.")
 
 
 def main(argv: list[str]) -> None:
     """Evaluates, writes the JSON report and the picture, prints the results and the baseline."""
     options = runtime.setup(default_gin_from_model_dir=True)
     task = RegressionTask()
-    task.check_data(options.model_dir)
-    report = evaluate_run(task, options, FLAGS.split, show=_print_report)
+    check_ensemble(options.model_dir, FLAGS.ensemble_with)
+    for model_dir in (options.model_dir, *FLAGS.ensemble_with):
+        task.check_data(model_dir)
+    report = evaluate_run(task, options, FLAGS.split, show=_print_report, ensemble_with=tuple(FLAGS.ensemble_with))
     print(f"Wrote {report['json']} and {report['picture']}")
 
 
 def _print_report(report: dict) -> None:
-    print(f"{report['split']} ({report['examples']} rows of {report['target']}): rmse={report['rmse']:.3f} "
+    if "ensemble" in report:
+        members = ", ".join(f"{rmse:.3f}" for rmse in report["ensemble"]["member_rmse"])
+        print(f"{report['split']}, each model alone: rmse={members}")
+    what = f"the mean of {len(report['ensemble']['model_dirs'])} models" if "ensemble" in report else "the model"
+    print(f"{report['split']} ({report['examples']} rows of {report['target']}), {what}: rmse={report['rmse']:.3f} "
           f"mae={report['mae']:.3f} r2={report['r2']:.4f}")
     if "gbt_baseline" in report and report["split"] == "test":
         gbt = report["gbt_baseline"]

@@ -3,11 +3,14 @@ r"""The classical baseline on the same split: TF-IDF (words and bigrams) + a lin
     python -m projects.word2vec_lstm.baseline [--data_dir=data/word2vec_lstm/bbc]
 
 scikit-learn is a benchmark-only dependency (requirements-dev.txt); nothing else in the project needs it.
-It reads the same TFRecord shards as the LSTM, fits on train, and reports test accuracy and macro-F1.
+It reads the same TFRecord shards as the LSTM, fits on train, reports validation and test accuracy and
+macro-F1, and writes them to `<data_dir>/tfidf_baseline.json`.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import time
 
 import numpy as np
@@ -15,6 +18,7 @@ import tensorflow as tf
 from absl import flags
 
 from core import runtime
+from core.files import write_text_atomic
 
 from . import data
 
@@ -38,18 +42,23 @@ def main(argv: list[str]) -> None:
 
     class_names = data.read_metadata(FLAGS.data_dir)["class_names"]
     train_texts, train_labels = read_split(FLAGS.data_dir, "train")
-    test_texts, test_labels = read_split(FLAGS.data_dir, "test")
     start = time.perf_counter()
     vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=2)
     classifier = LinearSVC(C=1.0).fit(vectorizer.fit_transform(train_texts), train_labels)
-    predictions = classifier.predict(vectorizer.transform(test_texts))
     seconds = time.perf_counter() - start
-    accuracy = accuracy_score(test_labels, predictions)
-    macro_f1 = f1_score(test_labels, predictions, average="macro")
+    scores = {"fit_seconds": round(seconds, 2), "train_examples": len(train_texts)}
+    for split in ("validation", "test"):
+        texts, labels = read_split(FLAGS.data_dir, split)
+        predictions = classifier.predict(vectorizer.transform(texts))
+        scores[split] = {"accuracy": accuracy_score(labels, predictions),
+                         "macro_f1": f1_score(labels, predictions, average="macro"), "examples": len(texts)}
+    test = scores["test"]
     print(f"TF-IDF + LinearSVC baseline on {FLAGS.data_dir} ({len(class_names)} classes, {len(train_texts)} train, "
-          f"{len(test_texts)} test, tf {tf.__version__}): test accuracy {accuracy:.4f}, macro-F1 {macro_f1:.4f}, "
-          f"fit + predict {seconds:.1f} s")
-
+          f"{test['examples']} test, tf {tf.__version__}): test accuracy {test['accuracy']:.4f}, macro-F1 "
+          f"{test['macro_f1']:.4f} (validation accuracy {scores['validation']['accuracy']:.4f}), fit {seconds:.1f} s")
+    path = os.path.join(FLAGS.data_dir, "tfidf_baseline.json")
+    write_text_atomic(path, json.dumps(scores, indent=2))
+    print(f"Wrote {path}")
 
 if __name__ == "__main__":
     runtime.run(main)

@@ -192,6 +192,7 @@ class TextClassificationTask(task_lib.Task):
         batch_size: int = 32,
         bucket_width: int | None = None,  # training batches of articles this close in length; None: max_length
         learning_rate: float = 2e-3,
+        decay_steps: int = 0,  # > 0: cosine decay of the learning rate to zero over this many steps
         label_smoothing: float = 0.0,
         shuffle_buffer: int = 4096,
         encoder_file: str | None = None,  # a run's text_encoder.json: its words and labels, not data_dir's
@@ -217,6 +218,7 @@ class TextClassificationTask(task_lib.Task):
         self.batch_size = batch_size  # global: split across replicas
         self.bucket_width = bucket_width
         self.learning_rate = learning_rate
+        self.decay_steps = decay_steps
         self.label_smoothing = label_smoothing
         self.shuffle_buffer = shuffle_buffer
 
@@ -289,4 +291,7 @@ class TextClassificationTask(task_lib.Task):
 
     def build_optimizer(self) -> keras.optimizers.Optimizer:
         # Adam, not AdamW: weight decay would move frozen embeddings, whose gradient is zero.
-        return keras.optimizers.Adam(self.learning_rate, clipnorm=1.0)
+        learning_rate = self.learning_rate
+        if self.decay_steps > 0:
+            learning_rate = keras.optimizers.schedules.CosineDecay(self.learning_rate, self.decay_steps)
+        return keras.optimizers.Adam(learning_rate, clipnorm=1.0)

@@ -47,6 +47,19 @@ def test_train_evaluate_export_and_serve_one_csv_row(data_dir, tmp_path):
     np.testing.assert_allclose(validation["rmse"], float(last["val_rmse"]), rtol=1e-4)
     np.testing.assert_allclose(validation["r2"], float(last["val_r2"]), rtol=1e-4)
 
+    # Another seed of the same config, and the two models' mean prediction: no worse than their mean RMSE
+    # (the triangle inequality), written beside the single model's report, not over it.
+    other = str(tmp_path / "seed2")
+    _ok(helpers.run_module("train", SMOKE, binding, f"--model_dir={other}", "--seed=2"))
+    _ok(helpers.run_module("evaluate", f"--model_dir={model_dir}", f"--ensemble_with={other}"))
+    ensemble = json.load(open(os.path.join(model_dir, "eval_test_ensemble.json")))
+    members = ensemble["ensemble"]["member_rmse"]
+    assert members[0] == pytest.approx(report["rmse"]) and members[1] != members[0]
+    assert ensemble["rmse"] <= np.mean(members) + 1e-6 and ensemble["rmse"] not in members
+    assert json.load(open(os.path.join(model_dir, "eval_test.json"))) == report
+    refused = helpers.run_module("evaluate", f"--model_dir={model_dir}", f"--ensemble_with={tmp_path}")
+    assert refused.returncode == 2 and "no operative_config.gin" in refused.stderr
+
     _ok(helpers.run_module("export", f"--model_dir={model_dir}"))
     export_dir = os.path.join(model_dir, "export")
     served = tf.saved_model.load(os.path.join(export_dir, "1")).signatures["serving_default"]

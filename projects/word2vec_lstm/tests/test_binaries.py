@@ -68,9 +68,15 @@ def _restored(model_dir):
     return task, model
 
 
-def test_classifier_trains_from_word2vec_evaluates_exports_and_serves_raw_text(runs):
+@pytest.fixture(scope="module")
+def classifier(runs):
+    """smoke.gin trained with the default seed: (its model dir, train's output)."""
     model_dir = str(runs["root"] / "classifier")
-    trained = _ok(helpers.run_module("train", SMOKE, *runs["bindings"], f"--model_dir={model_dir}"))
+    return model_dir, _ok(helpers.run_module("train", SMOKE, *runs["bindings"], f"--model_dir={model_dir}"))
+
+
+def test_classifier_trains_from_word2vec_evaluates_exports_and_serves_raw_text(runs, classifier):
+    model_dir, trained = classifier
     assert "embedding: trainable from step 10" in trained.stderr
     assert "Pretrained vectors cover" in trained.stderr
     saved = json.load(open(os.path.join(model_dir, "text_encoder.json"), encoding="utf-8"))
@@ -112,6 +118,26 @@ def test_custom_loop_trains_the_classifier_with_frozen_embeddings(runs):
     vectors = np.load(os.path.join(runs["w2v_dir"], "embeddings.npy"))
     row = task.encoder.vocabulary.index("the") + 2
     np.testing.assert_allclose(trained[row], vectors[words.index("the")], atol=1e-6)
+
+
+def test_evaluate_scores_the_mean_of_two_seeds_and_refuses_another_config(runs, classifier, tmp_path):
+    dirs = [classifier[0], str(tmp_path / "seed2")]
+    _ok(helpers.run_module("train", SMOKE, *runs["bindings"], f"--model_dir={dirs[1]}", "--seed=2"))
+    evaluated = _ok(helpers.run_module("evaluate", f"--model_dir={dirs[0]}", f"--ensemble_with={dirs[1]}"))
+    assert "the mean of 2 models: accuracy=" in evaluated.stdout
+    report = json.load(open(os.path.join(dirs[0], "eval_test_ensemble.json")))
+    # The same mean in process, from the two restored models.
+    probabilities, labels = [], None
+    for model_dir in dirs:
+        task, model = _restored(model_dir)
+        batches = list(task.build_inputs("test"))
+        probabilities.append(np.concatenate([tf.nn.softmax(model(x, training=False)).numpy() for x, _ in batches]))
+        labels = np.concatenate([y.numpy() for _, y in batches])
+    assert report["accuracy"] == pytest.approx(np.mean(np.mean(probabilities, 0).argmax(1) == labels))
+    members = [np.mean(p.argmax(1) == labels) for p in probabilities]
+    assert report["ensemble"]["member_accuracy"] == pytest.approx(members)
+    refused = helpers.run_module("evaluate", f"--model_dir={dirs[0]}", f"--ensemble_with={runs['w2v_dir']}")
+    assert refused.returncode == 2 and "differs from --model_dir" in refused.stderr
 
 
 def test_classifier_without_word2vec_vectors_says_what_to_run(runs, tmp_path):

@@ -1,0 +1,331 @@
+"""Results over seeds and splits: run every (row, split, seed) once, keep what it scored, write the table.
+
+A project's `results.py` names its rows (the configs and the classical baseline), says how one run of a
+row on one split with one seed is made (the same binaries a user runs) and which metrics it reports.
+`collect` runs what is missing, in order, and keeps each finished run as one line of a JSON-lines file,
+so a long job that is stopped resumes where it was and a finished one rewrites its table in seconds.
+`markdown_table` turns the runs into the README's table, mean ± std and the worst run of every metric,
+and `replace_block` puts it between the README's markers.
+
+A stored run remembers its row's `spec` (what defines the row: config files, bindings). A row whose spec
+has changed since its runs were stored is refused, not mixed with them: numbers made by another config
+would silently enter its mean.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+
+from absl import app, flags
+
+from core.config import UserError
+from core.files import write_text_atomic
+
+flags.DEFINE_list("splits", None, "Split seeds to run (default: the project's table, e.g. 0-4).")
+flags.DEFINE_list("seeds", None, "Training seeds per split (default: the project's table).")
+flags.DEFINE_list("table_rows", None, "Rows to run and show, in order (default: the project's table).")
+flags.DEFINE_multi_string("extra_row", [], "NAME=GIN_FILE: a further row trained from this gin file instead of "
+                          "the default config (it may `include 'default.gin'` and change a few bindings).")
+flags.DEFINE_string("work_dir", None, "Prepared splits, model dirs, logs and results.jsonl "
+                    "(default: runs/<project>/results).")
+flags.DEFINE_bool("write_readme", False, "Write the table into the project's README, between its results markers.")
+FLAGS = flags.FLAGS
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """A column of the table: the key in a run's results, and how to read and print it."""
+
+    key: str
+    label: str
+    higher_is_better: bool
+    percent: bool = False  # 0.9852 prints as 98.52
+    digits: int = 2
+
+    def format(self, value: float) -> str:
+        return f"{100 * value if self.percent else value:.{self.digits}f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One line of the table: a config (or the baseline) run on every split and seed."""
+
+    name: str         # the key of its runs in the store
+    label: str        # what the README says it is
+    spec: str         # what defines it; stored runs with another spec are refused
+    seeded: bool = True  # False: deterministic given the split (one run per split, seed 0)
+    gin_files: tuple[str, ...] = ()  # a config row's training configs
+    ensemble_of: Row | None = None   # an ensemble row: the mean prediction of this row's models ...
+    ensemble_seeds: tuple[int, ...] = ()  # ... trained with these seeds, on each split
+
+    @property
+    def tag(self) -> str:
+        """A short name for its model dirs that changes with its spec: a changed config never resumes
+        another config's checkpoints."""
+        import hashlib
+
+        return f"{self.name}-{hashlib.sha256(self.spec.encode()).hexdigest()[:10]}"
+
+
+def config_row(name: str, label: str, gin_files: Sequence[str], also: Sequence[str] = ()) -> Row:
+    """A row trained from `gin_files`; `also`: further files its runs read (another binary's config)."""
+    return Row(name, label, gin_spec([*gin_files, *also]), gin_files=tuple(gin_files))
+
+
+def ensemble_row(member: Row, seeds: Sequence[int]) -> Row:
+    """The row of `member`'s mean prediction over `seeds` per split: len(seeds) times its training cost."""
+    seeds = tuple(seeds)
+    return Row(f"{member.name}_ensemble", f"{member.label}, mean prediction of seeds {', '.join(map(str, seeds))}",
+               f"{member.spec}, mean of seeds {seeds}", seeded=False, gin_files=member.gin_files,
+               ensemble_of=member, ensemble_seeds=seeds)
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """What a project's results binary fills: its rows, splits, seeds, metrics and README block."""
+
+    project: str
+    rows: Sequence[Row]          # the README's rows, in order
+    metrics: Sequence[Metric]    # the first is the headline
+    splits: Sequence[int]
+    seeds: Sequence[int]
+    readme_block: str            # <!-- results:NAME --> in projects/<project>/README.md
+    baseline: str | None = None  # a row name: the headline's mean is also given as a ratio to it
+    extra_rows: Callable[[str, str], list[Row]] | None = None  # (name, gin file) -> the rows of an --extra_row
+
+
+def run_table(table: Table, make_run_fn: Callable[[str], Callable[[Row, int, int], dict]]) -> str:
+    """The results binary's main: runs the flag-selected rows, splits and seeds, prints (and writes) the table.
+
+    `make_run_fn(work_dir)` returns the function that makes one run of a row on a split with a seed.
+    """
+    known, extra_names = {row.name: row for row in table.rows}, []
+    for item in FLAGS.extra_row:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not os.path.isfile(path) or table.extra_rows is None or name in known:
+            raise app.UsageError(f"--extra_row={item!r}: expected NAME=GIN_FILE with a new name and an existing "
+                                 "file" + ("" if table.extra_rows else " (this project's rows take no gin file)"))
+        extra = table.extra_rows(name, path)
+        known.update({row.name: row for row in extra})
+        extra_names += [row.name for row in extra]
+    names = FLAGS.table_rows or [row.name for row in table.rows] + extra_names
+    unknown = [name for name in names if name not in known]
+    if unknown:
+        raise app.UsageError(f"--table_rows: unknown row(s) {unknown}; expected some of {sorted(known)}")
+    rows = [known[name] for name in names]
+    try:
+        splits = [int(s) for s in FLAGS.splits] if FLAGS.splits else list(table.splits)
+        seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else list(table.seeds)
+    except ValueError as e:
+        raise app.UsageError(f"--splits and --seeds take integers: {e}") from e
+    work_dir = FLAGS.work_dir or os.path.join("runs", table.project, "results")
+    store = Store(os.path.join(work_dir, "results.jsonl"))
+    runs = collect(store, rows, splits, seeds, make_run_fn(work_dir))
+    text = markdown_table(rows, runs, table.metrics, table.baseline if table.baseline in names else None)
+    print(text)
+    if FLAGS.write_readme:
+        readme = os.path.join("projects", table.project, "README.md")
+        replace_block(readme, table.readme_block, text)
+        print(f"Wrote the table into {readme}")
+    return text
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    mean: float
+    std: float  # the sample standard deviation (n - 1); 0 for a single run
+    worst: float
+    n: int
+
+
+def summarize(values: Sequence[float], higher_is_better: bool) -> Summary:
+    """Mean, sample standard deviation and the worst of `values`."""
+    if not values:
+        raise ValueError("summarize: no values")
+    values = [float(v) for v in values]
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    worst = min(values) if higher_is_better else max(values)
+    return Summary(statistics.fmean(values), std, worst, len(values))
+
+
+class Store:
+    """The finished runs, one JSON object per line of `path`; a line is written only when its run is done."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self._runs: dict[tuple[str, int, int], dict] = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                for number, line in enumerate(f, 1):
+                    if not line.strip():
+                        continue
+                    try:
+                        run = json.loads(line)
+                        key = (run["row"], int(run["split"]), int(run["seed"]))
+                        run["spec"], run["metrics"]
+                    except (ValueError, KeyError, TypeError) as e:
+                        raise UserError(f"{path}, line {number}: expected a JSON object with row, split, seed, "
+                                         f"spec and metrics ({e}); fix or delete the line") from e
+                    self._runs[key] = run
+
+    def get(self, row: Row, split: int, seed: int) -> dict | None:
+        """The stored run, or None; a run stored with another spec of the row raises."""
+        run = self._runs.get((row.name, split, seed))
+        if run is not None and run["spec"] != row.spec:
+            raise UserError(
+                f"{self.path} holds runs of row {row.name!r} made with other settings:\n  stored: {run['spec']}\n"
+                f"  now:    {row.spec}\nDelete its lines (or the file) to rerun the row, or use another work dir.")
+        return run
+
+    def put(self, row: Row, split: int, seed: int, metrics: dict, seconds: float) -> dict:
+        run = {"row": row.name, "split": split, "seed": seed, "spec": row.spec, "metrics": metrics,
+               "seconds": round(seconds, 1), "finished": time.strftime("%Y-%m-%dT%H:%M:%S")}
+        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        with open(self.path, "a") as f:  # one line per run: a killed job loses at most the run it was in
+            f.write(json.dumps(run, sort_keys=True) + "\n")
+            f.flush()
+            os.fsync(f.fileno())
+        self._runs[(row.name, split, seed)] = run
+        return run
+
+    def runs(self, row: Row, splits: Iterable[int], seeds: Iterable[int]) -> list[dict]:
+        """The stored runs of `row` on these splits and seeds (seed 0 only for unseeded rows)."""
+        seeds = list(seeds) if row.seeded else [0]
+        found = [self.get(row, split, seed) for split in splits for seed in seeds]
+        return [run for run in found if run is not None]
+
+
+def collect(store: Store, rows: Sequence[Row], splits: Sequence[int], seeds: Sequence[int],
+            run_fn: Callable[[Row, int, int], dict], log: Callable[[str], None] = print) -> dict[str, list[dict]]:
+    """Runs every missing (row, split, seed) with `run_fn` (it returns the metrics) and returns all runs by row."""
+    todo = [(row, split, seed) for split in splits for row in rows for seed in (seeds if row.seeded else [0])]
+    missing = [job for job in todo if store.get(*job) is None]
+    log(f"{len(todo) - len(missing)} of {len(todo)} runs already in {store.path}; {len(missing)} to run")
+    for number, (row, split, seed) in enumerate(missing, 1):
+        log(f"[{number}/{len(missing)}] {row.name}, split {split}, seed {seed}")
+        start = time.perf_counter()
+        metrics = run_fn(row, split, seed)
+        run = store.put(row, split, seed, metrics, time.perf_counter() - start)
+        log(f"[{number}/{len(missing)}] {row.name}, split {split}, seed {seed}: "
+            + ", ".join(f"{k}={v:.4f}" for k, v in metrics.items() if isinstance(v, float))
+            + f" ({run['seconds']:.0f} s)")
+    return {row.name: store.runs(row, splits, seeds) for row in rows}
+
+
+def markdown_table(rows: Sequence[Row], runs: dict[str, list[dict]], metrics: Sequence[Metric],
+                   baseline: str | None = None) -> str:
+    """The README table: per row, mean ± std (worst) of each metric, the runs it averages, and the time.
+
+    With `baseline` (a row name) the first metric's mean is also given as a ratio to the baseline's.
+    """
+    header = ["row", *(m.label for m in metrics)]
+    base = None
+    if baseline is not None:
+        header.append(f"{metrics[0].label} vs baseline")
+        base_runs = runs.get(baseline) or []
+        base = statistics.fmean(r["metrics"][metrics[0].key] for r in base_runs) if base_runs else None
+    header += ["runs", "minutes per run"]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for row in rows:
+        row_runs = runs.get(row.name) or []
+        if not row_runs:
+            lines.append("| " + " | ".join([row.label] + ["not run"] * (len(header) - 1)) + " |")
+            continue
+        cells = [row.label]
+        for metric in metrics:
+            values = [r["metrics"][metric.key] for r in row_runs if metric.key in r["metrics"]]
+            if not values:  # a metric this row has no value for (the trees' early-stopping validation split)
+                cells.append("-")
+                continue
+            s = summarize(values, metric.higher_is_better)
+            cells.append(f"{metric.format(s.mean)} ± {metric.format(s.std)} (worst {metric.format(s.worst)})")
+        if baseline is not None:
+            mean = statistics.fmean(r["metrics"][metrics[0].key] for r in row_runs)
+            cells.append(f"{mean / base:.3f}x" if base else "no baseline")
+        splits = len({r["split"] for r in row_runs})
+        seeds = len({r["seed"] for r in row_runs})
+        cells.append(f"{splits} split{'s' * (splits != 1)} × {seeds} seed{'s' * (seeds != 1)}")
+        cells.append(f"{statistics.median(r['seconds'] for r in row_runs) / 60:.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def replace_block(path: str, name: str, text: str) -> None:
+    """Replaces what stands between `<!-- results:name -->` and `<!-- /results:name -->` in `path`."""
+    begin, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
+    with open(path) as f:
+        content = f.read()
+    if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
+        raise UserError(f"{path}: expected one {begin} line followed by one {end} line around the table")
+    head, rest = content.split(begin)
+    _, tail = rest.split(end)
+    write_text_atomic(path, f"{head}{begin}\n{text.rstrip()}\n{end}{tail}")
+
+
+def run_command(argv: Sequence[str], log_path: str) -> None:
+    """Runs one binary of the project, its output appended to `log_path`; a failure raises with its tail."""
+    os.makedirs(os.path.dirname(os.path.abspath(log_path)), exist_ok=True)
+    with open(log_path, "a") as log:
+        log.write(f"\n$ {' '.join(argv)}\n")
+        log.flush()
+        code = subprocess.run(list(argv), stdout=log, stderr=subprocess.STDOUT).returncode
+    if code:
+        with open(log_path) as f:
+            tail = "".join(f.readlines()[-25:])
+        raise RuntimeError(f"exit status {code} from\n  {' '.join(argv)}\nLast lines of {log_path}:\n{tail}")
+
+
+def python_module(module: str, *args: str) -> list[str]:
+    """The argv that runs `python -m module args` with this interpreter."""
+    return [sys.executable, "-m", module, *args]
+
+
+def read_json(path: str) -> dict:
+    with open(path) as f:
+        return json.load(f)
+
+
+def finite(metrics: dict) -> dict:
+    """`metrics` checked: every number finite (a NaN would make the whole row's mean NaN)."""
+    for key, value in metrics.items():
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"metric {key} is {value}")
+    return metrics
+
+
+def gin_spec(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> str:
+    """A row's spec from its gin files (and the files they include) and bindings: any edit changes it.
+
+    `include` lines are followed the way core.config resolves them: beside the including file first.
+    """
+    import hashlib
+
+    digest = hashlib.sha256()
+    seen: list[str] = []
+
+    def add(path: str) -> None:
+        if path in seen:
+            return
+        seen.append(path)
+        with open(path) as f:
+            text = f.read()
+        digest.update(path.encode() + b"\0" + text.encode() + b"\0")
+        for line in text.splitlines():
+            if line.strip().startswith("include "):
+                name = line.split(None, 1)[1].strip().strip("'\"")
+                beside = os.path.join(os.path.dirname(path), name)
+                add(beside if os.path.exists(beside) else name)
+
+    for path in gin_files:
+        add(path)
+    digest.update("\0".join(bindings).encode())
+    flags_text = "".join(f" --gin_bindings={b}" for b in bindings)
+    return f"{' + '.join(gin_files)}{flags_text} (sha256 {digest.hexdigest()[:12]})"

@@ -1,0 +1,129 @@
+"""core.results: the bookkeeping behind every README results table, on tiny made-up runs."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+
+import numpy as np
+import pytest
+
+from core import results
+from core.config import UserError
+
+ACCURACY = results.Metric("accuracy", "accuracy %", higher_is_better=True, percent=True)
+RMSE = results.Metric("rmse", "RMSE", higher_is_better=False)
+
+
+def test_summarize_matches_numpy():
+    values = [0.97, 0.99, 0.95, 0.98]
+    s = results.summarize(values, higher_is_better=True)
+    assert s.mean == pytest.approx(np.mean(values))
+    assert s.std == pytest.approx(np.std(values, ddof=1))
+    assert (s.worst, s.n) == (0.95, 4)
+    assert results.summarize(values, higher_is_better=False).worst == 0.99
+    assert results.summarize([3.0], higher_is_better=False) == results.Summary(3.0, 0.0, 3.0, 1)
+    with pytest.raises(ValueError):
+        results.summarize([], higher_is_better=True)
+
+
+def test_store_keeps_runs_across_reopening_and_refuses_another_spec(tmp_path):
+    path = str(tmp_path / "results.jsonl")
+    row = results.Row("default", "default.gin", "spec A")
+    results.Store(path).put(row, 3, 1, {"accuracy": 0.9}, seconds=12.0)
+    reopened = results.Store(path)
+    assert reopened.get(row, 3, 1)["metrics"] == {"accuracy": 0.9}
+    assert reopened.get(row, 3, 2) is None
+    with pytest.raises(UserError, match="other settings"):
+        reopened.get(results.Row("default", "default.gin", "spec B"), 3, 1)
+
+
+def test_store_names_the_broken_line(tmp_path):
+    path = tmp_path / "results.jsonl"
+    path.write_text(json.dumps({"row": "a", "split": 0, "seed": 0, "spec": "", "metrics": {}}) + "\n{not json\n")
+    with pytest.raises(UserError, match="line 2"):
+        results.Store(str(path))
+
+
+def test_collect_runs_only_what_is_missing_and_resumes_after_a_failure(tmp_path):
+    path = str(tmp_path / "results.jsonl")
+    rows = [results.Row("baseline", "trees", "b", seeded=False), results.Row("ours", "ours", "o")]
+    calls = []
+
+    def run_fn(row, split, seed):
+        calls.append((row.name, split, seed))
+        if len(calls) == 4 and fail:
+            raise RuntimeError("killed")
+        return {"rmse": 10.0 * split + seed + (row.name == "ours")}
+
+    fail = True
+    with pytest.raises(RuntimeError):
+        results.collect(results.Store(path), rows, [0, 1], [1, 2], run_fn, log=lambda _: None)
+    assert calls == [("baseline", 0, 0), ("ours", 0, 1), ("ours", 0, 2), ("baseline", 1, 0)]
+    fail, calls[:] = False, []
+    runs = results.collect(results.Store(path), rows, [0, 1], [1, 2], run_fn, log=lambda _: None)
+    assert calls == [("baseline", 1, 0), ("ours", 1, 1), ("ours", 1, 2)]  # the three that never finished
+    assert [r["metrics"]["rmse"] for r in runs["ours"]] == [2.0, 3.0, 12.0, 13.0]
+    assert len(runs["baseline"]) == 2  # one per split: it has no seed
+    calls[:] = []
+    results.collect(results.Store(path), rows, [0, 1], [1, 2], run_fn, log=lambda _: None)
+    assert calls == []
+
+
+def _run(row, split, seed, seconds=60.0, **metrics):
+    return {"row": row, "split": split, "seed": seed, "metrics": metrics, "seconds": seconds}
+
+
+def test_markdown_table_gives_mean_std_worst_ratio_and_counts():
+    rows = [results.Row("gbt", "trees", "", seeded=False), results.Row("ours", "**ours**", ""),
+            results.Row("later", "not yet", "")]
+    ours = [2.0, 4.0, 6.0]
+    runs = {"gbt": [_run("gbt", k, 0, rmse=4.0) for k in range(3)],
+            "ours": [_run("ours", k, 1, seconds=120.0, rmse=v) for k, v in enumerate(ours)]}
+    table = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()
+    assert table[0] == "| row | RMSE | RMSE vs baseline | runs | minutes per run |"
+    assert table[2] == "| trees | 4.00 ± 0.00 (worst 4.00) | 1.000x | 3 splits × 1 seed | 1.0 |"
+    std = statistics.stdev(ours)
+    assert table[3] == f"| **ours** | 4.00 ± {std:.2f} (worst 6.00) | 1.000x | 3 splits × 1 seed | 2.0 |"
+    assert table[4] == "| not yet | not run | not run | not run | not run |"
+
+
+def test_markdown_table_prints_percentages():
+    runs = {"a": [_run("a", 0, s, accuracy=v) for s, v in [(1, 0.98), (2, 0.99)]]}
+    table = results.markdown_table([results.Row("a", "a", "")], runs, [ACCURACY])
+    assert "| a | 98.50 ± 0.71 (worst 98.00) | 1 split × 2 seeds | 1.0 |" in table
+
+
+def test_replace_block_rewrites_only_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("# P\nbefore\n<!-- results:bbc -->\nold table\n<!-- /results:bbc -->\nafter\n")
+    results.replace_block(str(readme), "bbc", "| new |\n")
+    assert readme.read_text() == "# P\nbefore\n<!-- results:bbc -->\n| new |\n<!-- /results:bbc -->\nafter\n"
+    with pytest.raises(UserError, match="results:other"):
+        results.replace_block(str(readme), "other", "x")
+
+
+def test_gin_spec_changes_with_an_included_file(tmp_path):
+    (tmp_path / "base.gin").write_text("A.x = 1\n")
+    (tmp_path / "row.gin").write_text("include 'base.gin'\nA.y = 2\n")
+    row = str(tmp_path / "row.gin")
+    first = results.gin_spec([row])
+    assert results.gin_spec([row]) == first
+    assert results.gin_spec([row], ["A.z=3"]) != first
+    (tmp_path / "base.gin").write_text("A.x = 5\n")
+    assert results.gin_spec([row]) != first
+
+
+def test_run_command_raises_with_the_tail_of_the_log(tmp_path):
+    log = str(tmp_path / "logs" / "run.log")
+    results.run_command([sys.executable, "-c", "print('fine')"], log)
+    with pytest.raises(RuntimeError, match=r"exit status 3(.|\n)*boom"):
+        results.run_command([sys.executable, "-c", "print('boom'); raise SystemExit(3)"], log)
+    assert "fine" in open(log).read()
+
+
+def test_finite_refuses_nan():
+    assert results.finite({"a": 1.0}) == {"a": 1.0}
+    with pytest.raises(ValueError, match="rmse"):
+        results.finite({"rmse": float("nan")})
