@@ -37,6 +37,8 @@ flags.DEFINE_multi_string("extra_row", [], "NAME=GIN_FILE: a further row trained
 flags.DEFINE_string("work_dir", None, "Prepared splits, model dirs, logs and results.jsonl "
                     "(default: runs/<project>/results).")
 flags.DEFINE_bool("write_readme", False, "Write the table into the project's README, between its results markers.")
+flags.DEFINE_bool("table_only", False, "Run nothing: the table of the runs already stored (the runs column says "
+                  "how many each row has).")
 FLAGS = flags.FLAGS
 
 
@@ -128,7 +130,10 @@ def run_table(table: Table, make_run_fn: Callable[[str], Callable[[Row, int, int
         raise app.UsageError(f"--splits and --seeds take integers: {e}") from e
     work_dir = FLAGS.work_dir or os.path.join("runs", table.project, "results")
     store = Store(os.path.join(work_dir, "results.jsonl"))
-    runs = collect(store, rows, splits, seeds, make_run_fn(work_dir))
+    if FLAGS.table_only:
+        runs = {row.name: store.runs(row, splits, seeds) for row in rows}
+    else:
+        runs = collect(store, rows, splits, seeds, make_run_fn(work_dir))
     text = markdown_table(rows, runs, table.metrics, table.baseline if table.baseline in names else None)
     print(text)
     if FLAGS.write_readme:

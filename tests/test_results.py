@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import statistics
 import sys
 
@@ -127,3 +128,39 @@ def test_finite_refuses_nan():
     assert results.finite({"a": 1.0}) == {"a": 1.0}
     with pytest.raises(ValueError, match="rmse"):
         results.finite({"rmse": float("nan")})
+
+
+def test_run_table_runs_writes_the_readme_and_rewrites_it_from_the_store(tmp_path, monkeypatch):
+    from absl import app
+    from absl.testing import flagsaver
+
+    from core.results import FLAGS
+
+    monkeypatch.chdir(tmp_path)
+    os.makedirs("projects/demo")
+    with open("projects/demo/README.md", "w") as f:
+        f.write("# demo\n<!-- results:t -->\n<!-- /results:t -->\nend\n")
+    (tmp_path / "other.gin").write_text("A.x = 1\n")
+    table = results.Table(project="demo", rows=[results.Row("base", "the baseline", "b", seeded=False)],
+                          metrics=[RMSE], splits=[0, 1], seeds=[1], readme_block="t", baseline="base",
+                          extra_rows=lambda name, path: [results.config_row(name, f"`{path}`", [path])])
+    calls = []
+
+    def make_run_fn(work_dir):
+        assert work_dir == os.path.join("runs", "demo", "results")
+        return lambda row, split, seed: calls.append((row.name, split, seed)) or {"rmse": 2.0 + (row.name == "x")}
+
+    with flagsaver.flagsaver(extra_row=["x=other.gin"], write_readme=True):
+        FLAGS.mark_as_parsed()
+        text = results.run_table(table, make_run_fn)
+    assert calls == [("base", 0, 0), ("x", 0, 1), ("base", 1, 0), ("x", 1, 1)]
+    assert "| `other.gin` | 3.00 ± 0.00 (worst 3.00) | 1.500x | 2 splits × 1 seed |" in text
+    readme = open("projects/demo/README.md").read()
+    assert readme.startswith("# demo\n<!-- results:t -->\n| row |") and readme.endswith("<!-- /results:t -->\nend\n")
+    with flagsaver.flagsaver(extra_row=["x=other.gin"], table_only=True, splits=["0"]):
+        assert "1 split × 1 seed" in results.run_table(table, make_run_fn)
+    assert len(calls) == 4  # nothing run again
+    with flagsaver.flagsaver(extra_row=["x=missing.gin"]), pytest.raises(app.UsageError, match="existing file"):
+        results.run_table(table, make_run_fn)
+    with flagsaver.flagsaver(table_rows=["nope"]), pytest.raises(app.UsageError, match="unknown row"):
+        results.run_table(table, make_run_fn)
