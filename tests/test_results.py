@@ -164,3 +164,14 @@ def test_run_table_runs_writes_the_readme_and_rewrites_it_from_the_store(tmp_pat
         results.run_table(table, make_run_fn)
     with flagsaver.flagsaver(table_rows=["nope"]), pytest.raises(app.UsageError, match="unknown row"):
         results.run_table(table, make_run_fn)
+
+
+def test_an_ensemble_row_costs_its_members_training():
+    member = results.Row("ours", "ours", "o")
+    ensemble = results.ensemble_row(member, [1, 2, 3])
+    assert (ensemble.name, ensemble.seeded, ensemble.ensemble_of) == ("ours_ensemble", False, member)
+    assert ensemble.label == "ours, mean prediction of seeds 1, 2, 3" and ensemble.spec != member.spec
+    runs = {"ours": [_run("ours", 0, s, seconds=90.0, rmse=4.0) for s in (1, 2, 3)],
+            "ours_ensemble": [_run("ours_ensemble", 0, 0, seconds=6.0, rmse=3.5)]}
+    table = results.markdown_table([member, ensemble], runs, [RMSE])
+    assert table.splitlines()[3].endswith("| 1 split × 1 seed | 3 × 1.5 |")
