@@ -102,6 +102,7 @@ class Table:
     readme_block: str            # <!-- results:NAME --> in projects/<project>/README.md
     baseline: str | None = None  # a row name: the headline's mean is also given as a ratio to it
     extra_rows: Callable[[str, str], list[Row]] | None = None  # (name, gin file) -> the rows of an --extra_row
+    fixed_splits: bool = False   # the data has one fixed test set: no --splits other than `splits`
 
 
 def run_table(table: Table, make_run_fn: Callable[[str], Callable[[Row, int, int], dict]]) -> str:
@@ -128,6 +129,15 @@ def run_table(table: Table, make_run_fn: Callable[[str], Callable[[Row, int, int
         seeds = [int(s) for s in FLAGS.seeds] if FLAGS.seeds else list(table.seeds)
     except ValueError as e:
         raise app.UsageError(f"--splits and --seeds take integers: {e}") from e
+    if table.fixed_splits and splits != list(table.splits):
+        raise app.UsageError(f"--splits={FLAGS.splits}: {table.project}'s data has one fixed test set; "
+                             f"expected --splits={','.join(map(str, table.splits))}")
+    readme = os.path.join("projects", table.project, "README.md")
+    if FLAGS.write_readme:  # checked before hours of training, not after
+        if (splits, seeds) != (list(table.splits), list(table.seeds)):
+            raise app.UsageError("--write_readme writes the README's table, of every split and seed: drop "
+                                 "--splits and --seeds, or add --nowrite_readme to see a smaller table")
+        replace_block(readme, table.readme_block, None)
     work_dir = FLAGS.work_dir or os.path.join("runs", table.project, "results")
     store = Store(os.path.join(work_dir, "results.jsonl"))
     if FLAGS.table_only:
@@ -137,7 +147,6 @@ def run_table(table: Table, make_run_fn: Callable[[str], Callable[[Row, int, int
     text = markdown_table(rows, runs, table.metrics, table.baseline if table.baseline in names else None)
     print(text)
     if FLAGS.write_readme:
-        readme = os.path.join("projects", table.project, "README.md")
         replace_block(readme, table.readme_block, text)
         print(f"Wrote the table into {readme}")
     return text
@@ -225,20 +234,25 @@ def collect(store: Store, rows: Sequence[Row], splits: Sequence[int], seeds: Seq
     return {row.name: store.runs(row, splits, seeds) for row in rows}
 
 
+def _minutes(run: dict) -> float:
+    """A run's training minutes: what its Runner measured (`train_seconds`), else the run's wall time."""
+    return run["metrics"].get("train_seconds", run["seconds"]) / 60
+
+
 def markdown_table(rows: Sequence[Row], runs: dict[str, list[dict]], metrics: Sequence[Metric],
                    baseline: str | None = None) -> str:
     """The README table: per row, mean ± std (worst) of each metric, the runs it averages, and the time.
 
-    With `baseline` (a row name) the first metric's mean is also given as a ratio to the baseline's.
+    With `baseline` (a row name) the first metric's mean is also given as a ratio to the baseline's mean
+    on the same splits.
     """
+    headline = metrics[0].key
     header = ["row", *(m.label for m in metrics)]
-    base = None
     if baseline is not None:
         header.append(f"{metrics[0].label} vs baseline")
-        base_runs = runs.get(baseline) or []
-        base = statistics.fmean(r["metrics"][metrics[0].key] for r in base_runs) if base_runs else None
-    header += ["runs", "minutes per run"]
+    header += ["runs", "training minutes per run"]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    base_runs = [r for r in runs.get(baseline) or [] if headline in r["metrics"]]
     for row in rows:
         row_runs = runs.get(row.name) or []
         if not row_runs:
@@ -253,28 +267,41 @@ def markdown_table(rows: Sequence[Row], runs: dict[str, list[dict]], metrics: Se
             s = summarize(values, metric.higher_is_better)
             cells.append(f"{metric.format(s.mean)} ± {metric.format(s.std)} (worst {metric.format(s.worst)})")
         if baseline is not None:
-            mean = statistics.fmean(r["metrics"][metrics[0].key] for r in row_runs)
-            cells.append(f"{mean / base:.3f}x" if base else "no baseline")
+            common = {r["split"] for r in row_runs if headline in r["metrics"]} & {r["split"] for r in base_runs}
+            mine = [r["metrics"][headline] for r in row_runs if r["split"] in common and headline in r["metrics"]]
+            theirs = [r["metrics"][headline] for r in base_runs if r["split"] in common]
+            cells.append(f"{statistics.fmean(mine) / statistics.fmean(theirs):.3f}x" if common else "no baseline")
         splits = len({r["split"] for r in row_runs})
         seeds = len({r["seed"] for r in row_runs})
-        cells.append(f"{splits} split{'s' * (splits != 1)} × {seeds} seed{'s' * (seeds != 1)}")
+        plural = "s" * (splits != 1)
+        if row.ensemble_of:
+            cells.append(f"{splits} split{plural}, {len(row.ensemble_seeds)} models each")
+        elif len(row_runs) == splits * seeds:
+            cells.append(f"{splits} split{plural} × {seeds} seed{'s' * (seeds != 1)}")
+        else:  # an interrupted grid: say how many runs, not a product that overstates them
+            cells.append(f"{len(row_runs)} runs on {splits} split{plural}")
         member_runs = runs.get(row.ensemble_of.name) if row.ensemble_of else None
-        if member_runs:  # its own seconds are the scoring only: it costs its members' training
-            minutes = statistics.median(r["seconds"] for r in member_runs) / 60
-            cells.append(f"{len(row.ensemble_seeds)} × {minutes:.1f}")
+        if member_runs and "train_seconds" not in row_runs[0]["metrics"]:
+            # Stored before runs recorded their training time: its own seconds were the scoring only.
+            cells.append(f"{len(row.ensemble_seeds) * statistics.median(map(_minutes, member_runs)):.1f}")
         else:
-            cells.append(f"{statistics.median(r['seconds'] for r in row_runs) / 60:.1f}")
+            cells.append(f"{statistics.median(map(_minutes, row_runs)):.1f}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
-def replace_block(path: str, name: str, text: str) -> None:
-    """Replaces what stands between `<!-- results:name -->` and `<!-- /results:name -->` in `path`."""
+def replace_block(path: str, name: str, text: str | None) -> None:
+    """Replaces what stands between `<!-- results:name -->` and `<!-- /results:name -->` in `path`.
+
+    With `text=None` it only checks that the markers are there.
+    """
     begin, end = f"<!-- results:{name} -->", f"<!-- /results:{name} -->"
     with open(path) as f:
         content = f.read()
     if content.count(begin) != 1 or content.count(end) != 1 or content.index(begin) > content.index(end):
         raise UserError(f"{path}: expected one {begin} line followed by one {end} line around the table")
+    if text is None:
+        return
     head, rest = content.split(begin)
     _, tail = rest.split(end)
     write_text_atomic(path, f"{head}{begin}\n{text.rstrip()}\n{end}{tail}")
@@ -291,6 +318,43 @@ def run_command(argv: Sequence[str], log_path: str) -> None:
         with open(log_path) as f:
             tail = "".join(f.readlines()[-25:])
         raise RuntimeError(f"exit status {code} from\n  {' '.join(argv)}\nLast lines of {log_path}:\n{tail}")
+
+
+TRAIN_SECONDS = "train_seconds.json"  # written into a model dir by `train_once` when its training finished
+
+
+def train_once(run: Callable[[Sequence[str], str], None], argv: Sequence[str], log_path: str, model_dir: str) -> None:
+    """Runs the `train` command `argv` into `model_dir` unless a finished run is there; records its wall time.
+
+    A model dir with `eval_test.json` but no time (trained before times were kept) counts as finished.
+    """
+    if any(os.path.exists(os.path.join(model_dir, name)) for name in (TRAIN_SECONDS, "eval_test.json")):
+        return
+    start = time.perf_counter()
+    run(argv, log_path)
+    os.makedirs(model_dir, exist_ok=True)
+    write_text_atomic(os.path.join(model_dir, TRAIN_SECONDS),
+                      json.dumps({"seconds": round(time.perf_counter() - start, 1)}))
+
+
+def train_seconds(model_dirs: Sequence[str]) -> dict:
+    """{"train_seconds": the summed training time of `model_dirs`}, or {} when one of them has none."""
+    total = 0.0
+    for model_dir in model_dirs:
+        path = os.path.join(model_dir, TRAIN_SECONDS)
+        if not os.path.exists(path):
+            return {}
+        total += read_json(path)["seconds"]
+    return {"train_seconds": total}
+
+
+def ensemble_report_is_current(path: str, model_dirs: Sequence[str]) -> bool:
+    """True if the ensemble report at `path` exists, was made of exactly `model_dirs`, and is newer than the
+    training of each (a member trained again since makes it stale)."""
+    if not os.path.exists(path) or read_json(path).get("ensemble", {}).get("model_dirs") != list(model_dirs):
+        return False
+    trained = [os.path.join(d, TRAIN_SECONDS) for d in model_dirs]
+    return all(os.path.getmtime(path) >= os.path.getmtime(t) for t in trained if os.path.exists(t))
 
 
 def python_module(module: str, *args: str) -> list[str]:
@@ -314,9 +378,12 @@ def finite(metrics: dict) -> dict:
 def gin_spec(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> str:
     """A row's spec from its gin files (and the files they include) and bindings: any edit changes it.
 
-    `include` lines are followed the way core.config resolves them: beside the including file first.
+    `include` lines are followed as gin resolves them under core.config: the name as given (from the
+    working directory) first, then beside the including file.
     """
     import hashlib
+
+    from core.config import _INCLUDE
 
     digest = hashlib.sha256()
     seen: list[str] = []
@@ -328,11 +395,8 @@ def gin_spec(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> str:
         with open(path) as f:
             text = f.read()
         digest.update(path.encode() + b"\0" + text.encode() + b"\0")
-        for line in text.splitlines():
-            if line.strip().startswith("include "):
-                name = line.split(None, 1)[1].strip().strip("'\"")
-                beside = os.path.join(os.path.dirname(path), name)
-                add(beside if os.path.exists(beside) else name)
+        for name in _INCLUDE.findall(text):
+            add(name if os.path.exists(name) else os.path.join(os.path.dirname(path), name))
 
     for path in gin_files:
         add(path)

@@ -83,7 +83,7 @@ def test_markdown_table_gives_mean_std_worst_ratio_and_counts():
     runs = {"gbt": [_run("gbt", k, 0, rmse=4.0) for k in range(3)],
             "ours": [_run("ours", k, 1, seconds=120.0, rmse=v) for k, v in enumerate(ours)]}
     table = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()
-    assert table[0] == "| row | RMSE | RMSE vs baseline | runs | minutes per run |"
+    assert table[0] == "| row | RMSE | RMSE vs baseline | runs | training minutes per run |"
     assert table[2] == "| trees | 4.00 ± 0.00 (worst 4.00) | 1.000x | 3 splits × 1 seed | 1.0 |"
     std = statistics.stdev(ours)
     assert table[3] == f"| **ours** | 4.00 ± {std:.2f} (worst 6.00) | 1.000x | 3 splits × 1 seed | 2.0 |"
@@ -164,6 +164,14 @@ def test_run_table_runs_writes_the_readme_and_rewrites_it_from_the_store(tmp_pat
         results.run_table(table, make_run_fn)
     with flagsaver.flagsaver(table_rows=["nope"]), pytest.raises(app.UsageError, match="unknown row"):
         results.run_table(table, make_run_fn)
+    # A smaller table never replaces the README's; a README without the markers is refused before any run.
+    with flagsaver.flagsaver(write_readme=True, splits=["0"]), pytest.raises(app.UsageError, match="every split"):
+        results.run_table(table, make_run_fn)
+    with open("projects/demo/README.md", "w") as f:
+        f.write("# demo\n")
+    with flagsaver.flagsaver(write_readme=True, work_dir="elsewhere"), pytest.raises(UserError, match="results:t"):
+        results.run_table(table, make_run_fn)
+    assert len(calls) == 4
 
 
 def test_an_ensemble_row_costs_its_members_training():
@@ -174,4 +182,18 @@ def test_an_ensemble_row_costs_its_members_training():
     runs = {"ours": [_run("ours", 0, s, seconds=90.0, rmse=4.0) for s in (1, 2, 3)],
             "ours_ensemble": [_run("ours_ensemble", 0, 0, seconds=6.0, rmse=3.5)]}
     table = results.markdown_table([member, ensemble], runs, [RMSE])
-    assert table.splitlines()[3].endswith("| 1 split × 1 seed | 3 × 1.5 |")
+    # Stored without its training time: its members' median, three times.
+    assert table.splitlines()[3].endswith("| 1 split, 3 models each | 4.5 |")
+    runs["ours_ensemble"][0]["metrics"]["train_seconds"] = 300.0  # what the Runner measured
+    assert results.markdown_table([member, ensemble], runs, [RMSE]).splitlines()[3].endswith("| 5.0 |")
+
+
+def test_the_table_says_when_a_grid_is_incomplete_and_compares_on_common_splits():
+    rows = [results.Row("gbt", "trees", "", seeded=False), results.Row("ours", "ours", "")]
+    runs = {"gbt": [_run("gbt", 0, 0, rmse=4.0), _run("gbt", 1, 0, rmse=8.0)],
+            "ours": [_run("ours", 0, 1, rmse=5.0), _run("ours", 0, 2, rmse=5.0), _run("ours", 1, 1, rmse=6.0)]}
+    line = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()[3]
+    assert "| 3 runs on 2 splits |" in line and "| 0.889x |" in line  # (5 + 5 + 6) / 3 over (4 + 8) / 2
+    del runs["ours"][2]  # split 1 not run yet: the ratio is split 0's only
+    line = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()[3]
+    assert "| 1.250x |" in line and "| 1 split × 2 seeds |" in line

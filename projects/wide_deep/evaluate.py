@@ -75,11 +75,14 @@ def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict
     scored, and the files are named `..._ensemble`. `show(report)`, if given, is called before anything
     is written, so a model dir that cannot be written still shows the results.
     """
-    predictions, checkpoints_used = [], []
+    predictions, checkpoints_used, y_first = [], [], None
     for model_dir in (options.model_dir, *ensemble_with):
         model = task.build_model()
         checkpoints_used.append(checkpoints.restore_model(model, model_dir))
         y_true, y_pred = predict_split(task, model, split)
+        if y_first is not None and not np.array_equal(y_true, y_first):
+            raise ValueError(f"{model_dir}: the {split} split came in another order than for {options.model_dir}")
+        y_first = y_true
         predictions.append(y_pred)
     y_pred = np.mean(predictions, axis=0)
     scores = regression_scores(y_true, y_pred)
@@ -106,16 +109,18 @@ def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict
 
 def check_ensemble(model_dir: str, others: list[str]) -> None:
     """Refuses ensemble members trained with another gin config than `model_dir` (the seed is a flag)."""
-    def config_of(path: str) -> str:
+    def config_of(path: str, flag: str) -> str:
         config_path = os.path.join(path, "operative_config.gin")
         if not os.path.exists(config_path):
-            raise core_config.ConfigError(f"--ensemble_with={path}: no operative_config.gin there; train it first.")
+            raise core_config.ConfigError(f"--{flag}={path}: no operative_config.gin there; train it first.")
         with open(config_path) as f:
             return f.read()
 
-    mine = config_of(model_dir)
+    if not others:
+        return
+    mine = config_of(model_dir, "model_dir")
     for other in others:
-        if config_of(other) != mine:
+        if config_of(other, "ensemble_with") != mine:
             raise core_config.ConfigError(f"--ensemble_with={other} was trained with another gin config than "
                                           f"--model_dir={model_dir}; an ensemble averages one config's seeds.")
 

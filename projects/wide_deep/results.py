@@ -7,8 +7,9 @@ r"""The README's results table: every row over 5 whole-day splits of Bikeshare (
 Each split is prepared once (`prepare` with `SplitSpec.seed=k`: a seeded 70/15/15 of the days). On it the
 gradient-boosted trees are fitted (`baseline.py`), and each config row runs the README's commands: `train`
 with each seed, `evaluate` on validation and on test. A config's `_ensemble` row scores the mean
-prediction of its models trained with seeds 1, 2 and 3 (`evaluate --ensemble_with`): three times the
-training for one model's serving cost times three. Finished runs are kept in `<work_dir>/results.jsonl`:
+prediction of its models trained with seeds 1, 2 and 3 (`evaluate --ensemble_with`, whatever --seeds
+says): three models' training, and three times one model's serving cost. Finished runs are kept in
+`<work_dir>/results.jsonl`:
 run it again to resume, or to rewrite the table without training. Choose settings on the validation
 column; the test column is what the README reports. About a minute per split, seed and config row.
 """
@@ -24,8 +25,10 @@ DATA_GIN = f"{CONFIGS}/data_bikeshare.gin"
 ENSEMBLE_SEEDS = (1, 2, 3)
 
 BASELINE = results.Row("gbt", "gradient-boosted trees, `baseline.py`",
-                       "baseline.py: HistGradientBoostingRegressor(lr 0.05, early-stopped on validation)",
-                       seeded=False)
+                       "baseline.py: HistGradientBoostingRegressor(lr 0.05, early-stopped on validation) on "
+                       + results.gin_spec([DATA_GIN]), seeded=False)
+# The prepared splits' folder changes with the data config, so an edited one is prepared anew.
+DATA_TAG = results.config_row("data", "", [DATA_GIN]).tag
 
 
 def config_rows(name: str, gin_file: str, label: str | None = None) -> list[results.Row]:
@@ -57,7 +60,7 @@ class Runner:
 
     def data_dir(self, split: int) -> str:
         """The prepared split, made on first use."""
-        path = os.path.join(self.work_dir, "data", f"split_{split}")
+        path = os.path.join(self.work_dir, DATA_TAG, f"split_{split}")
         if not os.path.exists(os.path.join(path, "metadata.json")):  # written last by prepare
             self.run(results.python_module("projects.wide_deep.prepare", f"--gin_file={DATA_GIN}",
                                            f"--gin_bindings=SplitSpec.seed={split}", f"--output_dir={path}"),
@@ -67,19 +70,20 @@ class Runner:
     def model_dir(self, row: results.Row, split: int, seed: int, data_dir: str, log: str) -> str:
         """The model of `row` trained with `seed` on the split, trained on first use."""
         path = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
-        if not os.path.exists(os.path.join(path, "eval_test.json")):  # trained (and scored) before
-            self.run(results.python_module(
-                "projects.wide_deep.train", *(f"--gin_file={p}" for p in row.gin_files), f"--model_dir={path}",
-                f"--seed={seed}", f"--gin_bindings=RegressionTask.data_dir='{data_dir}'"), log)
+        results.train_once(self.run, results.python_module(
+            "projects.wide_deep.train", *(f"--gin_file={p}" for p in row.gin_files), f"--model_dir={path}",
+            f"--seed={seed}", f"--gin_bindings=RegressionTask.data_dir='{data_dir}'"), log, path)
         return path
 
     def scores(self, model_dir: str, log: str, ensemble_with: list[str] = ()) -> dict:
         """Validation and test RMSE and MAE from `evaluate` (of the mean prediction, with `ensemble_with`);
         a split already scored in the model dir is read, not evaluated again."""
-        metrics, suffix = {}, "_ensemble" if ensemble_with else ""
+        metrics, suffix = results.train_seconds([model_dir, *ensemble_with]), "_ensemble" if ensemble_with else ""
         for name in ("validation", "test"):
             path = os.path.join(model_dir, f"eval_{name}{suffix}.json")
-            if not os.path.exists(path):
+            current = (results.ensemble_report_is_current(path, [model_dir, *ensemble_with]) if ensemble_with
+                       else os.path.exists(path))
+            if not current:
                 self.run(results.python_module("projects.wide_deep.evaluate", f"--model_dir={model_dir}",
                                                f"--split={name}", *(f"--ensemble_with={d}" for d in ensemble_with)),
                          log)

@@ -11,16 +11,12 @@ Uses the model dir's operative_config.gin unless --gin_file is given. Writes
 
 from __future__ import annotations
 
-import os
-import re
-
 from absl import flags
 
 from core import config as core_config
 from core import reports, runtime
-from core.config import ConfigError
 
-from .task import TextClassificationTask, encoder_file
+from .task import TextClassificationTask, check_ensemble_members, encoder_file
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
@@ -29,25 +25,6 @@ flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split
 flags.DEFINE_multi_string("ensemble_with", [], "Further model dirs trained with the same config (another --seed) "
                           "on the same data: the mean of all their class probabilities is scored.")
 FLAGS = flags.FLAGS
-# The binding as the operative config writes it, on one line or continued on the next.
-_WORD2VEC_DIR = re.compile(r"^TextClassificationTask\.word2vec_dir = (\\\n\s*)?'[^']*'\n", re.MULTILINE)
-
-
-def check_members(model_dir: str, others: list[str]) -> None:
-    """Refuses ensemble members trained with another config or vocabulary than `model_dir`."""
-    def read(path: str, name: str) -> str:
-        if not os.path.exists(os.path.join(path, name)):
-            raise ConfigError(f"--ensemble_with={path}: no {name} there; train it first.")
-        with open(os.path.join(path, name)) as f:
-            # Each seed may start from its own word2vec run: the vectors only initialise training.
-            return _WORD2VEC_DIR.sub("", f.read())
-
-    for name in ("operative_config.gin", os.path.basename(encoder_file(model_dir))):
-        mine = read(model_dir, name)
-        for other in others:
-            if read(other, name) != mine:
-                raise ConfigError(f"--ensemble_with={other}: its {name} differs from --model_dir={model_dir}'s; "
-                                  "an ensemble averages seeds of one config on one vocabulary.")
 
 
 def main(argv: list[str]) -> None:
@@ -57,7 +34,7 @@ def main(argv: list[str]) -> None:
     # text_encoder.json says which word each embedding row is.
     task = TextClassificationTask(pretrained="none", encoder_file=encoder_file(options.model_dir))
     if FLAGS.ensemble_with:
-        check_members(options.model_dir, FLAGS.ensemble_with)
+        check_ensemble_members(options.model_dir, FLAGS.ensemble_with)
         reports.evaluate_classifier_ensemble(task, [options.model_dir, *FLAGS.ensemble_with], FLAGS.split)
     else:
         reports.evaluate_classifier(task, options, FLAGS.split)

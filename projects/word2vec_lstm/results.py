@@ -67,14 +67,17 @@ class Runner:
                                            f"--split_seed={split}", "--overwrite"), self.log(split, "prepare"))
         return path
 
+    def vectors_dir(self, split: int, seed: int) -> str:
+        tag = results.config_row("word2vec", "", [WORD2VEC_GIN]).tag
+        return os.path.join(self.work_dir, f"split_{split}", f"{tag}-seed_{seed}")
+
     def vectors(self, split: int, seed: int, data_dir: str, log: str) -> str:
         """word2vec on the split's training articles (never its validation or test ones), made on first use."""
-        tag = results.config_row("word2vec", "", [WORD2VEC_GIN]).tag
-        path = os.path.join(self.work_dir, f"split_{split}", f"{tag}-seed_{seed}")
+        path = self.vectors_dir(split, seed)
         if not os.path.exists(os.path.join(path, "projector_config.pbtxt")):  # the last file it writes
-            self.run(results.python_module(
+            results.train_once(self.run, results.python_module(
                 "projects.word2vec_lstm.train_word2vec", f"--gin_file={WORD2VEC_GIN}", f"--model_dir={path}",
-                f"--seed={seed}", f"--gin_bindings=Word2VecTask.corpus='{data_dir}/train-*.tfrecord'"), log)
+                f"--seed={seed}", f"--gin_bindings=Word2VecTask.corpus='{data_dir}/train-*.tfrecord'"), log, path)
         return path
 
     def __call__(self, row: results.Row, split: int, seed: int) -> dict:
@@ -86,33 +89,36 @@ class Runner:
             return results.finite({f"{name}_{k}": scores[name][k] for name in ("validation", "test")
                                    for k in ("accuracy", "macro_f1")})
         log = self.log(split, f"{row.name}-seed_{seed}")
+        seeds = row.ensemble_seeds if row.ensemble_of else (seed,)
+        dirs = [self.model_dir(row.ensemble_of or row, split, s, data_dir, log) for s in seeds]
         if row.ensemble_of:
-            dirs = [self.model_dir(row.ensemble_of, split, s, data_dir, log) for s in row.ensemble_seeds]
-            for path in dirs:  # a member trained here is scored alone too, as its own row would be
+            for path in dirs:  # its members are scored alone too, as their own row would score them
                 self.scores(path, log)
-            return self.scores(dirs[0], log, ensemble_with=dirs[1:])
-        return self.scores(self.model_dir(row, split, seed, data_dir, log), log)
+        # Its training time: word2vec and the classifier, of every model it averages.
+        timed = dirs + [self.vectors_dir(split, s) for s in seeds]
+        return self.scores(dirs[0], log, ensemble_with=dirs[1:], timed=timed)
 
     def model_dir(self, row: results.Row, split: int, seed: int, data_dir: str, log: str) -> str:
         """The classifier of `row` trained with `seed` on the split (from that seed's vectors), made on first use."""
         path = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
-        if os.path.exists(os.path.join(path, "eval_test.json")):  # trained (and scored) before
-            return path
-        vectors = self.vectors(split, seed, data_dir, log)
-        self.run(results.python_module(
-            "projects.word2vec_lstm.train", *(f"--gin_file={p}" for p in row.gin_files),
-            f"--model_dir={path}", f"--seed={seed}",
-            f"--gin_bindings=TextClassificationTask.data_dir='{data_dir}'",
-            f"--gin_bindings=TextClassificationTask.word2vec_dir='{vectors}'"), log)
+        if not os.path.exists(os.path.join(path, "eval_test.json")):
+            vectors = self.vectors(split, seed, data_dir, log)
+            results.train_once(self.run, results.python_module(
+                "projects.word2vec_lstm.train", *(f"--gin_file={p}" for p in row.gin_files),
+                f"--model_dir={path}", f"--seed={seed}",
+                f"--gin_bindings=TextClassificationTask.data_dir='{data_dir}'",
+                f"--gin_bindings=TextClassificationTask.word2vec_dir='{vectors}'"), log, path)
         return path
 
-    def scores(self, model_dir: str, log: str, ensemble_with: list[str] = ()) -> dict:
-        """Validation and test accuracy and macro-F1 from `evaluate` (of the mean, with `ensemble_with`);
-        a split already scored in the model dir is read, not evaluated again."""
-        metrics, suffix = {}, "_ensemble" if ensemble_with else ""
+    def scores(self, model_dir: str, log: str, ensemble_with: list[str] = (), timed: list[str] = ()) -> dict:
+        """Validation and test accuracy and macro-F1 from `evaluate` (of the mean, with `ensemble_with`),
+        and the training seconds of the `timed` dirs; a split already scored is read, not evaluated again."""
+        metrics, suffix = results.train_seconds(timed) if timed else {}, "_ensemble" if ensemble_with else ""
         for name in ("validation", "test"):
             path = os.path.join(model_dir, f"eval_{name}{suffix}.json")
-            if not os.path.exists(path):
+            current = (results.ensemble_report_is_current(path, [model_dir, *ensemble_with]) if ensemble_with
+                       else os.path.exists(path))
+            if not current:
                 self.run(results.python_module("projects.word2vec_lstm.evaluate", f"--model_dir={model_dir}",
                                                f"--split={name}", *(f"--ensemble_with={d}" for d in ensemble_with)),
                          log)

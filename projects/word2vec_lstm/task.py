@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Callable
 
 import gin
@@ -33,6 +34,27 @@ def corpus_texts(pattern: str) -> tf.data.Dataset:
         spec = {"text": data.FEATURE_SPEC["text"]}
         return tf.data.TFRecordDataset(sorted(files)).map(lambda r: tf.io.parse_single_example(r, spec)["text"])
     return w2v.line_texts(pattern)
+
+
+# The binding as an operative config writes it, on one line or continued on the next.
+_WORD2VEC_DIR = re.compile(r"^TextClassificationTask\.word2vec_dir = (\\\n\s*)?'[^']*'\n", re.MULTILINE)
+
+
+def check_ensemble_members(model_dir: str, others: list[str]) -> None:
+    """Refuses ensemble members (`evaluate --ensemble_with`) trained with another config or vocabulary."""
+    def read(path: str, name: str, flag: str) -> str:
+        if not os.path.exists(os.path.join(path, name)):
+            raise ConfigError(f"--{flag}={path}: no {name} there; train it first.")
+        with open(os.path.join(path, name), encoding="utf-8") as f:
+            # Each seed may start from its own word2vec run: the vectors only initialise training.
+            return _WORD2VEC_DIR.sub("", f.read())
+
+    for name in ("operative_config.gin", ENCODER_FILE):
+        mine = read(model_dir, name, "model_dir")
+        for other in others:
+            if read(other, name, "ensemble_with") != mine:
+                raise ConfigError(f"--ensemble_with={other}: its {name} differs from --model_dir={model_dir}'s; "
+                                  "an ensemble averages seeds of one config on one vocabulary.")
 
 
 def encoder_file(model_dir: str) -> str:

@@ -1,0 +1,53 @@
+"""TextClassificationTask's schedule and the checks `evaluate --ensemble_with` makes of its members."""
+
+import json
+
+import pytest
+
+from core.config import ConfigError
+
+from .. import task as task_lib
+
+
+def _task(tmp_path, **kwargs):
+    (tmp_path / "metadata.json").write_text(json.dumps({"class_names": ["a", "b"]}))
+    encoder = tmp_path / "text_encoder.json"
+    encoder.write_text(json.dumps({"vocabulary": ["x", "y"], "class_names": ["a", "b"]}))
+    return task_lib.TextClassificationTask(data_dir=str(tmp_path), pretrained="none", encoder_file=str(encoder),
+                                           **kwargs)
+
+
+def test_learning_rate_is_constant_or_cosine_decayed_to_zero(tmp_path):
+    assert float(_task(tmp_path).build_optimizer().learning_rate) == pytest.approx(2e-3)
+    optimizer = _task(tmp_path, learning_rate=1e-3, decay_steps=100).build_optimizer()
+    rates = []
+    for step in (0, 50, 100):
+        optimizer.iterations.assign(step)
+        rates.append(float(optimizer.learning_rate))
+    assert rates == pytest.approx([1e-3, 5e-4, 0.0], abs=1e-9)
+
+
+def _member(root, name, word2vec_dir, units=64, continued=False):
+    folder = root / name
+    folder.mkdir()
+    binding = (f"TextClassificationTask.word2vec_dir = \\\n    '{word2vec_dir}'\n" if continued
+               else f"TextClassificationTask.word2vec_dir = '{word2vec_dir}'\n")
+    (folder / "operative_config.gin").write_text(
+        f"TextClassificationTask.max_length = 512\n{binding}lstm_classifier.lstm_units = ({units},)\n")
+    (folder / task_lib.ENCODER_FILE).write_text('{"vocabulary": ["x"], "class_names": ["a", "b"]}')
+    return str(folder)
+
+
+def test_ensemble_members_may_differ_in_their_word2vec_vectors_only(tmp_path):
+    first = _member(tmp_path, "seed1", "runs/w2v/seed_1")
+    same = [_member(tmp_path, "seed2", "runs/w2v/seed_2"),
+            _member(tmp_path, "seed3", "runs/some/much/longer/folder/of/word2vec/seed_3", continued=True)]
+    task_lib.check_ensemble_members(first, same)
+    wider = _member(tmp_path, "wider", "runs/w2v/seed_1", units=128)
+    with pytest.raises(ConfigError, match="operative_config.gin differs"):
+        task_lib.check_ensemble_members(first, [*same, wider])
+    (tmp_path / "seed3" / task_lib.ENCODER_FILE).write_text('{"vocabulary": ["z"], "class_names": ["a", "b"]}')
+    with pytest.raises(ConfigError, match="text_encoder.json differs"):
+        task_lib.check_ensemble_members(first, same)
+    with pytest.raises(ConfigError, match=r"--ensemble_with=.*no operative_config.gin"):
+        task_lib.check_ensemble_members(first, [str(tmp_path)])
