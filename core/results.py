@@ -357,6 +357,36 @@ def ensemble_report_is_current(path: str, model_dirs: Sequence[str]) -> bool:
     return all(os.path.getmtime(path) >= os.path.getmtime(t) for t in trained if os.path.exists(t))
 
 
+class Runner:
+    """The base of a project's Runner: makes one run of a row by running the project's binaries.
+
+    `run(argv, log_path)` runs one binary (run_command; tests pass core.testing.FakeBinaries).
+    """
+
+    def __init__(self, work_dir: str, run: Callable[[Sequence[str], str], None] = None):
+        self.work_dir, self.run = work_dir, run or run_command
+
+    def log(self, split: int, name: str) -> str:
+        return os.path.join(self.work_dir, "logs", f"split_{split}-{name}.log")
+
+    def evaluate(self, module: str, model_dir: str, log: str, keys: Sequence[str], ensemble_with: Sequence[str] = (),
+                 timed: Sequence[str] = ()) -> dict:
+        """{split_key: value} for `keys` of `module`'s eval_<split>.json on validation and test (of the mean of
+        the models, with `ensemble_with`), and the training seconds of the `timed` dirs. A split scored before
+        is read, not evaluated again (an ensemble's only if it is current)."""
+        metrics, suffix = train_seconds(timed) if timed else {}, "_ensemble" if ensemble_with else ""
+        for name in ("validation", "test"):
+            path = os.path.join(model_dir, f"eval_{name}{suffix}.json")
+            current = (ensemble_report_is_current(path, [model_dir, *ensemble_with]) if ensemble_with
+                       else os.path.exists(path))
+            if not current:
+                self.run(python_module(module, f"--model_dir={model_dir}", f"--split={name}",
+                                       *(f"--ensemble_with={d}" for d in ensemble_with)), log)
+            report = read_json(path)
+            metrics.update({f"{name}_{k}": report[k] for k in keys})
+        return finite(metrics)
+
+
 def python_module(module: str, *args: str) -> list[str]:
     """The argv that runs `python -m module args` with this interpreter."""
     return [sys.executable, "-m", module, *args]

@@ -14,31 +14,27 @@ import gin
 import keras
 
 
-def simple_convnet(input_shape, num_classes: int) -> keras.Model:
-    """The keras-io "simple MNIST convnet": two valid-padded ReLU convs with max-pooling, dropout 0.5, softmax."""
-    return keras.Sequential([
-        keras.Input(shape=tuple(input_shape)),
+def _recipe_layers(num_classes: int, activation: str | None) -> list[keras.layers.Layer]:
+    return [
         keras.layers.Conv2D(32, 3, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Conv2D(64, 3, activation="relu"),
         keras.layers.MaxPooling2D(2),
         keras.layers.Flatten(),
         keras.layers.Dropout(0.5),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ], name="keras_io_simple_convnet")
+        keras.layers.Dense(num_classes, activation=activation, name="logits" if activation is None else None),
+    ]
+
+
+def simple_convnet(input_shape, num_classes: int) -> keras.Model:
+    """The keras-io "simple MNIST convnet": two valid-padded ReLU convs with max-pooling, dropout 0.5, softmax."""
+    return keras.Sequential([keras.Input(shape=tuple(input_shape)), *_recipe_layers(num_classes, "softmax")],
+                            name="keras_io_simple_convnet")
 
 
 @gin.configurable
 def keras_io_convnet(input_shape, num_classes: int) -> keras.Model:
-    """`simple_convnet` as the Task expects a model: pixels in 0..255 scaled inside, logits out."""
-    return keras.Sequential([
-        keras.Input(shape=tuple(input_shape), name="images"),
-        keras.layers.Rescaling(1.0 / 255),
-        keras.layers.Conv2D(32, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Conv2D(64, 3, activation="relu"),
-        keras.layers.MaxPooling2D(2),
-        keras.layers.Flatten(),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(num_classes, name="logits"),  # the loss applies the softmax
-    ], name="keras_io_convnet")
+    """`simple_convnet` as the Task expects a model: pixels in 0..255 scaled inside, logits out (the loss
+    applies the softmax)."""
+    return keras.Sequential([keras.Input(shape=tuple(input_shape), name="images"), keras.layers.Rescaling(1.0 / 255),
+                             *_recipe_layers(num_classes, None)], name="keras_io_convnet")

@@ -37,12 +37,9 @@ TABLE = results.Table(
     extra_rows=lambda name, gin_file: [config_row(name, gin_file)])
 
 
-class Runner:
+class Runner(results.Runner):
     """Makes one run of a row with a seed with the project's binaries, under `work_dir` (split is always 0:
-    Fashion-MNIST has one test set). `run(argv, log_path)` runs one binary (tests pass a fake)."""
-
-    def __init__(self, work_dir: str, run=results.run_command):
-        self.work_dir, self.run = work_dir, run
+    Fashion-MNIST has one test set)."""
 
     def __call__(self, row: results.Row, split: int, seed: int) -> dict:
         if split != 0:
@@ -53,16 +50,11 @@ class Runner:
             self.run(results.python_module("projects.cnn_vision.prepare", f"--output_dir={data_dir}"),
                      os.path.join(self.work_dir, "logs", "prepare.log"))
         model_dir = os.path.join(self.work_dir, f"{row.tag}-seed_{seed}")
-        self.run(results.python_module(
+        results.train_once(self.run, results.python_module(
             "projects.cnn_vision.train", *(f"--gin_file={p}" for p in row.gin_files), f"--model_dir={model_dir}",
-            f"--seed={seed}", f"--gin_bindings=ImageClassificationTask.data_dir='{data_dir}'"), log)
-        metrics = {}
-        for name in ("validation", "test"):
-            self.run(results.python_module("projects.cnn_vision.evaluate", f"--model_dir={model_dir}",
-                                           f"--split={name}"), log)
-            scores = results.read_json(os.path.join(model_dir, f"eval_{name}.json"))
-            metrics.update({f"{name}_accuracy": scores["accuracy"], f"{name}_macro_f1": scores["macro_f1"]})
-        return results.finite(metrics)
+            f"--seed={seed}", f"--gin_bindings=ImageClassificationTask.data_dir='{data_dir}'"), log, model_dir)
+        return self.evaluate("projects.cnn_vision.evaluate", model_dir, log, ("accuracy", "macro_f1"),
+                             timed=[model_dir])
 
 
 def main(argv: list[str]) -> None:

@@ -47,17 +47,8 @@ TABLE = results.Table(
     splits=range(5), seeds=ENSEMBLE_SEEDS, readme_block="bikeshare", baseline=BASELINE.name, extra_rows=config_rows)
 
 
-class Runner:
-    """Makes one run of a row on a split with a seed with the project's binaries, under `work_dir`.
-
-    `run(argv, log_path)` runs one binary (results.run_command; tests pass a fake).
-    """
-
-    def __init__(self, work_dir: str, run=results.run_command):
-        self.work_dir, self.run = work_dir, run
-
-    def log(self, split: int, name: str) -> str:
-        return os.path.join(self.work_dir, "logs", f"split_{split}-{name}.log")
+class Runner(results.Runner):
+    """Makes one run of a row on a split with a seed with the project's binaries, under `work_dir`."""
 
     def data_dir(self, split: int) -> str:
         """The prepared split, made on first use."""
@@ -77,20 +68,9 @@ class Runner:
         return path
 
     def scores(self, model_dir: str, log: str, ensemble_with: list[str] = ()) -> dict:
-        """Validation and test RMSE and MAE from `evaluate` (of the mean prediction, with `ensemble_with`);
-        a split already scored in the model dir is read, not evaluated again."""
-        metrics, suffix = results.train_seconds([model_dir, *ensemble_with]), "_ensemble" if ensemble_with else ""
-        for name in ("validation", "test"):
-            path = os.path.join(model_dir, f"eval_{name}{suffix}.json")
-            current = (results.ensemble_report_is_current(path, [model_dir, *ensemble_with]) if ensemble_with
-                       else os.path.exists(path))
-            if not current:
-                self.run(results.python_module("projects.wide_deep.evaluate", f"--model_dir={model_dir}",
-                                               f"--split={name}", *(f"--ensemble_with={d}" for d in ensemble_with)),
-                         log)
-            report = results.read_json(path)
-            metrics.update({f"{name}_rmse": report["rmse"], f"{name}_mae": report["mae"]})
-        return results.finite(metrics)
+        """Validation and test RMSE and MAE (of the mean prediction, with `ensemble_with`), and training seconds."""
+        return self.evaluate("projects.wide_deep.evaluate", model_dir, log, ("rmse", "mae"), ensemble_with,
+                             timed=[model_dir, *ensemble_with])
 
     def __call__(self, row: results.Row, split: int, seed: int) -> dict:
         data_dir = self.data_dir(split)

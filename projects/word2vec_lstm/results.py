@@ -47,17 +47,8 @@ TABLE = results.Table(
     extra_rows=config_rows)
 
 
-class Runner:
-    """Makes one run of a row on a split with a seed with the project's binaries, under `work_dir`.
-
-    `run(argv, log_path)` runs one binary (results.run_command; tests pass a fake).
-    """
-
-    def __init__(self, work_dir: str, run=results.run_command):
-        self.work_dir, self.run = work_dir, run
-
-    def log(self, split: int, name: str) -> str:
-        return os.path.join(self.work_dir, "logs", f"split_{split}-{name}.log")
+class Runner(results.Runner):
+    """Makes one run of a row on a split with a seed with the project's binaries, under `work_dir`."""
 
     def data_dir(self, split: int) -> str:
         """The prepared split, made on first use."""
@@ -111,20 +102,9 @@ class Runner:
         return path
 
     def scores(self, model_dir: str, log: str, ensemble_with: list[str] = (), timed: list[str] = ()) -> dict:
-        """Validation and test accuracy and macro-F1 from `evaluate` (of the mean, with `ensemble_with`),
-        and the training seconds of the `timed` dirs; a split already scored is read, not evaluated again."""
-        metrics, suffix = results.train_seconds(timed) if timed else {}, "_ensemble" if ensemble_with else ""
-        for name in ("validation", "test"):
-            path = os.path.join(model_dir, f"eval_{name}{suffix}.json")
-            current = (results.ensemble_report_is_current(path, [model_dir, *ensemble_with]) if ensemble_with
-                       else os.path.exists(path))
-            if not current:
-                self.run(results.python_module("projects.word2vec_lstm.evaluate", f"--model_dir={model_dir}",
-                                               f"--split={name}", *(f"--ensemble_with={d}" for d in ensemble_with)),
-                         log)
-            report = results.read_json(path)
-            metrics.update({f"{name}_accuracy": report["accuracy"], f"{name}_macro_f1": report["macro_f1"]})
-        return results.finite(metrics)
+        """Validation and test accuracy and macro-F1 (of the mean, with `ensemble_with`); seconds of `timed`."""
+        return self.evaluate("projects.word2vec_lstm.evaluate", model_dir, log, ("accuracy", "macro_f1"),
+                             ensemble_with, timed)
 
 
 def main(argv: list[str]) -> None:
