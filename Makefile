@@ -162,7 +162,8 @@ bench: setup $(CNN_DATA)/metadata.json $(W2V_DATA)/metadata.json $(MT_DATA)/meta
 
 # The README results tables: every row over its project's splits and seeds, written into the README
 # (hours, not part of `make test`; finished runs are kept in runs/<project>/results and resume).
-# Pass flags with RESULTS_FLAGS, e.g. make results-wide_deep RESULTS_FLAGS="--splits=0,1 --seeds=1".
+# Pass flags with RESULTS_FLAGS; a smaller table is printed, not written into the README:
+#   make results-wide_deep RESULTS_FLAGS="--splits=0,1 --seeds=1 --nowrite_readme"
 $(addprefix results-,$(RESULTS)): results-%: setup
 	$(PY) -m projects.$*.results --write_readme $(RESULTS_FLAGS)
 
