@@ -10,6 +10,7 @@ from collections.abc import Callable
 import gin
 import keras
 import tensorflow as tf
+from absl import logging
 
 from core import task as task_lib
 from core.config import ConfigError
@@ -36,25 +37,42 @@ def corpus_texts(pattern: str) -> tf.data.Dataset:
     return w2v.line_texts(pattern)
 
 
-# The binding as an operative config writes it, on one line or continued on the next.
-_WORD2VEC_DIR = re.compile(r"^TextClassificationTask\.word2vec_dir = (\\\n\s*)?'[^']*'\n", re.MULTILINE)
+# One binding of an operative config: `name = value`, the value continued on indented lines.
+_BINDING = re.compile(r"^([A-Za-z_][\w.]*) = (.*(?:\n[ \t]+.*)*)", re.MULTILINE)
+
+
+def _bindings(text: str) -> dict[str, str]:
+    return {name: " ".join(value.replace("\\\n", " ").split()) for name, value in _BINDING.findall(text)}
 
 
 def check_ensemble_members(model_dir: str, others: list[str]) -> None:
-    """Refuses ensemble members (`evaluate --ensemble_with`) trained with another config or vocabulary."""
+    """Refuses ensemble members (`evaluate --ensemble_with`) trained with another config or vocabulary.
+
+    Every binding two runs' operative configs both have must agree, except `word2vec_dir` (each seed may
+    start from its own word2vec run: the vectors only initialise training). A binding only one has is a
+    parameter added to the code after the other was trained, which took its default, and is reported.
+    """
     def read(path: str, name: str, flag: str) -> str:
         if not os.path.exists(os.path.join(path, name)):
             raise ConfigError(f"--{flag}={path}: no {name} there; train it first.")
         with open(os.path.join(path, name), encoding="utf-8") as f:
-            # Each seed may start from its own word2vec run: the vectors only initialise training.
-            return _WORD2VEC_DIR.sub("", f.read())
+            return f.read()
 
-    for name in ("operative_config.gin", ENCODER_FILE):
-        mine = read(model_dir, name, "model_dir")
-        for other in others:
-            if read(other, name, "ensemble_with") != mine:
-                raise ConfigError(f"--ensemble_with={other}: its {name} differs from --model_dir={model_dir}'s; "
-                                  "an ensemble averages seeds of one config on one vocabulary.")
+    mine = _bindings(read(model_dir, "operative_config.gin", "model_dir"))
+    vocabulary = read(model_dir, ENCODER_FILE, "model_dir")
+    for other in others:
+        theirs = _bindings(read(other, "operative_config.gin", "ensemble_with"))
+        differ = sorted(k for k in mine.keys() & theirs.keys()
+                        if mine[k] != theirs[k] and k != "TextClassificationTask.word2vec_dir")
+        if differ:
+            raise ConfigError(f"--ensemble_with={other}: its operative_config.gin differs from --model_dir="
+                              f"{model_dir}'s in {', '.join(differ)}; an ensemble averages seeds of one config.")
+        if mine.keys() != theirs.keys():
+            logging.warning("%s and %s: only one binds %s (a parameter added since, at its default)", model_dir,
+                            other, ", ".join(sorted(mine.keys() ^ theirs.keys())))
+        if read(other, ENCODER_FILE, "ensemble_with") != vocabulary:
+            raise ConfigError(f"--ensemble_with={other}: its {ENCODER_FILE} differs from --model_dir={model_dir}'s; "
+                              "an ensemble averages models of one vocabulary.")
 
 
 def encoder_file(model_dir: str) -> str:
