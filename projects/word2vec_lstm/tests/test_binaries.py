@@ -120,6 +120,7 @@ def test_custom_loop_trains_the_classifier_with_frozen_embeddings(runs):
     np.testing.assert_allclose(trained[row], vectors[words.index("the")], atol=1e-6)
 
 
+@pytest.mark.slow  # a second training; the ensemble's arithmetic and member checks are in the default suite
 def test_evaluate_scores_the_mean_of_two_seeds_and_refuses_another_config(runs, classifier, tmp_path):
     dirs = [classifier[0], str(tmp_path / "seed2")]
     _ok(helpers.run_module("train", SMOKE, *runs["bindings"], f"--model_dir={dirs[1]}", "--seed=2"))
