@@ -5,8 +5,8 @@ and the World English Bible (Debian `sword-text-kjv`, `sword-text-web`, read wit
   positive  KJV verse, WEB rendering of the same verse                    label 1
   hard      KJV verse, WEB verse at least 2 verses away in the same chapter  label 0 (same topic, words)
   random    KJV verse, WEB verse from another book of the same split       label 0
-Books, not verses, are split (a fixed rule on the book's position), so no book is in two splits and
-the test set is text the model has never seen a verse of. `read_lcqmc`, `read_qqp` and `read_mrpc`
+Books, not verses, are split (a fixed rule on the book's position, moved by `book_split`), so no book
+is in two splits and the test set is text the model has never seen a verse of. `read_lcqmc`, `read_qqp` and `read_mrpc`
 read the standard pair files users bring into the same (text_a, text_b, label, kind) records.
 """
 
@@ -93,12 +93,23 @@ def read_bible(module: str, sword_dir: str = SWORD_DIR, books: list[str] | None 
     return verses
 
 
-def split_of_book(position: int) -> str:
-    """Books in canonical order: every 10th (from the 5th) is test, every 10th from the 10th is validation."""
-    return "test" if position % 10 == 4 else "validation" if position % 10 == 9 else "train"
+BOOK_SPLITS = 10  # book splits 0-9 hold out disjoint sets of test books (and of validation books)
 
 
-def verse_pairs(kjv: dict, web: dict, seed: int = 0, max_length_ratio: float = 3.0) -> list[Pair]:
+def split_of_book(position: int, book_split: int = 0) -> str:
+    """Books in canonical order: every 10th from the 5th is test, every 10th from the 10th is validation.
+
+    `book_split` k (0-9) moves both k books on: split 1 tests on the 6th, 16th, ... book, so each split's
+    test books are books no other split tests on, and each is a split the default config was not chosen on.
+    """
+    if not 0 <= book_split < BOOK_SPLITS:
+        raise DataError(f"book split {book_split}: expected 0 to {BOOK_SPLITS - 1}.")
+    slot = (position - book_split) % 10
+    return "test" if slot == 4 else "validation" if slot == 9 else "train"
+
+
+def verse_pairs(kjv: dict, web: dict, seed: int = 0, max_length_ratio: float = 3.0,
+                book_split: int = 0) -> list[Pair]:
     """One positive, one hard and one random negative per verse both translations have.
 
     A verse whose two renderings differ in length by more than `max_length_ratio` is skipped: that is
@@ -107,13 +118,17 @@ def verse_pairs(kjv: dict, web: dict, seed: int = 0, max_length_ratio: float = 3
     rng = random.Random(seed)
     shared = [ref for ref in kjv if ref in web]
     book_order = list(dict.fromkeys(ref[0] for ref in kjv))
-    split_books = {book: split_of_book(i) for i, book in enumerate(book_order)}
+    split_books = {book: split_of_book(i, book_split) for i, book in enumerate(book_order)}
     chapters: dict[tuple, list] = {}
     for ref in shared:
         chapters.setdefault(ref[:2], []).append(ref)
     by_split: dict[str, list] = {}
     for ref in shared:
         by_split.setdefault(split_books[ref[0]], []).append(ref)
+    for name, refs in by_split.items():
+        if len({ref[0] for ref in refs}) < 2:  # the random negative's loop below would never end
+            raise DataError(f"the {name} split of book split {book_split} holds one book ({refs[0][0]}); random "
+                            "negatives come from another book of the same split, so each split needs two or more.")
     pairs = []
     for ref in shared:
         a, b = kjv[ref], web[ref]

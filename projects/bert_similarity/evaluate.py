@@ -4,9 +4,12 @@ r"""Evaluates a fine-tuned checkpoint beside the zero-shot baseline: accuracy, F
 
 Scores every validation and test pair with the fine-tuned model, and with the zero-shot baseline: the
 pretrained encoder as it was converted, mean-pooled, cosine similarity. Each one's decision threshold
-is the one with the best validation accuracy, then applied unchanged to test. Reports all test pairs
-and the hard subset (positives with same-chapter negatives). Writes `<model_dir>/eval_test.json` and
+is the one with the best validation accuracy, then applied unchanged to test; `export` builds the
+fine-tuned one into the SavedModel's decision. Reports all test pairs and the hard subset (positives
+with same-chapter negatives), and validation at the chosen threshold (optimistic: chosen there, so
+for comparing configs, not for reporting). Writes `<model_dir>/eval_test.json` and
 `<model_dir>/scores_test.tsv` (label, kind, score, baseline score, text_a, text_b).
+--baseline_only scores the zero-shot baseline alone: no checkpoint, give --gin_file for the data.
 """
 
 from __future__ import annotations
@@ -33,6 +36,8 @@ flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate: a path, a step, or -1 (newest, the default), -2, ...")
 flags.DEFINE_bool("baseline", True, "Also score the zero-shot baseline (the pretrained encoder's cosine similarity).")
+flags.DEFINE_bool("baseline_only", False, "Score only the zero-shot baseline (no checkpoint needed; --gin_file names "
+                  "the data and the encoder).")
 flags.DEFINE_integer("batch_size", 64, "Pairs scored together.")
 FLAGS = flags.FLAGS
 
@@ -67,10 +72,13 @@ def compare(task: SimilarityTask, models: dict, batch_size: int) -> tuple[dict, 
     results, test_scores = {}, {}
     for name, (model, bi) in models.items():
         print(f"Scoring {len(validation['label'])} validation and {len(test['label'])} test pairs: {name} ...")
-        threshold = scoring.best_threshold(validation["label"], score_pairs(task, model, validation, bi, batch_size))
+        validation_scores = score_pairs(task, model, validation, bi, batch_size)
+        threshold = scoring.best_threshold(validation["label"], validation_scores)
         test_scores[name] = score_pairs(task, model, test, bi, batch_size)
         results[name] = {"threshold": threshold,
-                         **scoring.report(test["label"], test_scores[name], test["kind"], threshold)}
+                         **scoring.report(test["label"], test_scores[name], test["kind"], threshold),
+                         "validation": scoring.report(validation["label"], validation_scores, validation["kind"],
+                                                      threshold)}
     return results, {**test, "scores": test_scores}
 
 
@@ -78,18 +86,20 @@ def main(argv: list[str]) -> None:
     """Scores validation and test with the checkpoint (and the baseline); prints and writes the report."""
     options = runtime.setup(default_gin_from_model_dir=True)
     task = SimilarityTask()
-    model = task.build_model()
-    checkpoint = checkpoints.restore_model(model, options.model_dir,
-                                           export.checkpoint_path(options.model_dir, FLAGS.checkpoint))
-    models = {"fine_tuned": (model, task.bi)}
-    if FLAGS.baseline:
+    models, checkpoint = {}, None
+    if not FLAGS.baseline_only:
+        model = task.build_model()
+        checkpoint = checkpoints.restore_model(model, options.model_dir,
+                                               export.checkpoint_path(options.model_dir, FLAGS.checkpoint))
+        models["fine_tuned"] = (model, task.bi)
+    if FLAGS.baseline or FLAGS.baseline_only:
         models["zero_shot_baseline"] = (model_lib.bi_encoder(encoder_handle=task.encoder_handle), True)
     results, test = compare(task, models, FLAGS.batch_size)
     results["checkpoint"] = checkpoint
-    print(f"Test ({checkpoint}), thresholds chosen on validation:")
+    print(f"Test ({checkpoint or 'no checkpoint'}), thresholds chosen on validation:")
     for name in models:
         for subset, values in results[name].items():
-            if isinstance(values, dict):
+            if subset in ("all", "hard"):
                 print(f"  {name:18s} {subset:4s}  accuracy={values['accuracy']:.4f}  f1={values['f1']:.4f}  "
                       f"roc_auc={values['roc_auc']:.4f}  pairs={values['pairs']}  "
                       f"threshold={results[name]['threshold']:.4f}")

@@ -1,5 +1,8 @@
 r"""Scores raw sentence pairs with an exported SavedModel: what a client of the export sees.
 
+Prints, per pair, the probability that the two say the same and the export's decision ("match" or
+"no match", at the threshold evaluate chose on validation), then the two texts.
+
     python -m projects.bert_similarity.predict --export_dir=runs/bert_similarity/default/export \
         "Jesus wept." "Jesus cried."
     python -m projects.bert_similarity.predict --export_dir=... --input_file=pairs.tsv   # text_a<TAB>text_b lines
@@ -53,8 +56,10 @@ def main(argv: list[str]) -> None:
     else:
         raise app.UsageError('give two sentences, e.g. "Jesus wept." "Jesus cried.", or --input_file=pairs.tsv')
     outputs = predict(resolve_export(FLAGS.export_dir), text_a, text_b)
-    for a, b, probability in zip(text_a, text_b, outputs["probability"], strict=True):
-        print(f"{probability:.4f}\t{a[:60]!r}\t{b[:60]!r}")
+    matches = outputs.get("match", [None] * len(text_a))  # exports made before the decision was added lack it
+    for a, b, probability, match in zip(text_a, text_b, outputs["probability"], matches, strict=True):
+        decision = "" if match is None else "match\t" if match else "no match\t"
+        print(f"{probability:.4f}\t{decision}{a[:60]!r}\t{b[:60]!r}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@
     python -m projects.bert_similarity.prepare --format=qqp --train=quora.tsv --output_dir=data/bert_similarity/qqp
 
 With only --train, the validation and test splits are cut from it by a fixed hash of the first text.
+--book_split=k (bible, 0-9) holds out other books: each k tests on books no other k tests on.
 --seed (default 0) drives the negative sampling, the held-out sampling and the shuffling.
 """
 
@@ -27,19 +28,25 @@ flags.DEFINE_string("test", None, "Test pair file; default: 10% of --train by ha
 flags.DEFINE_string("output_dir", "data/bert_similarity/bible", "Where the shards and metadata.json go.")
 flags.DEFINE_integer("max_held_out_verses", 500, "Verses sampled for validation and for test each (bible; 3 pairs "
                      "per verse); 0 keeps all. Evaluating a BERT is slow on a CPU.")
+flags.DEFINE_integer("book_split", 0, "Which books are held out (bible): 0 tests on every 10th book from the 5th "
+                     "and validates on every 10th from the 10th; k (0-9) moves both k books on, so splits 0-9 test "
+                     "on disjoint sets of books.")
 flags.DEFINE_integer("num_shards", 2, "Shards per split.")
 flags.DEFINE_bool("overwrite", False, "Replace an already prepared --output_dir.")
 FLAGS = flags.FLAGS
 
 
-def bible_splits(sword_dir: str, max_held_out_verses: int, seed: int) -> dict[str, list[data.Pair]]:
-    """Verse pairs by split; validation and test thinned to `max_held_out_verses` verses each."""
+def bible_splits(sword_dir: str, max_held_out_verses: int, seed: int, book_split: int = 0) -> dict[str, list[data.Pair]]:
+    """Verse pairs by split (books held out by `book_split`); validation and test thinned to
+    `max_held_out_verses` verses each."""
+    if not 0 <= book_split < data.BOOK_SPLITS:
+        raise data.DataError(f"--book_split={book_split}: expected 0 to {data.BOOK_SPLITS - 1}.")
     print(f"Reading {data.KJV} and {data.WEB} from {sword_dir} (about 2 minutes) ...")
     kjv = data.read_bible(data.KJV, sword_dir)
     books = list(dict.fromkeys(ref[0] for ref in kjv))  # the 66 books both have (not the WEB's deuterocanon)
     web = data.read_bible(data.WEB, sword_dir, books)
-    pairs = data.verse_pairs(kjv, web, seed=seed)
-    split_of = {book: data.split_of_book(i) for i, book in enumerate(books)}
+    pairs = data.verse_pairs(kjv, web, seed=seed, book_split=book_split)
+    split_of = {book: data.split_of_book(i, book_split) for i, book in enumerate(books)}
     splits = {name: [p for p in pairs if split_of[p.group] == name] for name in data.SPLITS}
     rng = random.Random(seed)
     for name in ("validation", "test"):
@@ -68,8 +75,8 @@ def file_splits(fmt: str, train: str, validation: str | None, test: str | None) 
 def main(argv: list[str]) -> None:
     """Reads the pairs of --format and writes --output_dir."""
     if FLAGS.format == "bible":
-        splits = bible_splits(FLAGS.sword_dir, FLAGS.max_held_out_verses, FLAGS.seed or 0)
-        description = f"SWORD {data.KJV} / {data.WEB} under {FLAGS.sword_dir}"
+        splits = bible_splits(FLAGS.sword_dir, FLAGS.max_held_out_verses, FLAGS.seed or 0, FLAGS.book_split)
+        description = f"SWORD {data.KJV} / {data.WEB} under {FLAGS.sword_dir}, book split {FLAGS.book_split}"
     else:
         splits = file_splits(FLAGS.format, FLAGS.train, FLAGS.validation, FLAGS.test)
         description = f"{FLAGS.format}: " + ", ".join(p for p in (FLAGS.train, FLAGS.validation, FLAGS.test) if p)

@@ -3,6 +3,7 @@ evaluate, export, reload, score raw pairs like the model in process, predict, se
 
 import json
 import os
+import shutil
 
 import gin
 import numpy as np
@@ -71,13 +72,14 @@ def test_bi_encoder_trains_in_the_custom_loop_with_the_contrastive_loss(run):
                       "--gin_bindings=SimilarityTask.model_fn=@bi_encoder",
                       "--gin_bindings=SimilarityTask.loss='contrastive'", "--gin_bindings=TrainConfig.loop='custom'"))
     assert "Finished at step 4" in result.stderr and "val_auc=" in result.stdout
-    _ok(_run("export", f"--model_dir={model_dir}"))
+    _ok(_run("export", f"--model_dir={model_dir}", "--threshold=0.6"))
     loaded = tf.saved_model.load(os.path.join(model_dir, "export", "1"))
     embedding = loaded.signatures["embed"](text=tf.constant(PAIRS[0]))["embedding"].numpy()
     np.testing.assert_allclose(np.linalg.norm(embedding, axis=1), 1.0, rtol=1e-5)
     scores = loaded.signatures["serving_default"](text_a=tf.constant(PAIRS[0]), text_b=tf.constant(PAIRS[1]))
     np.testing.assert_allclose(scores["score"].numpy(), np.sum(embedding * loaded.signatures["embed"](
         text=tf.constant(PAIRS[1]))["embedding"].numpy(), axis=1), atol=1e-5)
+    np.testing.assert_array_equal(scores["match"].numpy(), scores["score"].numpy() >= 0.6)  # on the cosine
 
 
 def test_evaluate_reports_the_fine_tuned_model_and_the_zero_shot_baseline(run):
@@ -92,11 +94,45 @@ def test_evaluate_reports_the_fine_tuned_model_and_the_zero_shot_baseline(run):
     assert len(rows) - 1 == report["fine_tuned"]["all"]["pairs"]
 
 
+def test_evaluate_scores_the_baseline_alone_without_a_checkpoint(run, tmp_path):
+    result = _ok(_run("evaluate", SMOKE, *run["bindings"], f"--model_dir={tmp_path}", "--baseline_only"))
+    report = json.load(open(tmp_path / "eval_test.json"))
+    assert "fine_tuned" not in report and report["checkpoint"] is None
+    assert 0.0 <= report["zero_shot_baseline"]["all"]["accuracy"] <= 1.0
+    assert "no checkpoint" in result.stdout
+
+
+def test_export_decides_at_the_threshold_evaluate_chose_for_its_checkpoint(run, tmp_path):
+    model_dir = str(tmp_path / "copy")
+    shutil.copytree(run["model_dir"], model_dir, ignore=shutil.ignore_patterns("eval_*", "export"))
+    refused = _run("export", f"--model_dir={model_dir}")
+    assert refused.returncode == 2 and "eval_test.json" in refused.stderr and "pass --threshold" in refused.stderr
+    assert not os.path.exists(os.path.join(model_dir, "export"))
+    _ok(_run("evaluate", f"--model_dir={model_dir}", "--nobaseline"))
+    report = json.load(open(os.path.join(model_dir, "eval_test.json")))
+    assert set(report["fine_tuned"]["validation"]["all"]) >= {"accuracy", "roc_auc"}
+    exported = _ok(_run("export", f"--model_dir={model_dir}"))
+    threshold = report["fine_tuned"]["threshold"]
+    assert f"Decision threshold {threshold:.4f} (chosen on validation by evaluate)" in exported.stdout
+    rows = [line.split("\t") for line in open(os.path.join(model_dir, "scores_test.tsv"), encoding="utf-8")][1:]
+    text_a, text_b = [r[-2] for r in rows], [r[-1].rstrip("\n") for r in rows]
+    serve = tf.saved_model.load(os.path.join(model_dir, "export", "1")).signatures["serving_default"]
+    served = serve(text_a=tf.constant(text_a), text_b=tf.constant(text_b))
+    # The served decisions are the ones evaluate scored, pair for pair (but for a score within float
+    # rounding of the threshold: evaluate batches and pads the pairs differently).
+    evaluated = np.array([float(r[2]) for r in rows])
+    np.testing.assert_allclose(served["probability"].numpy(), evaluated, atol=1e-5)
+    differ = served["match"].numpy() != (evaluated >= threshold)
+    assert np.all(np.abs(evaluated[differ] - threshold) < 1e-5)
+    np.testing.assert_array_equal(served["match"].numpy(), served["probability"].numpy() >= threshold)
+
+
 def test_export_scores_raw_pairs_like_the_model_in_process(run):
     model_dir = run["model_dir"]
-    _ok(_run("export", f"--model_dir={model_dir}", "--version=3"))
+    _ok(_run("export", f"--model_dir={model_dir}", "--version=3", "--threshold=0.5"))
     loaded = tf.saved_model.load(os.path.join(model_dir, "export", "3"))
     served = loaded.signatures["serving_default"](text_a=tf.constant(PAIRS[0]), text_b=tf.constant(PAIRS[1]))
+    np.testing.assert_array_equal(served["match"].numpy(), served["probability"].numpy() >= 0.5)
     gin.clear_config()
     gin.parse_config_file(os.path.join(model_dir, "operative_config.gin"))
     task = task_lib.SimilarityTask()
@@ -106,7 +142,8 @@ def test_export_scores_raw_pairs_like_the_model_in_process(run):
     expected = tf.sigmoid(model(task.features(tf.constant(PAIRS[0]), tf.constant(PAIRS[1])), training=False))
     np.testing.assert_allclose(served["probability"].numpy(), expected.numpy(), atol=1e-5)
     printed = _ok(_run("predict", f"--export_dir={os.path.join(model_dir, 'export')}", PAIRS[0][0], PAIRS[1][0]))
-    assert printed.stdout.startswith(f"{served['probability'].numpy()[0]:.4f}\t")
+    decision = "match" if served["match"].numpy()[0] else "no match"
+    assert printed.stdout.startswith(f"{served['probability'].numpy()[0]:.4f}\t{decision}\t")
     with processes.start_server("--model_name=similarity", f"--model_base_path={os.path.join(model_dir, 'export')}",
                                 "--file_system_poll_wait_seconds=0") as server:
         reply = requests.post(f"{server.url}/v1/models/similarity:predict",

@@ -48,6 +48,22 @@ def test_books_are_split_by_position_so_no_book_is_in_two_splits():
     assert splits[4] == "test" and splits[9] == "validation"  # Numbers, 1 Samuel
 
 
+def test_book_splits_test_on_disjoint_books_and_a_bad_one_is_refused():
+    test_books = [{i for i in range(66) if data.split_of_book(i, k) == "test"} for k in range(data.BOOK_SPLITS)]
+    assert all(len(books) >= 6 for books in test_books)
+    assert set.union(*test_books) == set(range(66))  # every book is a test book of exactly one split
+    assert sum(map(len, test_books)) == 66
+    assert data.split_of_book(5, 1) == "test" and data.split_of_book(4, 1) == "train"
+    with pytest.raises(data.DataError, match="book split 10: expected 0 to 9"):
+        data.split_of_book(0, 10)
+
+
+def test_a_split_with_one_book_is_refused_not_looped_on(jude):
+    # Philemon and Jude alone are books 0 and 1: book split 1 puts each in a split of its own.
+    with pytest.raises(data.DataError, match=r"the (train|validation) split of book split 1 holds one book"):
+        data.verse_pairs(jude[data.KJV], jude[data.WEB], seed=1, book_split=1)
+
+
 def test_lcqmc_reader_and_chinese_tokenization(tmp_path):
     path = tmp_path / "lcqmc.tsv"
     path.write_text("我爱北京\t我爱天安门\t0\n怎么学习\t怎么学习\t1\n", encoding="utf-8")
