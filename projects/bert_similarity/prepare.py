@@ -36,7 +36,8 @@ flags.DEFINE_bool("overwrite", False, "Replace an already prepared --output_dir.
 FLAGS = flags.FLAGS
 
 
-def bible_splits(sword_dir: str, max_held_out_verses: int, seed: int, book_split: int = 0) -> dict[str, list[data.Pair]]:
+def bible_splits(sword_dir: str, max_held_out_verses: int, seed: int,
+                 book_split: int = 0) -> dict[str, list[data.Pair]]:
     """Verse pairs by split (books held out by `book_split`); validation and test thinned to
     `max_held_out_verses` verses each."""
     if not 0 <= book_split < data.BOOK_SPLITS:
