@@ -98,15 +98,20 @@ def clean(pairs: list[tuple[str, str]], min_chars: int = 2, max_chars: int = 200
     return kept
 
 
-def split_of(source: str, validation_percent: int, test_percent: int) -> str:
-    """The split a source text belongs to: a fixed hash (CRC-32) of its UTF-8 bytes, not a seeded shuffle."""
-    bucket = zlib.crc32(source.encode("utf-8")) % 100
+def split_of(source: str, validation_percent: int, test_percent: int, salt: int = 0) -> str:
+    """The split a source text belongs to: a fixed hash (CRC-32) of its UTF-8 bytes, not a seeded shuffle.
+
+    Another `salt` hashes the text with that number in front: another split of the same pairs, the same
+    on every machine (salt 0, the default, hashes the text alone).
+    """
+    key = source if salt == 0 else f"{salt}\0{source}"
+    bucket = zlib.crc32(key.encode("utf-8")) % 100
     return "test" if bucket < test_percent else "validation" if bucket < test_percent + validation_percent else "train"
 
 
 def prepare(pairs: list[tuple[str, str]], output_dir: str, *, source_description: str, validation_percent: int = 5,
             test_percent: int = 5, min_chars: int = 2, max_chars: int = 200, num_shards: int = 2,
-            overwrite: bool = False) -> dict:
+            overwrite: bool = False, split_salt: int = 0) -> dict:
     """Cleans, splits and writes `<split>-*.tfrecord` shards and metadata.json; returns the metadata."""
     if os.path.exists(os.path.join(output_dir, "metadata.json")) and not overwrite:
         raise DataError(f"{output_dir} is already prepared (metadata.json exists); pass --overwrite to replace it.")
@@ -119,7 +124,7 @@ def prepare(pairs: list[tuple[str, str]], output_dir: str, *, source_description
                         f"{min_chars}..{max_chars} characters.")
     splits = {name: [] for name in SPLITS}
     for source, target in kept:
-        splits[split_of(source, validation_percent, test_percent)].append((source, target))
+        splits[split_of(source, validation_percent, test_percent, split_salt)].append((source, target))
     for old in glob.glob(os.path.join(output_dir, "*-of-*.tfrecord")):
         os.remove(old)
     for name in SPLITS:
@@ -127,6 +132,6 @@ def prepare(pairs: list[tuple[str, str]], output_dir: str, *, source_description
         tfrecord.write_shards(records, FEATURE_SPEC, os.path.join(output_dir, name), num_shards)
     metadata = {"source": source_description, "counts": {name: len(splits[name]) for name in SPLITS},
                 "pairs_read": len(pairs), "validation_percent": validation_percent, "test_percent": test_percent,
-                "min_chars": min_chars, "max_chars": max_chars}
+                "split_salt": split_salt, "min_chars": min_chars, "max_chars": max_chars}
     write_text_atomic(os.path.join(output_dir, "metadata.json"), json.dumps(metadata, indent=2, ensure_ascii=False))
     return metadata

@@ -4,7 +4,9 @@ r"""Evaluates a checkpoint on a held-out split: token loss and accuracy, then BL
 
 The model translates every raw source sentence of the split (tokenized, decoded and detokenized in the
 graph, as the export does); sacrebleu scores the detokenized output against the raw reference strings,
-so the scores do not depend on this project's tokenizer. Writes `<model_dir>/eval_<split>.json` and
+so the scores do not depend on this project's tokenizer. `bleu_plain` is BLEU on lower-cased text with
+ASCII punctuation removed, both sides: the measure a word-level model (the keras-io recipe) can be
+compared on. Writes `<model_dir>/eval_<split>.json` and
 `<model_dir>/translations_<split>.tsv` (source, reference, translation); with --checkpoint, the names
 end with the checkpoint's, e.g. `eval_test_ckpt-500.json`, and with --beam_size=1 with `_greedy`.
 """
@@ -18,7 +20,6 @@ import time
 
 import keras
 import numpy as np
-import sacrebleu
 import tensorflow as tf
 from absl import flags
 
@@ -27,6 +28,7 @@ from core import config as core_config
 from core.files import write_text_atomic
 
 from . import decoding
+from .scoring import score
 from .task import TranslationTask, read_pairs, tokenizer_file
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
@@ -55,12 +57,6 @@ def translate_all(model: keras.Model, tokenizer, sources: list[str], batch_size:
             results[i] = text.decode("utf-8")
         progress.add(len(index))
     return results
-
-
-def score(hypotheses: list[str], references: list[str]) -> dict[str, float]:
-    """Corpus BLEU (13a tokenization) and chrF of detokenized hypotheses against raw references."""
-    return {"bleu": sacrebleu.corpus_bleu(hypotheses, [references]).score,
-            "chrf": sacrebleu.corpus_chrf(hypotheses, [references]).score}
 
 
 def main(argv: list[str]) -> None:

@@ -21,6 +21,8 @@ flags.DEFINE_string("tsv", None, "Read source<TAB>target lines from this file in
 flags.DEFINE_string("output_dir", "data/transformer/gettext_de", "Where the shards and metadata.json go.")
 flags.DEFINE_integer("validation_percent", 5, "Share of source texts (by hash) held out for validation.")
 flags.DEFINE_integer("test_percent", 5, "Share of source texts (by hash) held out for the test set.")
+flags.DEFINE_integer("split_salt", 0, "Hash the source texts with this number in front: another fixed split of the "
+                     "same pairs (0: the default split, the one the configs were chosen on).")
 flags.DEFINE_integer("min_chars", 2, "Drop pairs with a side shorter than this.")
 flags.DEFINE_integer("max_chars", 200, "Drop pairs with a side longer than this.")
 flags.DEFINE_integer("num_shards", 2, "Shards per split.")
@@ -38,7 +40,7 @@ def main(argv: list[str]) -> None:
     metadata = data.prepare(pairs, FLAGS.output_dir, source_description=description,
                             validation_percent=FLAGS.validation_percent, test_percent=FLAGS.test_percent,
                             min_chars=FLAGS.min_chars, max_chars=FLAGS.max_chars, num_shards=FLAGS.num_shards,
-                            overwrite=FLAGS.overwrite)
+                            overwrite=FLAGS.overwrite, split_salt=FLAGS.split_salt)
     print(f"Prepared {metadata['counts']} pairs (of {metadata['pairs_read']} read) in {FLAGS.output_dir}")
 
 

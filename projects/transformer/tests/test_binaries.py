@@ -63,6 +63,7 @@ def test_evaluate_scores_the_test_split_with_sacrebleu(run):
     _ok(_run("evaluate", f"--model_dir={run['model_dir']}", "--beam_size=2"))
     results = json.load(open(os.path.join(run["model_dir"], "eval_test.json")))
     assert results["sentences"] == 11 and 0.0 <= results["bleu"] <= 100.0 and results["chrf"] > 0.0
+    assert 0.0 <= results["bleu_plain"] <= 100.0
     assert 0.0 <= results["accuracy"] <= 1.0 and results["loss"] > 0.0
     rows = open(os.path.join(run["model_dir"], "translations_test.tsv"), encoding="utf-8").read().splitlines()
     assert len(rows) == 11 and all(len(row.split("\t")) == 3 for row in rows)

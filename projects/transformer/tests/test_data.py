@@ -90,6 +90,16 @@ def test_hash_split_is_fixed_and_roughly_proportional():
     assert 0.04 < share["test"] < 0.06 and 0.04 < share["validation"] < 0.06
 
 
+def test_a_split_salt_gives_another_fixed_split_and_salt_0_is_the_default():
+    sources = [f"message number {i}" for i in range(5000)]
+    default = [data.split_of(s, 5, 5) for s in sources]
+    assert default == [data.split_of(s, 5, 5, salt=0) for s in sources]
+    salted = [data.split_of(s, 5, 5, salt=1) for s in sources]
+    assert salted == [data.split_of(s, 5, 5, salt=1) for s in sources]
+    tests = [{i for i, split in enumerate(splits) if split == "test"} for splits in (default, salted)]
+    assert 200 < len(tests[1]) < 300 and len(tests[0] & tests[1]) < 40  # about 5% of 5%: mostly other texts
+
+
 def test_prepare_binary_writes_shards_that_read_back(tmp_path):
     write_catalogs(str(tmp_path / "locale"))
     out = tmp_path / "prepared"
@@ -106,6 +116,7 @@ def test_prepare_binary_writes_shards_that_read_back(tmp_path):
             assert data.split_of(source, 30, 30) == split
             read.append((source, example["target"].numpy().decode()))
     assert sorted(read) == sorted(data.clean(data.read_gettext(str(tmp_path / "locale"))))
+    assert metadata["split_salt"] == 0
     again = testing.run_module("projects.transformer.prepare", f"--locale_dir={tmp_path / 'locale'}",
                                f"--output_dir={out}")
     assert again.returncode == 2 and "--overwrite" in again.stderr
