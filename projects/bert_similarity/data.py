@@ -96,14 +96,19 @@ def read_bible(module: str, sword_dir: str = SWORD_DIR, books: list[str] | None 
 BOOK_SPLITS = 10  # book splits 0-9 hold out disjoint sets of test books (and of validation books)
 
 
+def check_book_split(book_split: int, name: str = "book split") -> None:
+    """Raises DataError, naming `name` (a flag, say), unless `book_split` is one of 0-9."""
+    if not 0 <= book_split < BOOK_SPLITS:
+        raise DataError(f"{name} {book_split}: expected 0 to {BOOK_SPLITS - 1}.")
+
+
 def split_of_book(position: int, book_split: int = 0) -> str:
     """Books in canonical order: every 10th from the 5th is test, every 10th from the 10th is validation.
 
     `book_split` k (0-9) moves both k books on: split 1 tests on the 6th, 16th, ... book, so each split's
     test books are books no other split tests on, and each is a split the default config was not chosen on.
     """
-    if not 0 <= book_split < BOOK_SPLITS:
-        raise DataError(f"book split {book_split}: expected 0 to {BOOK_SPLITS - 1}.")
+    check_book_split(book_split)
     slot = (position - book_split) % 10
     return "test" if slot == 4 else "validation" if slot == 9 else "train"
 

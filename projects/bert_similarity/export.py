@@ -47,7 +47,10 @@ FLAGS = flags.FLAGS
 def chosen_threshold(model_dir: str, checkpoint: str) -> float:
     """The fine-tuned model's threshold that `evaluate` chose on validation for `checkpoint`."""
     path = os.path.join(model_dir, "eval_test.json")
-    report = json.load(open(path)) if os.path.exists(path) else {}
+    report = {}
+    if os.path.exists(path):
+        with open(path) as f:
+            report = json.load(f)
     evaluated = report.get("checkpoint") or ""
     if "fine_tuned" not in report or os.path.basename(evaluated) != os.path.basename(checkpoint):
         found = f"{path} is of {os.path.basename(evaluated) or 'no checkpoint'}" if report else f"no {path}"

@@ -40,8 +40,7 @@ def bible_splits(sword_dir: str, max_held_out_verses: int, seed: int,
                  book_split: int = 0) -> dict[str, list[data.Pair]]:
     """Verse pairs by split (books held out by `book_split`); validation and test thinned to
     `max_held_out_verses` verses each."""
-    if not 0 <= book_split < data.BOOK_SPLITS:
-        raise data.DataError(f"--book_split={book_split}: expected 0 to {data.BOOK_SPLITS - 1}.")
+    data.check_book_split(book_split, "--book_split")  # before the 2-minute read, not after
     print(f"Reading {data.KJV} and {data.WEB} from {sword_dir} (about 2 minutes) ...")
     kjv = data.read_bible(data.KJV, sword_dir)
     books = list(dict.fromkeys(ref[0] for ref in kjv))  # the 66 books both have (not the WEB's deuterocanon)
