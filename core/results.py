@@ -36,6 +36,8 @@ flags.DEFINE_multi_string("extra_row", [], "NAME=GIN_FILE: a further row trained
                           "the default config (it may `include 'default.gin'` and change a few bindings).")
 flags.DEFINE_string("work_dir", None, "Prepared splits, model dirs, logs and results.jsonl "
                     "(default: runs/<project>/results).")
+flags.DEFINE_string("store", None, "The JSON-lines file of finished runs (default: <work_dir>/results.jsonl); "
+                    "a project's committed results.jsonl holds the runs behind its README table.")
 flags.DEFINE_bool("write_readme", False, "Write the table into the project's README, between its results markers.")
 flags.DEFINE_bool("table_only", False, "Run nothing: the table of the runs already stored (the runs column says "
                   "how many each row has).")
@@ -139,7 +141,7 @@ def run_table(table: Table, make_run_fn: Callable[[str], Callable[[Row, int, int
                                  "--splits and --seeds, or add --nowrite_readme to see a smaller table")
         replace_block(readme, table.readme_block, None)
     work_dir = FLAGS.work_dir or os.path.join("runs", table.project, "results")
-    store = Store(os.path.join(work_dir, "results.jsonl"))
+    store = Store(FLAGS.store or os.path.join(work_dir, "results.jsonl"))
     if FLAGS.table_only:
         runs = {row.name: store.runs(row, splits, seeds) for row in rows}
     else:
@@ -403,6 +405,17 @@ def finite(metrics: dict) -> dict:
         if isinstance(value, float) and not math.isfinite(value):
             raise ValueError(f"metric {key} is {value}")
     return metrics
+
+
+def file_digest(*paths: str) -> str:
+    """The first 12 hex digits of the sha256 of the files' contents: a spec for rows defined by code, not gin."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for path in paths:
+        with open(path, "rb") as f:
+            digest.update(path.encode() + b"\0" + f.read() + b"\0")
+    return digest.hexdigest()[:12]
 
 
 def gin_spec(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> str:

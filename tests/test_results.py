@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import glob
+import importlib
 import json
 import os
 import statistics
@@ -15,6 +17,7 @@ from core.config import UserError
 
 ACCURACY = results.Metric("accuracy", "accuracy %", higher_is_better=True, percent=True)
 RMSE = results.Metric("rmse", "RMSE", higher_is_better=False)
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def test_summarize_matches_numpy():
@@ -160,6 +163,10 @@ def test_run_table_runs_writes_the_readme_and_rewrites_it_from_the_store(tmp_pat
     with flagsaver.flagsaver(extra_row=["x=other.gin"], table_only=True, splits=["0"]):
         assert "1 split × 1 seed" in results.run_table(table, make_run_fn)
     assert len(calls) == 4  # nothing run again
+    os.rename(os.path.join("runs", "demo", "results", "results.jsonl"), "kept.jsonl")  # e.g. committed beside a README
+    with flagsaver.flagsaver(extra_row=["x=other.gin"], store="kept.jsonl"):
+        assert "1.500x | 2 splits × 1 seed |" in results.run_table(table, make_run_fn)
+    assert len(calls) == 4  # the runs were found in --store
     with flagsaver.flagsaver(extra_row=["x=missing.gin"]), pytest.raises(app.UsageError, match="existing file"):
         results.run_table(table, make_run_fn)
     with flagsaver.flagsaver(table_rows=["nope"]), pytest.raises(app.UsageError, match="unknown row"):
@@ -197,3 +204,15 @@ def test_the_table_says_when_a_grid_is_incomplete_and_compares_on_common_splits(
     del runs["ours"][2]  # split 1 not run yet: the ratio is split 0's only
     line = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()[3]
     assert "| 1.250x |" in line and "| 1 split × 2 seeds |" in line
+
+
+@pytest.mark.parametrize("project", sorted(os.path.basename(os.path.dirname(p))
+                                           for p in glob.glob(os.path.join(REPO, "projects", "*", "results.py"))))
+def test_every_results_table_has_its_block_in_its_readme_and_its_row_configs_exist(project):
+    table = importlib.import_module(f"projects.{project}.results").TABLE
+    assert table.project == project
+    results.replace_block(os.path.join(REPO, "projects", project, "README.md"), table.readme_block, None)  # raises
+    for row in table.rows:
+        for path in row.gin_files:
+            assert os.path.isfile(os.path.join(REPO, path)), (row.name, path)
+    assert table.baseline is None or table.baseline in {row.name for row in table.rows}

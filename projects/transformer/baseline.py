@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 import string
+import time
 
 import keras
 import numpy as np
@@ -91,16 +92,91 @@ def peer_model(vocab_size: int = VOCAB_SIZE, sequence_length: int = SEQUENCE_LEN
     return model
 
 
-def vectorize(pairs: list[tuple[str, str]], vocab_size: int = VOCAB_SIZE,
-              sequence_length: int = SEQUENCE_LENGTH) -> tuple[list[np.ndarray], np.ndarray]:
-    """Word ids as the tutorial makes them: ([source, target_in], target_out), each (N, sequence_length)."""
-    source_vectorizer = layers.TextVectorization(vocab_size, output_sequence_length=sequence_length)
-    target_vectorizer = layers.TextVectorization(vocab_size, output_sequence_length=sequence_length + 1,
-                                                 standardize=standardize)
-    sources = [s for s, _ in pairs]
-    targets = [f"[start] {t} [end]" for _, t in pairs]
-    source_vectorizer.adapt(sources)
-    target_vectorizer.adapt(targets)
-    source = source_vectorizer(np.array(sources)).numpy()
-    target = target_vectorizer(np.array(targets)).numpy()
+class Vectorizers:
+    """The tutorial's two `TextVectorization` layers, adapted on the training pairs: English words (default
+    standardization) and German words with the `[start]`/`[end]` markers (`standardize`)."""
+
+    def __init__(self, pairs: list[tuple[str, str]], vocab_size: int = VOCAB_SIZE,
+                 sequence_length: int = SEQUENCE_LENGTH):
+        self.sequence_length = sequence_length
+        self.source = layers.TextVectorization(vocab_size, output_sequence_length=sequence_length)
+        self.target = layers.TextVectorization(vocab_size, output_sequence_length=sequence_length + 1,
+                                               standardize=standardize)
+        self.source.adapt([s for s, _ in pairs])
+        self.target.adapt([_marked(t) for _, t in pairs])
+        self.target_words = np.array(self.target.get_vocabulary())
+
+
+def _marked(target: str) -> str:
+    return f"[start] {target} [end]"
+
+
+def vectorize(pairs: list[tuple[str, str]], vectorizers: Vectorizers | None = None,
+              vocab_size: int = VOCAB_SIZE, sequence_length: int = SEQUENCE_LENGTH
+              ) -> tuple[list[np.ndarray], np.ndarray]:
+    """Word ids as the tutorial makes them: ([source, target_in], target_out), each (N, sequence_length);
+    with vectorizers adapted on `pairs` unless given."""
+    vectorizers = vectorizers or Vectorizers(pairs, vocab_size, sequence_length)
+    source = vectorizers.source(np.array([s for s, _ in pairs])).numpy()
+    target = vectorizers.target(np.array([_marked(t) for _, t in pairs])).numpy()
     return [source, target[:, :-1]], target[:, 1:]
+
+
+class TimeBudget(keras.callbacks.Callback):
+    """Stops `fit` at the end of the first batch after `seconds` of wall time since training began, so the
+    recipe trains for the minutes another model took (validation passes count, as they do for ours)."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.steps = seconds, 0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.perf_counter() - self.start >= self.seconds:
+            self.model.stop_training = True
+
+    @property
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+
+def train_for(model: keras.Model, train: tuple[list[np.ndarray], np.ndarray],
+              validation: tuple[list[np.ndarray], np.ndarray], seconds: float, batch_size: int = 64,
+              verbose: int | str = "auto") -> dict:
+    """`model.fit` as the tutorial calls it (shuffled arrays, batch 64, a validation pass per epoch), for
+    `seconds` of wall time: {"train_seconds", "steps", "epochs"} (epochs as a fraction of the training set)."""
+    budget = TimeBudget(seconds)
+    model.fit(train[0], train[1], batch_size=batch_size, epochs=10_000, validation_data=validation,
+              callbacks=[budget], verbose=verbose)
+    epochs = budget.steps * batch_size / len(train[1])
+    return {"train_seconds": budget.elapsed, "steps": budget.steps, "epochs": epochs}
+
+
+def greedy_translate(model: keras.Model, vectorizers: Vectorizers, sources: list[str],
+                     batch_size: int = 256) -> list[str]:
+    """The tutorial's `decode_sequence` (feed `[start]`, append the most probable word until `[end]` or
+    `sequence_length` words), for many sentences at once: a word depends only on the words before it (the
+    decoder's causal mask), so each sentence gets the words it would get alone."""
+    length = vectorizers.sequence_length
+    start, end = (int(np.flatnonzero(vectorizers.target_words == w)[0]) for w in ("[start]", "[end]"))
+    out = []
+    for first in range(0, len(sources), batch_size):
+        source = vectorizers.source(np.array(sources[first:first + batch_size])).numpy()
+        target = np.zeros((len(source), length + 1), dtype="int64")
+        target[:, 0] = start
+        finished = np.zeros(len(source), dtype=bool)
+        for i in range(length):
+            # Over the adapted words only: a vocabulary smaller than the output layer leaves ids with no word.
+            probabilities = model([source, target[:, :length]], training=False)[:, i, :len(vectorizers.target_words)]
+            words = np.argmax(probabilities, axis=-1)
+            target[:, i + 1] = np.where(finished, 0, words)
+            finished |= words == end
+            if finished.all():
+                break
+        for row in target:
+            words = [vectorizers.target_words[t] for t in row[1:] if t]
+            out.append(" ".join(words[:words.index("[end]")] if "[end]" in words else words))
+    return out

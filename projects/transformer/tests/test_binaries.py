@@ -111,3 +111,18 @@ def test_evaluate_and_translate_fail_clearly_on_a_missing_run(tmp_path):
     assert missing.returncode == 2 and "operative_config.gin does not exist" in missing.stderr
     no_export = _run("translate", f"--export_dir={tmp_path}", "hello")
     assert no_export.returncode == 2 and "no saved_model.pb" in no_export.stderr
+
+
+def test_train_baseline_trains_the_recipe_for_its_budget_and_scores_it_like_evaluate(run):
+    model_dir = str(run["root"] / "recipe")
+    result = _ok(_run("train_baseline", f"--data_dir={run['data_dir']}", f"--model_dir={model_dir}",
+                      "--train_seconds=2", "--max_examples=5", "--seed=3"))
+    for split in ("validation", "test"):
+        report = json.load(open(os.path.join(model_dir, f"eval_{split}.json")))
+        assert report["sentences"] == 5 and report["steps"] >= 1 and report["train_seconds"] >= 2
+        assert {"bleu", "chrf", "bleu_plain"} <= set(report) and 0 <= report["bleu_plain"] <= 100
+        lines = open(os.path.join(model_dir, f"translations_{split}.tsv"), encoding="utf-8").read().splitlines()
+        assert len(lines) == 5 and all(len(line.split("\t")) == 3 for line in lines)
+    assert "--seed=3" in open(os.path.join(model_dir, "flags.txt")).read() and "translation:" in result.stdout
+    missing = _run("train_baseline", f"--data_dir={run['root'] / 'nowhere'}", f"--model_dir={model_dir}")
+    assert missing.returncode == 2 and "no metadata.json; run" in missing.stderr

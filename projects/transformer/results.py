@@ -1,0 +1,110 @@
+r"""The README's results table: ours against the keras-io recipe for the same minutes, over 3 hash salts of the
+gettext split and 3 seeds each.
+
+    make results-transformer
+    python -m projects.transformer.results [--splits=0,1,2] [--seeds=1,2,3] [--table_rows=recipe,default] \
+        [--extra_row=name=path/to/candidate.gin] [--work_dir=runs/transformer/results] [--write_readme]
+
+Each split is prepared once (`prepare --split_salt=k`: salt 0 is the split the configs were chosen on,
+1 and 2 are not). A config row runs the README's commands: `train` with the seed, then `evaluate` on
+test with beam search and greedily, and greedily on validation. The recipe's row (`train_baseline`) trains
+the keras-io recipe on the same split with the same seed for the wall time `default.gin`'s `train` command
+took there (tokenizer training included), measured in the same job, then translates both held-out splits.
+Both are scored by one sacrebleu call; `bleu_plain` (lower case, no ASCII punctuation, both sides) is the
+measure the recipe's word-level output can be compared on, and the headline. Finished runs are kept in
+`<work_dir>/results.jsonl`: run it again to resume, or to rewrite the table without training. Choose
+settings on the validation column. About an hour per split and seed on a 2-core CPU: 25 minutes of
+training for each model, 5 to 8 of translating.
+"""
+
+from __future__ import annotations
+
+import os
+
+from core import results, runtime
+from core.config import UserError
+
+CONFIGS = "projects/transformer/configs"
+DEFAULT_GIN = f"{CONFIGS}/default.gin"
+
+
+def config_rows(name: str, gin_file: str, label: str | None = None) -> list[results.Row]:
+    return [results.config_row(name, label or f"`{gin_file}`", [gin_file])]
+
+
+DEFAULT = config_rows("default", DEFAULT_GIN, "`default.gin`: 3 + 3 blocks, 500 steps, beam 4")[0]
+_RECIPE_CODE = results.file_digest("projects/transformer/baseline.py", "projects/transformer/train_baseline.py")
+RECIPE = results.Row("recipe", "keras-io recipe (`baseline.py`: words, 1 + 1 blocks), greedy, same minutes",
+                     f"train_baseline.py (sha256 {_RECIPE_CODE}) for the train seconds of {DEFAULT.spec}")
+
+TABLE = results.Table(
+    project="transformer",
+    rows=[RECIPE, DEFAULT],
+    metrics=[results.Metric("test_bleu_plain", "test BLEU, plain form", True, digits=1),
+             results.Metric("test_bleu_plain_greedy", "test BLEU, plain form, greedy", True, digits=1),
+             results.Metric("test_bleu", "test BLEU, cased", True, digits=1),
+             results.Metric("test_chrf", "test chrF, cased", True, digits=1),
+             results.Metric("validation_bleu_plain_greedy", "validation BLEU, plain form, greedy", True, digits=1)],
+    splits=range(3), seeds=(1, 2, 3), readme_block="gettext", baseline=RECIPE.name, extra_rows=config_rows)
+
+
+class Runner(results.Runner):
+    """Makes one run of a row on a hash salt of the split with a seed with the project's binaries."""
+
+    def data_dir(self, split: int) -> str:
+        """The split prepared with salt `split`, made on first use."""
+        path = os.path.join(self.work_dir, f"split_{split}", "data")
+        if not os.path.exists(os.path.join(path, "metadata.json")):  # written last by prepare
+            self.run(results.python_module("projects.transformer.prepare", f"--split_salt={split}",
+                                           f"--output_dir={path}"), self.log(split, "prepare"))
+        return path
+
+    def trained(self, row: results.Row, split: int, seed: int, log: str) -> str:
+        """The model dir of config `row` trained with `seed` on the split, trained on first use."""
+        model_dir = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
+        results.train_once(self.run, results.python_module(
+            "projects.transformer.train", *(f"--gin_file={p}" for p in row.gin_files), f"--model_dir={model_dir}",
+            f"--seed={seed}", f"--gin_bindings=TranslationTask.data_dir='{self.data_dir(split)}'"), log, model_dir)
+        return model_dir
+
+    def __call__(self, row: results.Row, split: int, seed: int) -> dict:
+        log = self.log(split, f"{row.name}-seed_{seed}")
+        if row.name == RECIPE.name:
+            ours = self.trained(DEFAULT, split, seed, self.log(split, f"default-seed_{seed}"))
+            budget = results.train_seconds([ours])
+            if not budget:
+                raise UserError(f"{ours} has no {results.TRAIN_SECONDS}: the recipe's budget is the wall time of "
+                                "that training; delete the folder to train it again with its time measured")
+            model_dir = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
+            if not os.path.exists(os.path.join(model_dir, "eval_test.json")):  # written last
+                self.run(results.python_module(
+                    "projects.transformer.train_baseline", f"--data_dir={self.data_dir(split)}",
+                    f"--model_dir={model_dir}", f"--seed={seed}",
+                    f"--train_seconds={budget['train_seconds']}"), log)
+            test = results.read_json(os.path.join(model_dir, "eval_test.json"))
+            validation = results.read_json(os.path.join(model_dir, "eval_validation.json"))
+            return results.finite({"test_bleu_plain": test["bleu_plain"], "test_bleu_plain_greedy": test["bleu_plain"],
+                                   "validation_bleu_plain_greedy": validation["bleu_plain"],
+                                   "train_seconds": test["train_seconds"], "epochs": test["epochs"]})
+        model_dir = self.trained(row, split, seed, log)
+        reports = {}
+        for name, args in (("test", ["--split=test"]), ("test_greedy", ["--split=test", "--beam_size=1"]),
+                           ("validation_greedy", ["--split=validation", "--beam_size=1"])):
+            path = os.path.join(model_dir, f"eval_{name}.json")
+            if not os.path.exists(path):
+                self.run(results.python_module("projects.transformer.evaluate", f"--model_dir={model_dir}", *args),
+                         log)
+            reports[name] = results.read_json(path)
+        return results.finite({"test_bleu_plain": reports["test"]["bleu_plain"],
+                               "test_bleu_plain_greedy": reports["test_greedy"]["bleu_plain"],
+                               "test_bleu": reports["test"]["bleu"], "test_chrf": reports["test"]["chrf"],
+                               "validation_bleu_plain_greedy": reports["validation_greedy"]["bleu_plain"],
+                               **results.train_seconds([model_dir])})
+
+
+def main(argv: list[str]) -> None:
+    results.run_table(TABLE, Runner)
+
+
+if __name__ == "__main__":
+    runtime.run(main)
