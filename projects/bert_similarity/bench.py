@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import os
 import tempfile
-import time
 
 import gin
-import keras
 import numpy as np
 import tensorflow as tf
 from absl import flags
@@ -35,8 +33,9 @@ from core import bench, runtime
 from core import config as core_config
 from core import task as task_lib
 
+from . import keras_hub_baseline as hub
 from .convert import default_hf_dir  # also defines --hf_dir: the folder keras-hub loads
-from .task import SimilarityTask, read_pairs
+from .task import SimilarityTask
 
 flags.adopt_module_key_flags(core_config)
 flags.DEFINE_integer("bench_steps", 40, "Timed training steps per throughput measurement (median of windows of 10).")
@@ -50,54 +49,7 @@ flags.DEFINE_integer("test_pairs", None, "Score only the first N test pairs in t
 FLAGS = flags.FLAGS
 
 CONFIGS = os.path.join(os.path.dirname(__file__), "configs")
-BATCH = 32
-
-
-class StopAfter(keras.callbacks.Callback):
-    """Stops `fit` at the first batch end after `seconds` of training."""
-
-    def __init__(self, seconds: float):
-        super().__init__()
-        self.seconds, self.start, self.steps = seconds, None, 0
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if time.perf_counter() - self.start >= self.seconds:
-            self.model.stop_training = True
-
-
-def load_pairs(data_dir: str, split: str) -> tuple[list[str], list[str], np.ndarray]:
-    """text_a, text_b and labels of a prepared split, in file order."""
-    a, b, labels = [], [], []
-    for batch in read_pairs(data_dir, split).batch(4096).as_numpy_iterator():
-        a += [t.decode("utf-8") for t in batch["text_a"]]
-        b += [t.decode("utf-8") for t in batch["text_b"]]
-        labels.append(batch["label"])
-    return a, b, np.concatenate(labels)
-
-
-def keras_hub_classifier(hf_dir: str):
-    """(model compiled as a keras-hub user would, preprocessor packing pairs to 128)."""
-    import keras_hub  # a benchmark/test dependency only
-
-    preprocessor = keras_hub.models.BertTextClassifierPreprocessor.from_preset(hf_dir, sequence_length=128)
-    model = keras_hub.models.BertTextClassifier.from_preset(hf_dir, num_classes=2, preprocessor=None)
-    model.compile(optimizer=keras.optimizers.AdamW(3e-5), loss=keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True), metrics=["accuracy"])
-    return model, preprocessor
-
-
-def keras_hub_arrays(preprocessor, a: list[str], b: list[str]) -> dict[str, np.ndarray]:
-    """All pairs preprocessed into in-memory arrays, as `model.fit(x, y)` takes them."""
-    parts = []
-    for start in range(0, len(a), 1024):
-        x = preprocessor(x=(tf.constant(a[start:start + 1024]), tf.constant(b[start:start + 1024])))  # x=: a bare
-        # tuple would be read as (x, y)
-        parts.append({k: np.asarray(v) for k, v in x.items()})
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+BATCH = hub.BATCH
 
 
 def our_task() -> SimilarityTask:
@@ -105,13 +57,6 @@ def our_task() -> SimilarityTask:
     gin.clear_config()
     core_config.parse_gin([os.path.join(CONFIGS, "default.gin")], [])
     return SimilarityTask()
-
-
-def timed_fit(model: keras.Model, fit_inputs: dict, seconds: float) -> int:
-    """Trains `model` for `seconds` of wall clock; returns the steps taken."""
-    stop = StopAfter(seconds)
-    model.fit(**fit_inputs, epochs=10**6, callbacks=[stop], verbose=0)
-    return stop.steps
 
 
 def bench_inference(baseline, preprocessor, test_a: list[str], test_b: list[str]) -> None:
@@ -133,7 +78,7 @@ def bench_inference(baseline, preprocessor, test_a: list[str], test_b: list[str]
         for i in range(0, pairs, 64):
             serve(text_a=a[i:i + 64], text_b=b[i:i + 64])
 
-    arrays = keras_hub_arrays(preprocessor, test_a[:pairs], test_b[:pairs])
+    arrays = hub.arrays(preprocessor, test_a[:pairs], test_b[:pairs])
     ours(), baseline.predict(arrays, batch_size=64, verbose=0)  # trace both first
     theirs_rate = bench.median_rate(lambda: baseline.predict(arrays, batch_size=64, verbose=0), pairs)
     ours_rate = bench.median_rate(ours, pairs)
@@ -164,12 +109,14 @@ def main(argv: list[str]) -> None:
     options = runtime.setup()
     hf_dir = FLAGS.hf_dir or default_hf_dir()
     task = our_task()
-    train_a, train_b, train_labels = load_pairs(task.data_dir, "train")
-    test_a, test_b, test_labels = (column[:FLAGS.test_pairs] for column in load_pairs(task.data_dir, "test"))
+    train, test = hub.load_pairs(task.data_dir, "train"), hub.load_pairs(task.data_dir, "test")
+    train_a, train_b, train_labels = list(train["text_a"]), list(train["text_b"]), train["label"]
+    test_a, test_b = list(test["text_a"][:FLAGS.test_pairs]), list(test["text_b"][:FLAGS.test_pairs])
+    test_labels = test["label"][:FLAGS.test_pairs]
     n = FLAGS.bench_steps * BATCH
 
-    baseline, preprocessor = keras_hub_classifier(hf_dir)
-    arrays = keras_hub_arrays(preprocessor, train_a[:n], train_b[:n])
+    baseline, preprocessor = hub.classifier(hf_dir)
+    arrays = hub.arrays(preprocessor, train_a[:n], train_b[:n])
     theirs = bench.bench_fit_arrays(baseline, arrays, train_labels[:n], batch_size=BATCH, window_steps=10)
     rows = [("train: keras-hub BertTextClassifier, fit(arrays padded to 128)", theirs, theirs)]
     ours = bench.bench_trainer(task, "fit", FLAGS.bench_steps, options, 1, BATCH, window_steps=10)
@@ -182,17 +129,17 @@ def main(argv: list[str]) -> None:
         return
     budget = FLAGS.budget_seconds
     print(f"\nSame wall-clock budget, {budget} s of training each, then the {len(test_labels)} test pairs:")
-    baseline, preprocessor = keras_hub_classifier(hf_dir)
+    baseline, preprocessor = hub.classifier(hf_dir)
     order = np.random.default_rng(0).permutation(len(train_labels))[: max(n, int(budget * theirs * 1.5))]
-    arrays = keras_hub_arrays(preprocessor, [train_a[i] for i in order], [train_b[i] for i in order])
-    steps_theirs = timed_fit(baseline, {"x": arrays, "y": train_labels[order], "batch_size": BATCH}, budget)
-    test_arrays = keras_hub_arrays(preprocessor, test_a, test_b)
+    arrays = hub.arrays(preprocessor, [train_a[i] for i in order], [train_b[i] for i in order])
+    steps_theirs = hub.timed_fit(baseline, {"x": arrays, "y": train_labels[order], "batch_size": BATCH}, budget)
+    test_arrays = hub.arrays(preprocessor, test_a, test_b)
     predicted = np.argmax(baseline.predict(test_arrays, batch_size=64, verbose=0), axis=-1)
     accuracy_theirs = float(np.mean(predicted == test_labels))
 
     task = our_task()
     parts = task_lib.build_components(task, tf.distribute.get_strategy(), options)
-    steps_ours = timed_fit(parts.model, {"x": task.build_inputs("train"), "steps_per_epoch": 10}, budget)
+    steps_ours = hub.timed_fit(parts.model, {"x": task.build_inputs("train"), "steps_per_epoch": 10}, budget)
     score = tf.function(lambda a, b: tf.sigmoid(parts.model(task.features(a, b), training=False)))
     probabilities = np.concatenate([score(tf.constant(test_a[i:i + 64]), tf.constant(test_b[i:i + 64])).numpy()
                                     for i in range(0, len(test_a), 64)])

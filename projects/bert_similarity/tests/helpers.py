@@ -27,17 +27,21 @@ def write_vocab(path: str, extra: list[str] = ()) -> list[str]:
 
 
 def write_tiny_bert(folder: str, hidden: int = 32, layers: int = 2, heads: int = 2, seed: int = 0) -> str:
-    """A random 2-layer BERT as Hugging Face saves one: config.json, model.safetensors, vocab.txt."""
+    """A random 2-layer BERT as Hugging Face saves one: config.json, tokenizer_config.json, model.safetensors,
+    vocab.txt."""
     from safetensors.numpy import save_file
 
     os.makedirs(folder, exist_ok=True)
     vocab = write_vocab(os.path.join(folder, "vocab.txt"))
     intermediate, positions = 2 * hidden, 64
-    config = {"model_type": "bert", "hidden_act": "gelu", "vocab_size": len(vocab), "hidden_size": hidden,
+    config = {"model_type": "bert", "architectures": ["BertModel"], "hidden_act": "gelu", "vocab_size": len(vocab),
+              "hidden_size": hidden,
               "num_hidden_layers": layers, "num_attention_heads": heads, "intermediate_size": intermediate,
               "max_position_embeddings": positions, "type_vocab_size": 2, "layer_norm_eps": 1e-12}
     with open(os.path.join(folder, "config.json"), "w") as f:
         json.dump(config, f)
+    with open(os.path.join(folder, "tokenizer_config.json"), "w") as f:  # what keras-hub's preprocessor reads
+        json.dump({"do_lower_case": True, "tokenizer_class": "BertTokenizer", "model_max_length": positions}, f)
     rng = np.random.default_rng(seed)
 
     def w(*shape):

@@ -159,3 +159,19 @@ def test_missing_converted_model_is_a_clear_error(run, tmp_path):
                   f"--model_dir={tmp_path / 'run'}")
     assert result.returncode == 2 and "SimilarityTask.encoder_handle" in result.stderr
     assert "python -m projects.bert_similarity.convert" in result.stderr
+
+
+def test_train_keras_hub_fine_tunes_for_its_budget_and_reports_like_evaluate(run):
+    pytest.importorskip("keras_hub")  # a test-only dependency (requirements-dev.txt)
+    model_dir = str(run["root"] / "keras_hub")
+    result = _ok(_run("train_keras_hub", f"--hf_dir={run['root'] / 'hf'}", f"--data_dir={run['data_dir']}",
+                      f"--model_dir={model_dir}", "--train_seconds=1", "--sequence_length=32", "--max_examples=3",
+                      "--seed=3"))
+    report = json.load(open(os.path.join(model_dir, "eval_test.json")))
+    tuned, argmax = report["keras_hub"], report["keras_hub_argmax"]
+    assert tuned["steps"] >= 1 and tuned["train_seconds"] >= 1 and tuned["all"]["pairs"] == 3
+    assert tuned["validation"]["all"]["pairs"] == 3 and argmax["threshold"] == 0.5
+    assert 0 <= tuned["all"]["accuracy"] <= 1 and tuned["all"]["roc_auc"] == argmax["all"]["roc_auc"]
+    assert "--seed=3" in open(os.path.join(model_dir, "flags.txt")).read() and "keras_hub_argmax:" in result.stdout
+    missing = _run("train_keras_hub", f"--data_dir={run['root'] / 'nowhere'}", f"--model_dir={model_dir}")
+    assert missing.returncode == 2 and "no metadata.json; run" in missing.stderr
