@@ -1,5 +1,5 @@
 """Helpers for the projects' `bench` binaries: steady-state throughput, median over windows, a ratio table,
-and a race's clock (training seconds to a validation accuracy).
+a race's clock (training seconds to a validation accuracy), and `fit` for a wall-clock budget.
 
 These shared 2-core hosts have bursts at half speed; a median over windows keeps one burst from
 deciding a ratio. Every figure is printed beside a baseline measured in the same run.
@@ -44,6 +44,35 @@ class BatchTimer(keras.callbacks.Callback):
         if not rates:
             raise ValueError(f"fewer than window_steps={window_steps} steps were timed; time more steps.")
         return float(np.median(rates))
+
+
+class StopAfter(keras.callbacks.Callback):
+    """Stops `fit` at the first batch end after `seconds` of wall time since training began, so that a baseline
+    trains for the minutes another model took; counts the steps it let run."""
+
+    def __init__(self, seconds: float):
+        super().__init__()
+        self.seconds, self.start, self.steps = seconds, None, 0
+
+    def on_train_begin(self, logs=None):
+        self.start = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.steps += 1
+        if time.perf_counter() - self.start >= self.seconds:
+            self.model.stop_training = True
+
+    @property
+    def elapsed(self) -> float:
+        """Seconds since training began (after `fit` returns: all of it, the epoch's closing validation included)."""
+        return time.perf_counter() - self.start
+
+
+def timed_fit(model: keras.Model, seconds: float, verbose: int | str = 0, **fit_kwargs) -> StopAfter:
+    """`model.fit(**fit_kwargs)` for `seconds` of wall time (as many epochs as fit in it); returns its clock."""
+    stop = StopAfter(seconds)
+    model.fit(**fit_kwargs, epochs=10**6, callbacks=[stop], verbose=verbose)
+    return stop
 
 
 class TimeToAccuracy(keras.callbacks.Callback):

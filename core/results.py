@@ -212,6 +212,10 @@ class Store:
         self._runs[(row.name, split, seed)] = run
         return run
 
+    def keys(self) -> list[tuple[str, int, int]]:
+        """(row name, split, seed) of every stored run, in the file's order."""
+        return list(self._runs)
+
     def runs(self, row: Row, splits: Iterable[int], seeds: Iterable[int]) -> list[dict]:
         """The stored runs of `row` on these splits and seeds (seed 0 only for unseeded rows)."""
         seeds = list(seeds) if row.seeded else [0]

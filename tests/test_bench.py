@@ -144,3 +144,22 @@ def test_bench_trainer_builds_under_the_options_policy_and_restores_the_one_befo
     rate = bench.bench_trainer(task, "fit", 4, options, spe=2, batch_size=32)
     assert rate > 0 and task.policy == "mixed_bfloat16"
     assert keras.mixed_precision.global_policy().name == "float32"
+
+
+
+class _SlowBatches(keras.callbacks.Callback):
+    def on_train_batch_end(self, batch, logs=None):
+        time.sleep(0.02)
+
+
+def test_timed_fit_stops_at_the_first_batch_end_past_its_budget_across_epochs():
+    x, y = np.zeros((64, 2), "float32"), np.zeros(64)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    assert bench.timed_fit(model, 0.0, x=x, y=y, batch_size=16).steps == 1
+    before = int(model.optimizer.iterations.numpy())
+    stop = bench.StopAfter(1.0)
+    model.fit(x, y, batch_size=16, epochs=100, callbacks=[_SlowBatches(), stop], verbose=0)  # 4 batches an epoch
+    steps = int(model.optimizer.iterations.numpy()) - before
+    assert steps == stop.steps and 4 < steps <= 1.0 / 0.02  # past the first epoch, not past the budget
+    assert stop.elapsed >= 1.0

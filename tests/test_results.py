@@ -216,3 +216,17 @@ def test_every_results_table_has_its_block_in_its_readme_and_its_row_configs_exi
         for path in row.gin_files:
             assert os.path.isfile(os.path.join(REPO, path)), (row.name, path)
     assert table.baseline is None or table.baseline in {row.name for row in table.rows}
+
+
+@pytest.mark.parametrize("path", sorted(glob.glob(os.path.join(REPO, "projects", "*", "results.jsonl"))))
+def test_committed_runs_are_runs_of_the_rows_their_table_defines_now(path):
+    """A project's committed results.jsonl holds the runs its README quotes: a row edited since (its config, or
+    a baseline's code) must be run again, not quoted."""
+    project = os.path.basename(os.path.dirname(path))
+    table = importlib.import_module(f"projects.{project}.results").TABLE
+    rows = {row.name: row for row in table.rows}
+    store = results.Store(path)
+    assert store.keys()
+    for name, split, seed in store.keys():
+        assert name in rows, f"{path}: a run of row {name!r}, which {project}'s table no longer has"
+        assert table.metrics[0].key in store.get(rows[name], split, seed)["metrics"]  # raises if the spec changed

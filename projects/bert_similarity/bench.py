@@ -132,14 +132,14 @@ def main(argv: list[str]) -> None:
     baseline, preprocessor = hub.classifier(hf_dir)
     order = np.random.default_rng(0).permutation(len(train_labels))[: max(n, int(budget * theirs * 1.5))]
     arrays = hub.arrays(preprocessor, [train_a[i] for i in order], [train_b[i] for i in order])
-    steps_theirs = hub.timed_fit(baseline, {"x": arrays, "y": train_labels[order], "batch_size": BATCH}, budget)
+    steps_theirs = bench.timed_fit(baseline, budget, x=arrays, y=train_labels[order], batch_size=BATCH).steps
     test_arrays = hub.arrays(preprocessor, test_a, test_b)
     predicted = np.argmax(baseline.predict(test_arrays, batch_size=64, verbose=0), axis=-1)
     accuracy_theirs = float(np.mean(predicted == test_labels))
 
     task = our_task()
     parts = task_lib.build_components(task, tf.distribute.get_strategy(), options)
-    steps_ours = hub.timed_fit(parts.model, {"x": task.build_inputs("train"), "steps_per_epoch": 10}, budget)
+    steps_ours = bench.timed_fit(parts.model, budget, x=task.build_inputs("train"), steps_per_epoch=10).steps
     score = tf.function(lambda a, b: tf.sigmoid(parts.model(task.features(a, b), training=False)))
     probabilities = np.concatenate([score(tf.constant(test_a[i:i + 64]), tf.constant(test_b[i:i + 64])).numpy()
                                     for i in range(0, len(test_a), 64)])

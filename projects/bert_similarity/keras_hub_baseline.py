@@ -7,8 +7,6 @@ packing every pair and padding it to 128 pieces, `model.fit` on in-memory arrays
 
 from __future__ import annotations
 
-import time
-
 import keras
 import numpy as np
 import tensorflow as tf
@@ -47,29 +45,6 @@ def arrays(preprocessor, a, b) -> dict[str, np.ndarray]:
         x = preprocessor(x=(tf.constant(list(a[start:start + 1024])), tf.constant(list(b[start:start + 1024]))))
         parts.append({k: np.asarray(v) for k, v in x.items()})
     return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
-
-
-class StopAfter(keras.callbacks.Callback):
-    """Stops `fit` at the first batch end after `seconds` of training."""
-
-    def __init__(self, seconds: float):
-        super().__init__()
-        self.seconds, self.start, self.steps = seconds, None, 0
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if time.perf_counter() - self.start >= self.seconds:
-            self.model.stop_training = True
-
-
-def timed_fit(model: keras.Model, fit_inputs: dict, seconds: float, verbose: int | str = 0) -> int:
-    """Trains `model` for `seconds` of wall clock; returns the steps taken."""
-    stop = StopAfter(seconds)
-    model.fit(**fit_inputs, epochs=10**6, callbacks=[stop], verbose=verbose)
-    return stop.steps
 
 
 def match_probabilities(model: keras.Model, x: dict[str, np.ndarray], batch_size: int = 64) -> np.ndarray:

@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 
 import keras
 import numpy as np
 from absl import flags
 
-from core import runtime
+from core import bench, runtime
 from core.config import UserError
 from core.files import write_text_atomic
 
@@ -57,10 +56,8 @@ def main(argv: list[str]) -> None:
     print(f"packing {len(order)} training pairs to {FLAGS.sequence_length} pieces")
     x = hub.arrays(preprocessor, train["text_a"][order], train["text_b"][order])
     print(f"fine-tuning keras-hub's BertTextClassifier for {FLAGS.train_seconds:.0f} s")
-    start = time.perf_counter()
-    steps = hub.timed_fit(model, {"x": x, "y": train["label"][order], "batch_size": hub.BATCH},
-                          FLAGS.train_seconds, verbose="auto" if os.isatty(1) else 2)
-    seconds = time.perf_counter() - start
+    clock = bench.timed_fit(model, FLAGS.train_seconds, verbose="auto" if os.isatty(1) else 2, x=x,
+                            y=train["label"][order], batch_size=hub.BATCH)
     scores = {}
     for split in ("validation", "test"):
         pairs = {k: v[:FLAGS.max_examples] for k, v in hub.load_pairs(FLAGS.data_dir, split).items()}
@@ -68,7 +65,7 @@ def main(argv: list[str]) -> None:
                                                                          pairs["text_b"]))
     (validation, validation_scores), (test, test_scores) = scores["validation"], scores["test"]
     threshold = scoring.best_threshold(validation["label"], validation_scores)
-    trained = {"steps": steps, "pairs_seen": steps * hub.BATCH, "train_seconds": seconds}
+    trained = {"steps": clock.steps, "pairs_seen": clock.steps * hub.BATCH, "train_seconds": clock.elapsed}
     def on_test(t: float) -> dict:
         return scoring.report(test["label"], test_scores, test["kind"], t)
 
