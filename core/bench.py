@@ -65,6 +65,8 @@ class StopAfter(keras.callbacks.Callback):
     @property
     def elapsed(self) -> float:
         """Seconds since training began (after `fit` returns: all of it, the epoch's closing validation included)."""
+        if self.start is None:
+            raise RuntimeError("StopAfter.elapsed: training has not begun (pass the callback to fit first)")
         return time.perf_counter() - self.start
 
 

@@ -141,6 +141,8 @@ def run_table(table: Table, make_run_fn: Callable[[str], Callable[[Row, int, int
                                  "--splits and --seeds, or add --nowrite_readme to see a smaller table")
         replace_block(readme, table.readme_block, None)
     work_dir = FLAGS.work_dir or os.path.join("runs", table.project, "results")
+    if FLAGS.table_only and FLAGS.store and not os.path.exists(FLAGS.store):
+        raise UserError(f"--store={FLAGS.store}: no such file, so there are no runs to show")
     store = Store(FLAGS.store or os.path.join(work_dir, "results.jsonl"))
     if FLAGS.table_only:
         runs = {row.name: store.runs(row, splits, seeds) for row in rows}
@@ -330,17 +332,34 @@ TRAIN_SECONDS = "train_seconds.json"  # written into a model dir by `train_once`
 
 
 def train_once(run: Callable[[Sequence[str], str], None], argv: Sequence[str], log_path: str, model_dir: str) -> None:
-    """Runs the `train` command `argv` into `model_dir` unless a finished run is there; records its wall time.
+    """Runs the `train` command `argv` into `model_dir` unless a finished run is there; records its wall time,
+    and whether the command resumed an earlier attempt's checkpoints (then the time is of the rest only).
 
     A model dir with `eval_test.json` but no time (trained before times were kept) counts as finished.
     """
     if any(os.path.exists(os.path.join(model_dir, name)) for name in (TRAIN_SECONDS, "eval_test.json")):
         return
+    checkpoints = os.path.join(model_dir, "checkpoints")
+    resumed = os.path.isdir(checkpoints) and bool(os.listdir(checkpoints))  # its time covers only the rest
     start = time.perf_counter()
     run(argv, log_path)
     os.makedirs(model_dir, exist_ok=True)
     write_text_atomic(os.path.join(model_dir, TRAIN_SECONDS),
-                      json.dumps({"seconds": round(time.perf_counter() - start, 1)}))
+                      json.dumps({"seconds": round(time.perf_counter() - start, 1), "resumed": resumed}))
+
+
+def train_budget(model_dir: str, baseline: str) -> float:
+    """The wall time of the training in `model_dir` (made by `train_once`): the budget of a `baseline` trained
+    for the same minutes. A training that was resumed timed only its last part, so it is refused."""
+    path = os.path.join(model_dir, TRAIN_SECONDS)
+    if not os.path.exists(path):
+        raise UserError(f"{model_dir} has no {TRAIN_SECONDS}: {baseline}'s budget is the wall time of that "
+                        "training; delete the folder to train it again with its time measured")
+    found = read_json(path)
+    if found.get("resumed"):
+        raise UserError(f"{path}: that training was resumed from a checkpoint, so its time covers only its last "
+                        f"part, not the budget {baseline} should get; delete {model_dir} to train it in one go")
+    return float(found["seconds"])
 
 
 def train_seconds(model_dirs: Sequence[str]) -> dict:

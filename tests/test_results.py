@@ -167,6 +167,8 @@ def test_run_table_runs_writes_the_readme_and_rewrites_it_from_the_store(tmp_pat
     with flagsaver.flagsaver(extra_row=["x=other.gin"], store="kept.jsonl"):
         assert "1.500x | 2 splits × 1 seed |" in results.run_table(table, make_run_fn)
     assert len(calls) == 4  # the runs were found in --store
+    with flagsaver.flagsaver(table_only=True, store="mistyped.jsonl"), pytest.raises(UserError, match="no such file"):
+        results.run_table(table, make_run_fn)
     with flagsaver.flagsaver(extra_row=["x=missing.gin"]), pytest.raises(app.UsageError, match="existing file"):
         results.run_table(table, make_run_fn)
     with flagsaver.flagsaver(table_rows=["nope"]), pytest.raises(app.UsageError, match="unknown row"):
@@ -230,3 +232,20 @@ def test_committed_runs_are_runs_of_the_rows_their_table_defines_now(path):
     for name, split, seed in store.keys():
         assert name in rows, f"{path}: a run of row {name!r}, which {project}'s table no longer has"
         assert table.metrics[0].key in store.get(rows[name], split, seed)["metrics"]  # raises if the spec changed
+
+
+def test_train_once_times_a_training_and_a_budget_refuses_a_resumed_one(tmp_path):
+    model_dir = str(tmp_path / "run")
+    calls = []
+    results.train_once(lambda argv, log: calls.append(argv), ["train"], str(tmp_path / "log"), model_dir)
+    assert calls == [["train"]] and results.train_budget(model_dir, "the baseline") >= 0
+    results.train_once(lambda argv, log: calls.append(argv), ["train"], str(tmp_path / "log"), model_dir)
+    assert len(calls) == 1  # finished: not run again
+    stopped = str(tmp_path / "stopped")
+    os.makedirs(os.path.join(stopped, "checkpoints"))
+    open(os.path.join(stopped, "checkpoints", "ckpt-1.index"), "w").close()
+    results.train_once(lambda argv, log: None, ["train"], str(tmp_path / "log"), stopped)
+    with pytest.raises(UserError, match="resumed from a checkpoint.*delete"):
+        results.train_budget(stopped, "the baseline")
+    with pytest.raises(UserError, match="has no train_seconds.json: the baseline's budget"):
+        results.train_budget(str(tmp_path / "never"), "the baseline")

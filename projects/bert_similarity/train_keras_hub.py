@@ -71,7 +71,8 @@ def main(argv: list[str]) -> None:
 
     report = {"keras_hub": {"threshold": threshold, **on_test(threshold), **trained, "validation": scoring.report(
                   validation["label"], validation_scores, validation["kind"], threshold)},
-              "keras_hub_argmax": {"threshold": 0.5, **on_test(0.5)}, "seed": FLAGS.seed, "data_dir": FLAGS.data_dir}
+              "keras_hub_argmax": {"threshold": 0.5, **on_test(0.5)}, "seed": FLAGS.seed, "data_dir": FLAGS.data_dir,
+              "budget_seconds": FLAGS.train_seconds}
     for name in ("keras_hub", "keras_hub_argmax"):
         found = report[name]
         print(f"{name}: threshold={found['threshold']:.4f} " + " ".join(

@@ -12,16 +12,19 @@ from __future__ import annotations
 
 import re
 import string
-import time
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import layers
 
+from core import bench
+
+from .scoring import RECIPE_MARKS
+
 VOCAB_SIZE = 15_000
 SEQUENCE_LENGTH = 20
-_STRIP = string.punctuation.replace("[", "").replace("]", "") + "¿»«„“”"
+_STRIP = string.punctuation.replace("[", "").replace("]", "") + RECIPE_MARKS
 
 
 def standardize(texts: tf.Tensor) -> tf.Tensor:
@@ -122,57 +125,40 @@ def vectorize(pairs: list[tuple[str, str]], vectorizers: Vectorizers | None = No
     return [source, target[:, :-1]], target[:, 1:]
 
 
-class TimeBudget(keras.callbacks.Callback):
-    """Stops `fit` at the end of the first batch after `seconds` of wall time since training began, so the
-    recipe trains for the minutes another model took (validation passes count, as they do for ours)."""
-
-    def __init__(self, seconds: float):
-        super().__init__()
-        self.seconds, self.steps = seconds, 0
-
-    def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
-
-    def on_train_batch_end(self, batch, logs=None):
-        self.steps += 1
-        if time.perf_counter() - self.start >= self.seconds:
-            self.model.stop_training = True
-
-    @property
-    def elapsed(self) -> float:
-        return time.perf_counter() - self.start
-
-
 def train_for(model: keras.Model, train: tuple[list[np.ndarray], np.ndarray],
               validation: tuple[list[np.ndarray], np.ndarray], seconds: float, batch_size: int = 64,
               verbose: int | str = "auto") -> dict:
     """`model.fit` as the tutorial calls it (shuffled arrays, batch 64, a validation pass per epoch), for
     `seconds` of wall time: {"train_seconds", "steps", "epochs"} (epochs as a fraction of the training set)."""
-    budget = TimeBudget(seconds)
-    model.fit(train[0], train[1], batch_size=batch_size, epochs=10_000, validation_data=validation,
-              callbacks=[budget], verbose=verbose)
-    epochs = budget.steps * batch_size / len(train[1])
-    return {"train_seconds": budget.elapsed, "steps": budget.steps, "epochs": epochs}
+    clock = bench.timed_fit(model, seconds, verbose, x=train[0], y=train[1], batch_size=batch_size,
+                            validation_data=validation)
+    return {"train_seconds": clock.elapsed, "steps": clock.steps, "epochs": clock.steps * batch_size / len(train[1])}
 
 
 def greedy_translate(model: keras.Model, vectorizers: Vectorizers, sources: list[str],
                      batch_size: int = 256) -> list[str]:
-    """The tutorial's `decode_sequence` (feed `[start]`, append the most probable word until `[end]` or
-    `sequence_length` words), for many sentences at once: a word depends only on the words before it (the
-    decoder's causal mask), so each sentence gets the words it would get alone."""
+    """The tutorial's `decode_sequence`, for many sentences at once: `sequence_length` steps; step i reads the
+    prediction at position i of the words so far (after `[start]`) and appends the most probable word, until
+    `[end]`. A predicted padding id appends nothing, as the tutorial's empty word vanishes when its string is
+    vectorized again. A word depends only on the words before it (the decoder's causal mask), so each
+    sentence gets the words it would get alone."""
     length = vectorizers.sequence_length
     start, end = (int(np.flatnonzero(vectorizers.target_words == w)[0]) for w in ("[start]", "[end]"))
     out = []
     for first in range(0, len(sources), batch_size):
         source = vectorizers.source(np.array(sources[first:first + batch_size])).numpy()
+        rows = np.arange(len(source))
         target = np.zeros((len(source), length + 1), dtype="int64")
         target[:, 0] = start
+        filled = np.ones(len(source), dtype="int64")  # ids written so far, [start] included
         finished = np.zeros(len(source), dtype=bool)
         for i in range(length):
             # Over the adapted words only: a vocabulary smaller than the output layer leaves ids with no word.
             probabilities = model([source, target[:, :length]], training=False)[:, i, :len(vectorizers.target_words)]
             words = np.argmax(probabilities, axis=-1)
-            target[:, i + 1] = np.where(finished, 0, words)
+            write = ~finished & (words != 0)
+            target[rows[write], filled[write]] = words[write]
+            filled += write
             finished |= words == end
             if finished.all():
                 break

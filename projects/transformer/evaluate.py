@@ -5,8 +5,8 @@ r"""Evaluates a checkpoint on a held-out split: token loss and accuracy, then BL
 The model translates every raw source sentence of the split (tokenized, decoded and detokenized in the
 graph, as the export does); sacrebleu scores the detokenized output against the raw reference strings,
 so the scores do not depend on this project's tokenizer. `bleu_plain` is BLEU on lower-cased text with
-ASCII punctuation removed, both sides: the measure a word-level model (the keras-io recipe) can be
-compared on. Writes `<model_dir>/eval_<split>.json` and
+punctuation deleted as the keras-io recipe's standardization deletes it, both sides: the measure a
+word-level model (the recipe) can be compared on. Writes `<model_dir>/eval_<split>.json` and
 `<model_dir>/translations_<split>.tsv` (source, reference, translation); with --checkpoint, the names
 end with the checkpoint's, e.g. `eval_test_ckpt-500.json`, and with --beam_size=1 with `_greedy`.
 """

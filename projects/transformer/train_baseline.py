@@ -7,10 +7,10 @@ greedily, and scores them with the same sacrebleu call as `evaluate`.
 The recipe's vocabularies are adapted on the training split and its model trains with `model.fit` as the
 tutorial calls it (batch 64, a validation pass per epoch) until `--train_seconds` have passed, so it can be
 given the minutes another run took on this machine. Its output is lower-cased words without punctuation,
-so only `bleu_plain` (both sides lower-cased, ASCII punctuation removed) compares it with the project's
-model; `bleu` and `chrf` against the raw references are written too. Writes `<model_dir>/eval_<split>.json`
-and `<model_dir>/translations_<split>.tsv` (source, reference, translation) for both splits, the report of
-test last; the weights are not kept.
+so only `bleu_plain` (both sides lower-cased, punctuation deleted as the recipe deletes it) compares it with
+the project's model; `bleu` and `chrf` against the raw references are written too. Writes
+`<model_dir>/eval_<split>.json` and `<model_dir>/translations_<split>.tsv` (source, reference,
+translation) for both splits, the report of test last; the weights are not kept.
 """
 
 from __future__ import annotations
@@ -67,7 +67,8 @@ def main(argv: list[str]) -> None:
         sources, references = [s for s, _ in pairs], [t for _, t in pairs]
         start = time.perf_counter()
         hypotheses = baseline.greedy_translate(model, vectorizers, sources)
-        report = {**score(hypotheses, references), **trained, "sentences": len(pairs),
+        report = {**score(hypotheses, references), **trained, "budget_seconds": FLAGS.train_seconds,
+                  "sentences": len(pairs),
                   "decode_seconds": time.perf_counter() - start, "seed": FLAGS.seed, "data_dir": FLAGS.data_dir}
         for s, r, h in list(zip(sources, references, hypotheses, strict=True))[:3]:
             print(f"  {s}\n    reference:   {r}\n    translation: {h}")

@@ -33,7 +33,8 @@ def _binaries(tmp_path) -> FakeBinaries:
         model_dir, seed = flags["model_dir"][0], int(flags["seed"][0])
         write(os.path.join(model_dir, "eval_test.json"), {
             "keras_hub": {**_report(0.98 - seed / 1000), "threshold": 0.7,
-                          "train_seconds": float(flags["train_seconds"][0])}})
+                          "train_seconds": float(flags["train_seconds"][0])},
+            "budget_seconds": float(flags["train_seconds"][0])})
 
     return FakeBinaries({
         "projects.bert_similarity.train_keras_hub": train_keras_hub,
@@ -89,3 +90,10 @@ def test_the_table_gives_the_ratio_to_the_zero_shot_baseline(tmp_path, monkeypat
     assert "| 98.00 ± 0.00 (worst 98.00) |" in lines[2] and "| 1.000x | 2 splits × 1 seed |" in lines[2]
     assert "| 97.80 ± 0.09 (worst 97.70) |" in lines[3] and "| 0.998x | 2 splits × 3 seeds |" in lines[3]
     assert "| 98.80 ± 0.09 (worst 98.70) |" in lines[4] and "| 1.008x | 2 splits × 3 seeds |" in lines[4]
+
+
+def test_the_keras_hub_spec_names_its_code_and_the_config_that_sets_its_minutes():
+    _, keras_hub, default = results.TABLE.rows
+    code = core_results.file_digest("projects/bert_similarity/keras_hub_baseline.py",
+                                    "projects/bert_similarity/train_keras_hub.py")
+    assert code in keras_hub.spec and default.spec in keras_hub.spec

@@ -36,7 +36,7 @@ def _binaries() -> FakeBinaries:
         for split in ("validation", "test"):
             _write(os.path.join(model_dir, f"eval_{split}.json"),
                    {"bleu_plain": 10.0 + _seed(model_dir), "bleu": 5.0, "chrf": 30.0, "train_seconds": seconds,
-                    "epochs": 2.5})
+                    "budget_seconds": seconds, "epochs": 2.5})
 
     return FakeBinaries({
         "projects.transformer.prepare": lambda f: _write(os.path.join(f["output_dir"][0], "metadata.json"), {}),
@@ -71,6 +71,11 @@ def test_the_recipe_trains_for_the_minutes_ours_took_on_the_same_split_and_seed(
     del binaries.calls[:]
     runner(recipe, 2, 3), runner(default, 2, 3)  # done before: read, nothing run
     assert binaries.calls == []
+    timed = os.path.join(train["model_dir"][0], core_results.TRAIN_SECONDS)
+    with open(timed, "w") as f:  # ours trained again since, in other minutes: the recipe's run is stale
+        json.dump({"seconds": ours + 60, "resumed": False}, f)
+    runner(recipe, 2, 3)
+    assert binaries.modules() == ["train_baseline"] and binaries.calls[0][1]["train_seconds"] == [str(ours + 60)]
 
 
 def test_a_model_trained_without_its_time_gives_the_recipe_no_budget(tmp_path):
@@ -93,9 +98,18 @@ def test_the_table_gives_the_ratio_to_the_recipe_on_the_same_splits(tmp_path):
     assert "| 22.0 ± 0.9 (worst 21.0) |" in lines[3] and "| 1.833x | 2 splits × 3 seeds |" in lines[3]
 
 
-def test_the_recipe_spec_changes_with_its_code(tmp_path):
-    copy = tmp_path / "baseline.py"
-    copy.write_text(open("projects/transformer/baseline.py").read())
-    before = core_results.file_digest(str(copy))
-    copy.write_text(copy.read_text() + "\n# edited\n")
-    assert core_results.file_digest(str(copy)) != before
+def test_the_recipe_spec_names_its_code_and_the_config_that_sets_its_minutes():
+    recipe, default = results.TABLE.rows
+    code = core_results.file_digest("projects/transformer/baseline.py", "projects/transformer/train_baseline.py")
+    assert code in recipe.spec and default.spec in recipe.spec
+    assert default.spec == core_results.gin_spec([results.DEFAULT_GIN])
+
+
+def test_a_resumed_training_gives_the_recipe_no_budget(tmp_path):
+    runner = results.Runner(str(tmp_path / "work"), run=_binaries())
+    recipe, default = results.TABLE.rows
+    ours = os.path.join(str(tmp_path / "work"), "split_0", f"{default.tag}-seed_1")
+    os.makedirs(os.path.join(ours, "checkpoints"))
+    open(os.path.join(ours, "checkpoints", "ckpt-100.index"), "w").close()  # an attempt that was stopped
+    with pytest.raises(UserError, match="resumed from a checkpoint"):
+        runner(recipe, 0, 1)

@@ -6,9 +6,9 @@ import sacrebleu
 from .. import scoring
 
 
-def test_plain_form_is_lower_case_without_ascii_punctuation():
+def test_plain_form_is_lower_case_with_the_recipes_punctuation_deleted():
     assert scoring.plain("Konnte Datei '%s' nicht öffnen!  (Fehler)") == "konnte datei s nicht öffnen fehler"
-    assert scoring.plain("„Drucker“ – bereit?") == "„drucker“ – bereit"  # only ASCII punctuation goes
+    assert scoring.plain("„Drucker“ »%s« – ÄNDERN? E-Mail") == "drucker s – ändern email"  # – is kept: so is it there
 
 
 def test_case_and_punctuation_cost_bleu_but_not_plain_bleu():
