@@ -394,6 +394,22 @@ class Runner:
     def log(self, split: int, name: str) -> str:
         return os.path.join(self.work_dir, "logs", f"split_{split}-{name}.log")
 
+    def prepared(self, split: int, module: str, *args: str) -> str:
+        """`<work_dir>/split_<split>/data`, made on first use by `module args --output_dir=...` (a `prepare`
+        binary that writes metadata.json last)."""
+        path = os.path.join(self.work_dir, f"split_{split}", "data")
+        if not os.path.exists(os.path.join(path, "metadata.json")):
+            self.run(python_module(module, *args, f"--output_dir={path}"), self.log(split, "prepare"))
+        return path
+
+    def trained(self, module: str, row: Row, split: int, seed: int, log: str, *args: str) -> str:
+        """The model dir of config `row` trained by `module` with `seed` on the split (`args`: where its data
+        is), trained on first use with its time recorded (`train_once`)."""
+        model_dir = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
+        train_once(self.run, python_module(module, *(f"--gin_file={p}" for p in row.gin_files),
+                                           f"--model_dir={model_dir}", f"--seed={seed}", *args), log, model_dir)
+        return model_dir
+
     def evaluate(self, module: str, model_dir: str, log: str, keys: Sequence[str], ensemble_with: Sequence[str] = (),
                  timed: Sequence[str] = ()) -> dict:
         """{split_key: value} for `keys` of `module`'s eval_<split>.json on validation and test (of the mean of

@@ -72,19 +72,11 @@ class Runner(results.Runner):
         if not os.path.exists(os.path.join(MODELS, "conversion.json")):
             self.run(results.python_module("projects.bert_similarity.convert", f"--output_dir={MODELS}"),
                      self.log(split, "convert"))
-        path = os.path.join(self.work_dir, f"split_{split}", "data")
-        if not os.path.exists(os.path.join(path, "metadata.json")):  # written last by prepare
-            self.run(results.python_module("projects.bert_similarity.prepare", f"--book_split={split}",
-                                           f"--output_dir={path}"), self.log(split, "prepare"))
-        return path
+        return self.prepared(split, "projects.bert_similarity.prepare", f"--book_split={split}")
 
-    def trained(self, row: results.Row, split: int, seed: int, log: str) -> str:
-        """The model dir of config `row` trained with `seed` on the book split, trained on first use."""
-        model_dir = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
-        results.train_once(self.run, results.python_module(
-            "projects.bert_similarity.train", *(f"--gin_file={p}" for p in row.gin_files), f"--model_dir={model_dir}",
-            f"--seed={seed}", f"--gin_bindings=SimilarityTask.data_dir='{self.data_dir(split)}'"), log, model_dir)
-        return model_dir
+    def ours(self, row: results.Row, split: int, seed: int, log: str) -> str:
+        return self.trained("projects.bert_similarity.train", row, split, seed, log,
+                            f"--gin_bindings=SimilarityTask.data_dir='{self.data_dir(split)}'")
 
     def __call__(self, row: results.Row, split: int, seed: int) -> dict:
         data_dir = self.data_dir(split)
@@ -97,7 +89,7 @@ class Runner(results.Runner):
                                                f"--gin_file={DEFAULT_GIN}", data, f"--model_dir={model_dir}"), log)
             return scores(results.read_json(os.path.join(model_dir, "eval_test.json")), "zero_shot_baseline")
         if row.name == KERAS_HUB.name:
-            budget = results.train_budget(self.trained(DEFAULT, split, seed, self.log(split, f"default-seed_{seed}")),
+            budget = results.train_budget(self.ours(DEFAULT, split, seed, self.log(split, f"default-seed_{seed}")),
                                           "keras-hub")
             model_dir = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
             report = os.path.join(model_dir, "eval_test.json")
@@ -107,7 +99,7 @@ class Runner(results.Runner):
                     f"--seed={seed}", f"--train_seconds={budget}"), log)
             found = results.read_json(report)
             return {**scores(found, "keras_hub"), "train_seconds": found["keras_hub"]["train_seconds"]}
-        model_dir = self.trained(row, split, seed, log)
+        model_dir = self.ours(row, split, seed, log)
         report = os.path.join(model_dir, "eval_test.json")
         if not os.path.exists(report):
             self.run(results.python_module("projects.bert_similarity.evaluate", f"--model_dir={model_dir}",

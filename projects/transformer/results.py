@@ -57,24 +57,16 @@ class Runner(results.Runner):
 
     def data_dir(self, split: int) -> str:
         """The split prepared with salt `split`, made on first use."""
-        path = os.path.join(self.work_dir, f"split_{split}", "data")
-        if not os.path.exists(os.path.join(path, "metadata.json")):  # written last by prepare
-            self.run(results.python_module("projects.transformer.prepare", f"--split_salt={split}",
-                                           f"--output_dir={path}"), self.log(split, "prepare"))
-        return path
+        return self.prepared(split, "projects.transformer.prepare", f"--split_salt={split}")
 
-    def trained(self, row: results.Row, split: int, seed: int, log: str) -> str:
-        """The model dir of config `row` trained with `seed` on the split, trained on first use."""
-        model_dir = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
-        results.train_once(self.run, results.python_module(
-            "projects.transformer.train", *(f"--gin_file={p}" for p in row.gin_files), f"--model_dir={model_dir}",
-            f"--seed={seed}", f"--gin_bindings=TranslationTask.data_dir='{self.data_dir(split)}'"), log, model_dir)
-        return model_dir
+    def ours(self, row: results.Row, split: int, seed: int, log: str) -> str:
+        return self.trained("projects.transformer.train", row, split, seed, log,
+                            f"--gin_bindings=TranslationTask.data_dir='{self.data_dir(split)}'")
 
     def __call__(self, row: results.Row, split: int, seed: int) -> dict:
         log = self.log(split, f"{row.name}-seed_{seed}")
         if row.name == RECIPE.name:
-            budget = results.train_budget(self.trained(DEFAULT, split, seed, self.log(split, f"default-seed_{seed}")),
+            budget = results.train_budget(self.ours(DEFAULT, split, seed, self.log(split, f"default-seed_{seed}")),
                                           "the recipe")
             model_dir = os.path.join(self.work_dir, f"split_{split}", f"{row.tag}-seed_{seed}")
             report = os.path.join(model_dir, "eval_test.json")  # written last
@@ -87,7 +79,7 @@ class Runner(results.Runner):
             return results.finite({"test_bleu_plain": test["bleu_plain"], "test_bleu_plain_greedy": test["bleu_plain"],
                                    "validation_bleu_plain_greedy": validation["bleu_plain"],
                                    "train_seconds": test["train_seconds"], "epochs": test["epochs"]})
-        model_dir = self.trained(row, split, seed, log)
+        model_dir = self.ours(row, split, seed, log)
         reports = {}
         for name, args in (("test", ["--split=test"]), ("test_greedy", ["--split=test", "--beam_size=1"]),
                            ("validation_greedy", ["--split=validation", "--beam_size=1"])):
