@@ -161,6 +161,7 @@ def test_missing_converted_model_is_a_clear_error(run, tmp_path):
     assert "python -m projects.bert_similarity.convert" in result.stderr
 
 
+@pytest.mark.slow  # a keras-hub fine-tune; its scoring and the results row's bookkeeping are in the default suite
 def test_train_keras_hub_fine_tunes_for_its_budget_and_reports_like_evaluate(run):
     pytest.importorskip("keras_hub")  # a test-only dependency (requirements-dev.txt)
     model_dir = str(run["root"] / "keras_hub")

@@ -113,6 +113,7 @@ def test_evaluate_and_translate_fail_clearly_on_a_missing_run(tmp_path):
     assert no_export.returncode == 2 and "no saved_model.pb" in no_export.stderr
 
 
+@pytest.mark.slow  # builds the recipe's full-size model; its pieces are tested in test_baseline.py
 def test_train_baseline_trains_the_recipe_for_its_budget_and_scores_it_like_evaluate(run):
     model_dir = str(run["root"] / "recipe")
     result = _ok(_run("train_baseline", f"--data_dir={run['data_dir']}", f"--model_dir={model_dir}",
