@@ -47,6 +47,18 @@ class _TokenAndPosition(layers.Layer):
         return keras.ops.not_equal(ids, 0)
 
 
+class _Remasked(layers.Layer):
+    """(encoded, source ids) -> encoded, with the source's padding mask. Keras's attention layers clear the
+    masks of the tensors they read, so an encoder output that decoding reuses step after step needs its mask
+    given back each step, or the decoder would attend to padded words."""
+
+    def call(self, inputs):
+        return inputs[0]
+
+    def compute_mask(self, inputs, mask=None):
+        return keras.ops.not_equal(inputs[1], 0)
+
+
 class _Encoder(layers.Layer):
     """Post-norm self-attention block, as the tutorial writes it."""
 
@@ -85,11 +97,11 @@ def peer_model(vocab_size: int = VOCAB_SIZE, sequence_length: int = SEQUENCE_LEN
     """The tutorial's Functional encoder-decoder, compiled with RMSprop and sparse cross-entropy."""
     encoder_inputs = keras.Input(shape=(None,), dtype="int64", name="encoder_inputs")
     decoder_inputs = keras.Input(shape=(None,), dtype="int64", name="decoder_inputs")
-    encoded = _Encoder(embed_dim, dense_dim, num_heads)(
-        _TokenAndPosition(sequence_length, vocab_size, embed_dim)(encoder_inputs))
-    x = _TokenAndPosition(sequence_length, vocab_size, embed_dim)(decoder_inputs)
-    x = _Decoder(embed_dim, dense_dim, num_heads)(x, encoded)
-    outputs = layers.Dense(vocab_size, activation="softmax")(layers.Dropout(dropout)(x))
+    encoded = _Encoder(embed_dim, dense_dim, num_heads, name="encoder")(
+        _TokenAndPosition(sequence_length, vocab_size, embed_dim, name="source_embedding")(encoder_inputs))
+    x = _TokenAndPosition(sequence_length, vocab_size, embed_dim, name="target_embedding")(decoder_inputs)
+    x = _Decoder(embed_dim, dense_dim, num_heads, name="decoder")(x, encoded)
+    outputs = layers.Dense(vocab_size, activation="softmax", name="words")(layers.Dropout(dropout)(x))
     model = keras.Model([encoder_inputs, decoder_inputs], outputs, name="keras_io_peer")
     model.compile("rmsprop", loss="sparse_categorical_crossentropy", metrics=["accuracy"])
     return model
@@ -141,20 +153,36 @@ def greedy_translate(model: keras.Model, vectorizers: Vectorizers, sources: list
     prediction at position i of the words so far (after `[start]`) and appends the most probable word, until
     `[end]`. A predicted padding id appends nothing, as the tutorial's empty word vanishes when its string is
     vectorized again. A word depends only on the words before it (the decoder's causal mask), so each
-    sentence gets the words it would get alone."""
+    sentence gets the words it would get alone.
+
+    It computes what the tutorial's full `model([source, target])` call computes at position i, without the
+    rest: the encoder runs once per batch (the source does not change), the decoder reads positions 0..i
+    only (the causal mask keeps later ones out of position i), and the output layer scores position i only.
+    Dropout is off at inference, so it is skipped."""
     length = vectorizers.sequence_length
     start, end = (int(np.flatnonzero(vectorizers.target_words == w)[0]) for w in ("[start]", "[end]"))
+    source_embedding, encoder, target_embedding, decoder, words_layer = (
+        model.get_layer(name) for name in ("source_embedding", "encoder", "target_embedding", "decoder", "words"))
+    remasked = _Remasked()
     out = []
     for first in range(0, len(sources), batch_size):
         source = vectorizers.source(np.array(sources[first:first + batch_size])).numpy()
+        encoded = encoder(source_embedding(source), training=False)
         rows = np.arange(len(source))
         target = np.zeros((len(source), length + 1), dtype="int64")
         target[:, 0] = start
         filled = np.ones(len(source), dtype="int64")  # ids written so far, [start] included
         finished = np.zeros(len(source), dtype=bool)
         for i in range(length):
+            hidden = decoder(target_embedding(target[:, :i + 1]), remasked([encoded, source]), training=False)[:, i]
+            probabilities = words_layer(hidden).numpy()
+            # Where position i holds padding (a padding word was predicted before), Keras masks its query and
+            # then attends over every position, later ones too: those rows take the tutorial's full call.
+            stalled = ~finished & (target[:, i] == 0)
+            if stalled.any():
+                probabilities[stalled] = model([source[stalled], target[stalled, :length]], training=False)[:, i]
             # Over the adapted words only: a vocabulary smaller than the output layer leaves ids with no word.
-            probabilities = model([source, target[:, :length]], training=False)[:, i, :len(vectorizers.target_words)]
+            probabilities = probabilities[:, :len(vectorizers.target_words)]
             words = np.argmax(probabilities, axis=-1)
             write = ~finished & (words != 0)
             target[rows[write], filled[write]] = words[write]
