@@ -57,6 +57,34 @@ class FreezableEmbedding(keras.layers.Embedding):
         return {**super().get_config(), "frozen": self.initially_frozen}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class WordDropout(keras.layers.Layer):
+    """While training, each word id becomes padding (0) with probability `rate`: the masked LSTM then skips the
+    word, so the article reads as if the word were not there. Unlike dropping embedding channels, this hides
+    whole words, the ones a fine-tuned embedding table would otherwise memorise an article by. Identity at
+    inference, so exports are unchanged."""
+
+    def __init__(self, rate: float, seed: int | None = None, **kwargs):
+        super().__init__(**kwargs)
+        if not 0.0 <= rate < 1.0:
+            raise ConfigError(f"lstm_classifier.word_dropout={rate}: expected a rate in [0, 1).")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, ids, training=False):
+        if not training or self.rate == 0.0:
+            return ids
+        keep = keras.random.uniform(ops.shape(ids), seed=self.seed_generator) >= self.rate
+        return ops.where(keep, ids, ops.zeros_like(ids))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
 class ThawEmbeddings(keras.callbacks.Callback):
     """Sets every FreezableEmbedding's flag at each loop start: frozen before `thaw_step`, trainable after."""
 
@@ -87,11 +115,13 @@ def lstm_classifier(
     pooling: str = "max",
     embedding_dropout: float = 0.2,
     dropout: float = 0.3,
+    word_dropout: float = 0.0,
 ) -> keras.Model:
     """Token ids [batch, time <= max_length] (0 = padding) -> class logits [batch, num_classes].
 
     pooling: "last" (the final LSTM state, the textbook choice), "max" or "mean" over the non-padded
     time steps of the last LSTM's outputs (more robust on long articles).
+    embedding_dropout drops whole embedding channels (SpatialDropout1D); word_dropout whole words (WordDropout).
     """
     if pooling not in ("last", "max", "mean"):
         raise ConfigError(f"lstm_classifier.pooling={pooling!r}: expected 'last', 'max' or 'mean'.")
@@ -105,8 +135,9 @@ def lstm_classifier(
     initializer = keras.initializers.Constant(embeddings) if embeddings is not None else "uniform"
 
     ids = keras.Input(shape=(None,), dtype="int32", name="token_ids")  # any length: batches of a length bucket
+    x = WordDropout(word_dropout, name="word_dropout")(ids) if word_dropout else ids
     x = FreezableEmbedding(vocabulary_size, embedding_dim, frozen=freeze_embeddings, mask_zero=True,
-                           embeddings_initializer=initializer, name="embedding")(ids)  # (batch, time, dim)
+                           embeddings_initializer=initializer, name="embedding")(x)  # (batch, time, dim)
     x = keras.layers.SpatialDropout1D(embedding_dropout)(x)  # drops whole embedding channels
     for i, units in enumerate(lstm_units):
         sequences = i < len(lstm_units) - 1 or pooling != "last"

@@ -62,3 +62,25 @@ def test_freezable_embedding_round_trips():
 def test_pretrained_width_must_match_the_configured_width():
     with pytest.raises(ConfigError, match="set lstm_classifier.embedding_dim = 50"):
         model_lib.lstm_classifier(10, 2, 4, embedding_dim=100, embeddings=np.zeros((10, 50), "float32"))
+
+
+def test_word_dropout_pads_about_rate_of_the_words_while_training_only():
+    layer = model_lib.WordDropout(0.3, seed=1)
+    ids = np.random.default_rng(0).integers(1, 50, size=(64, 100)).astype("int32")
+    ids[:, 90:] = 0  # padding stays padding
+    dropped = np.asarray(layer(ids, training=True))
+    kept = dropped != 0
+    assert np.all(dropped[kept] == ids[kept]) and not kept[:, 90:].any()  # words are kept as they are or padded
+    assert abs(1 - kept[:, :90].mean() - 0.3) < 0.02
+    np.testing.assert_array_equal(np.asarray(layer(ids, training=False)), ids)
+    with pytest.raises(ConfigError, match="word_dropout=1.0"):
+        model_lib.WordDropout(1.0)
+
+
+def test_a_classifier_with_word_dropout_round_trips_and_predicts_without_it(tmp_path):
+    model = model_lib.lstm_classifier(30, 5, 7, embedding_dim=8, lstm_units=(6,), word_dropout=0.5)
+    ids = np.array([[3, 4, 5, 0, 0, 0, 0], [1, 2, 3, 4, 5, 6, 7]])
+    logits = np.asarray(model(ids))
+    np.testing.assert_array_equal(np.asarray(model(ids)), logits)  # inference drops nothing
+    model.save(tmp_path / "m.keras")
+    np.testing.assert_allclose(np.asarray(keras.saving.load_model(tmp_path / "m.keras")(ids)), logits, atol=1e-6)
