@@ -220,13 +220,17 @@ def wide_deep_multi_input(columns: Columns, crosses: Sequence[Sequence[str]] = (
 @gin.configurable
 def wide_deep_multi_output(columns: Columns, crosses: Sequence[Sequence[str]] = (), cross_bins: int = 64,
                            embedding_dim: int = 8, hidden_units: Sequence[int] = (128, 64), activation: str = "relu",
-                           dropout: float = 0.0, kernel_initializer: str = "he_normal", l2: float = 0.0) -> keras.Model:
+                           dropout: float = 0.0, kernel_initializer: str = "he_normal", l2: float = 0.0,
+                           link: str = "identity") -> keras.Model:
     """Outputs {extra target: head, ..., target: their sum, "aux": the target from the deep part alone}.
 
     Each extra-target head is its own wide + deep sum in that target's units; the target output adds them
     (bikers = casual + registered holds by construction). The auxiliary head only sees the deep network,
-    so its loss pushes the deep part to be a good model on its own.
+    so its loss pushes the deep part to be a good model on its own. link: as `wide_deep`'s, for every head
+    (with "log" the target is the sum of two counts, each multiplying its own effects).
     """
+    if link not in ("identity", "log"):
+        raise ConfigError(f"wide_deep_multi_output.link={link!r}: expected 'identity' or 'log'.")
     stats = columns.target_stats
     target, parts = _target(columns), [t for t in stats][1:]
     if not parts:
@@ -235,13 +239,14 @@ def wide_deep_multi_output(columns: Columns, crosses: Sequence[Sequence[str]] = 
     wide = wide_features(columns, inputs, lookups, crosses, cross_bins)
     deep = _dense_stack(deep_features(columns, inputs, lookups, embedding_dim), hidden_units, activation, dropout,
                         kernel_initializer, l2)
+    scale = columns.log_link_output if link == "log" else columns.output_scale
     outputs = {}
     for part in parts:
         head = layers.Add(name=f"{part}_wide_plus_deep")([layers.Dense(1, name=f"{part}_wide")(wide),
                                                            layers.Dense(1, name=f"{part}_deep")(deep)])
-        outputs[part] = columns.output_scale(part, part)(head)
+        outputs[part] = scale(part, part)(head)
     outputs[target] = layers.Add(name=target, dtype="float32")([outputs[p] for p in parts])
-    outputs["aux"] = columns.output_scale(target, "aux")(layers.Dense(1, name="aux_deep")(deep))
+    outputs["aux"] = scale(target, "aux")(layers.Dense(1, name="aux_deep")(deep))
     return keras.Model(inputs, outputs, name="wide_deep_multi_output")
 
 

@@ -181,3 +181,24 @@ def test_an_unknown_link_is_refused(data_dir):
     task = _configure(data_dir, "wide_deep", "wide_deep.link = 'logit'")
     with pytest.raises(ConfigError, match="wide_deep.link='logit': expected 'identity' or 'log'"):
         task.build_model()
+
+
+def test_multi_output_log_link_sums_two_counts_each_through_its_own_exp(data_dir):
+    task = _configure(data_dir, "wide_deep_multi_output", "wide_deep_multi_output.link = 'log'",
+                      "RegressionTask.loss = 'poisson'")
+    model = task.build_model()
+    stats = task.metadata["target_stats"]
+    for layer in model.layers:  # every head's wide and deep part to zero: exp(log(mean) + 0) per head
+        if layer.name.endswith(("_wide", "_deep")):
+            layer.set_weights([np.zeros_like(w) for w in layer.get_weights()])
+    # A wide bias of log(2) doubles the casual head (the identity head would add std * log(2)).
+    kernel, _ = model.get_layer("casual_wide").get_weights()
+    model.get_layer("casual_wide").set_weights([kernel, np.full([1], np.log(2.0), "float32")])
+    outputs = model({c: v[:, None] for c, v in _rows(data_dir).items()})
+    casual, registered = 2 * stats["casual"]["mean"], stats["registered"]["mean"]
+    np.testing.assert_allclose(outputs["casual"].numpy()[:, 0], casual, rtol=1e-5)
+    np.testing.assert_allclose(outputs["registered"].numpy()[:, 0], registered, rtol=1e-5)
+    np.testing.assert_allclose(outputs["bikers"].numpy()[:, 0], casual + registered, rtol=1e-5)
+    np.testing.assert_allclose(outputs["aux"].numpy()[:, 0], stats["bikers"]["mean"], rtol=1e-5)
+    with pytest.raises(ConfigError, match="wide_deep_multi_output.link='logit'"):
+        _configure(data_dir, "wide_deep_multi_output", "wide_deep_multi_output.link = 'logit'").build_model()
