@@ -172,6 +172,13 @@ def _target(columns: Columns) -> str:
     return next(iter(columns.target_stats))
 
 
+def _head(columns: Columns, link: str, model_fn: str) -> Callable[[str, str], Callable]:
+    """`Columns.output_scale` for link "identity", `Columns.log_link_output` for "log"; others are refused."""
+    if link not in ("identity", "log"):
+        raise ConfigError(f"{model_fn}.link={link!r}: expected 'identity' or 'log'.")
+    return columns.log_link_output if link == "log" else columns.output_scale
+
+
 @gin.configurable
 def wide_deep(columns: Columns, crosses: Sequence[Sequence[str]] = (), cross_bins: int = 64,
               embedding_dim: int = 8, hidden_units: Sequence[int] = (128, 64), activation: str = "relu",
@@ -182,15 +189,13 @@ def wide_deep(columns: Columns, crosses: Sequence[Sequence[str]] = (), cross_bin
     link: "identity" (the sum, scaled to the target's mean and std) or "log" (exp of the sum, started at
     the target's mean: effects multiply, as they do for counts; pair it with `RegressionTask.loss='poisson'`).
     """
-    if link not in ("identity", "log"):
-        raise ConfigError(f"wide_deep.link={link!r}: expected 'identity' or 'log'.")
+    head = _head(columns, link, "wide_deep")
     inputs, lookups = columns.inputs(), columns.lookups()
     wide = layers.Dense(1, kernel_regularizer=keras.regularizers.L2(wide_l2) if wide_l2 else None, name="wide")(
         wide_features(columns, inputs, lookups, crosses, cross_bins))
     deep = _dense_stack(deep_features(columns, inputs, lookups, embedding_dim), hidden_units, activation, dropout,
                         kernel_initializer, l2, batch_norm)
     deep = layers.Dense(1, name="deep")(deep)
-    head = columns.log_link_output if link == "log" else columns.output_scale
     output = head(_target(columns), "prediction")(layers.Add(name="wide_plus_deep")([wide, deep]))
     return keras.Model(inputs, output, name="wide_deep")
 
@@ -229,8 +234,7 @@ def wide_deep_multi_output(columns: Columns, crosses: Sequence[Sequence[str]] = 
     so its loss pushes the deep part to be a good model on its own. link: as `wide_deep`'s, for every head
     (with "log" the target is the sum of two counts, each multiplying its own effects).
     """
-    if link not in ("identity", "log"):
-        raise ConfigError(f"wide_deep_multi_output.link={link!r}: expected 'identity' or 'log'.")
+    scale = _head(columns, link, "wide_deep_multi_output")
     stats = columns.target_stats
     target, parts = _target(columns), [t for t in stats][1:]
     if not parts:
@@ -239,7 +243,6 @@ def wide_deep_multi_output(columns: Columns, crosses: Sequence[Sequence[str]] = 
     wide = wide_features(columns, inputs, lookups, crosses, cross_bins)
     deep = _dense_stack(deep_features(columns, inputs, lookups, embedding_dim), hidden_units, activation, dropout,
                         kernel_initializer, l2)
-    scale = columns.log_link_output if link == "log" else columns.output_scale
     outputs = {}
     for part in parts:
         head = layers.Add(name=f"{part}_wide_plus_deep")([layers.Dense(1, name=f"{part}_wide")(wide),
