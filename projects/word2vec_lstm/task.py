@@ -227,6 +227,7 @@ class TextClassificationTask(task_lib.Task):
         min_count: int = 2,
         max_vocabulary: int | None = None,
         max_length: int = 256,
+        tail_length: int = 0,  # of a longer article, the last tail_length words beside its first ones
         model_fn: Callable[..., keras.Model] = model_lib.lstm_classifier,
         freeze_embedding_steps: int = 0,  # frozen for this many steps, then fine-tuned; -1: always frozen
         batch_size: int = 32,
@@ -250,7 +251,7 @@ class TextClassificationTask(task_lib.Task):
             counts = text_lib.read_vocabulary(os.path.join(data_dir, "vocabulary.tsv"))
             words = [w for w, _ in text_lib.build_vocabulary(dict(counts), min_count, max_vocabulary)]
             self.class_names = self.metadata["class_names"]  # index = class id
-        self.encoder = text_lib.TextEncoder(words, max_length)
+        self.encoder = text_lib.TextEncoder(words, max_length, tail_length)
         self.pretrained = pretrained
         self.word2vec_dir = word2vec_dir
         self.model_fn = model_fn

@@ -17,7 +17,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from core.config import UserError
+from core.config import ConfigError, UserError
 from core.files import write_text_atomic
 
 PACKAGE = "word2vec_lstm"
@@ -71,12 +71,19 @@ class TextEncoder(keras.layers.Layer):
 
     Used by the input pipeline (so training never tokenizes on the accelerator's critical path) and by
     the exported signature (so clients send text); one object guarantees both see the same ids.
+
+    A text longer than `max_length` words keeps its first `max_length - tail_length` words and its last
+    `tail_length` (a news article's closing lines often name its topic again); `tail_length=0` keeps the head.
     """
 
-    def __init__(self, vocabulary: list[str], max_length: int = 256, **kwargs):
+    def __init__(self, vocabulary: list[str], max_length: int = 256, tail_length: int = 0, **kwargs):
         super().__init__(**kwargs)
+        if not 0 <= tail_length < max_length:
+            raise ConfigError(f"TextClassificationTask.tail_length={tail_length}: expected 0 <= tail_length < "
+                            f"max_length ({max_length}).")
         self.vocabulary = list(vocabulary)
         self.max_length = max_length
+        self.tail_length = tail_length
         self.lookup = keras.layers.StringLookup(vocabulary=self.vocabulary, mask_token=PAD, num_oov_indices=1)
         self.built = True  # no weights of its own; the lookup table is made above
 
@@ -86,7 +93,13 @@ class TextEncoder(keras.layers.Layer):
         return len(self.vocabulary) + 2
 
     def call(self, texts):
-        tokens = tokenize(texts)[:, : self.max_length]
+        tokens = tokenize(texts)
+        if self.tail_length:  # keep word i if i < head or i >= length - tail: all of it when it fits
+            positions = tf.ragged.range(tokens.row_lengths())
+            tail_start = tf.expand_dims(tokens.row_lengths() - self.tail_length, 1)
+            tokens = tf.ragged.boolean_mask(
+                tokens, (positions < self.max_length - self.tail_length) | (positions >= tail_start))
+        tokens = tokens[:, : self.max_length]
         ids = self.lookup(tokens)
         return tf.cast(ids.to_tensor(0, shape=[None, self.max_length]), tf.int32)
 
@@ -94,7 +107,8 @@ class TextEncoder(keras.layers.Layer):
         return (input_shape[0], self.max_length)
 
     def get_config(self):
-        return {**super().get_config(), "vocabulary": self.vocabulary, "max_length": self.max_length}
+        return {**super().get_config(), "vocabulary": self.vocabulary, "max_length": self.max_length,
+                "tail_length": self.tail_length}
 
 
 def tokens_per_text(texts: list[str]) -> np.ndarray:

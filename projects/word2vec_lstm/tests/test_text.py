@@ -48,8 +48,18 @@ def test_encoder_pads_truncates_and_marks_unknown_words():
     assert encoder.vocabulary_size == 5
 
 
+def test_encoder_keeps_head_and_tail_of_a_long_text_and_all_of_a_short_one():
+    words = [f"w{i}" for i in range(10)]
+    encoder = text.TextEncoder(words, max_length=5, tail_length=2)
+    ids = encoder(tf.constant([" ".join(words), "w0 w1 w2 w3 w4", "w9 w8"])).numpy()
+    # w0..w9 are ids 2..11: the long text keeps w0 w1 w2 (head) and w8 w9 (tail), not w3..w7.
+    np.testing.assert_array_equal(ids, [[2, 3, 4, 10, 11], [2, 3, 4, 5, 6], [11, 10, 0, 0, 0]])
+    with pytest.raises(UserError, match=r"tail_length=5: expected 0 <= tail_length < max_length \(5\)"):
+        text.TextEncoder(words, max_length=5, tail_length=5)
+
+
 def test_encoder_round_trips_through_config_and_keras_file(tmp_path):
-    encoder = text.TextEncoder(["a", "b"], max_length=3)
+    encoder = text.TextEncoder(["a", "b"], max_length=3, tail_length=1)
     clone = text.TextEncoder.from_config(encoder.get_config())
     assert clone.get_config() == encoder.get_config()
     inputs = keras.Input(shape=(), dtype="string")
@@ -57,3 +67,4 @@ def test_encoder_round_trips_through_config_and_keras_file(tmp_path):
     model.save(tmp_path / "m.keras")
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(loaded(tf.constant(["b a c"])), [[3, 2, 1]])
+    np.testing.assert_array_equal(loaded(tf.constant(["b a c a"])), [[3, 2, 2]])  # the head b a, the tail a
