@@ -85,6 +85,47 @@ class WordDropout(keras.layers.Layer):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class AttentionPooling1D(keras.layers.Layer):
+    """A learned weighted mean over time of (batch, time, features): each kept step scores
+    `v . tanh(W h + b)`, a softmax over the steps the Keras mask keeps turns the scores into weights
+    (the word-level attention of hierarchical attention networks). Unlike a max, every word can count,
+    by how much the model learned it matters. An all-padding sequence pools to zeros.
+
+    Keras' `Attention`/`MultiHeadAttention` layers need a query sequence; pooling against one learned
+    query vector is this small, so it is written here.
+    """
+
+    def __init__(self, units: int = 64, **kwargs):
+        super().__init__(**kwargs)
+        self.units = units
+        self.supports_masking = True
+
+    def build(self, input_shape):
+        self.hidden = keras.layers.Dense(self.units, activation="tanh", name="hidden")
+        self.hidden.build(input_shape)
+        self.score = keras.layers.Dense(1, use_bias=False, name="score")
+        self.score.build((*input_shape[:-1], self.units))
+
+    def call(self, inputs, mask=None):
+        scores = ops.squeeze(self.score(self.hidden(inputs)), -1)  # (batch, time)
+        if mask is None:
+            mask = ops.ones(ops.shape(scores), dtype="bool")
+        keep = ops.cast(mask, "bool")
+        weights = ops.softmax(ops.where(keep, scores, ops.full_like(scores, -1e9)), axis=-1)
+        weights = ops.where(keep, weights, ops.zeros_like(weights))  # an all-padding row: all zeros
+        return ops.sum(inputs * ops.expand_dims(weights, -1), axis=1)
+
+    def compute_mask(self, inputs, mask=None):
+        return None  # time is pooled away
+
+    def compute_output_shape(self, input_shape):
+        return (input_shape[0], input_shape[2])
+
+    def get_config(self):
+        return {**super().get_config(), "units": self.units}
+
+
 class ThawEmbeddings(keras.callbacks.Callback):
     """Sets every FreezableEmbedding's flag at each loop start: frozen before `thaw_step`, trainable after."""
 
@@ -120,11 +161,12 @@ def lstm_classifier(
     """Token ids [batch, time <= max_length] (0 = padding) -> class logits [batch, num_classes].
 
     pooling: "last" (the final LSTM state, the textbook choice), "max" or "mean" over the non-padded
-    time steps of the last LSTM's outputs (more robust on long articles).
+    time steps of the last LSTM's outputs (more robust on long articles), or "attention" (a learned
+    weighted mean of them, `AttentionPooling1D`).
     embedding_dropout drops whole embedding channels (SpatialDropout1D); word_dropout whole words (WordDropout).
     """
-    if pooling not in ("last", "max", "mean"):
-        raise ConfigError(f"lstm_classifier.pooling={pooling!r}: expected 'last', 'max' or 'mean'.")
+    if pooling not in ("last", "max", "mean", "attention"):
+        raise ConfigError(f"lstm_classifier.pooling={pooling!r}: expected 'last', 'max', 'mean' or 'attention'.")
     if embeddings is not None and embeddings.shape != (vocabulary_size, embedding_dim):
         # The width is a binding, not read from the vectors, so evaluate and export rebuild the
         # same model from the operative config without the pretrained files.
@@ -144,7 +186,9 @@ def lstm_classifier(
         layer = keras.layers.LSTM(units, return_sequences=sequences, name=f"lstm_{i}")
         x = (keras.layers.Bidirectional(layer, name=f"bilstm_{i}") if bidirectional else layer)(x)
         # (batch, time, units x directions), or (batch, units x directions) for the last with "last"
-    if pooling != "last":
+    if pooling == "attention":
+        x = AttentionPooling1D(name="attention_pool")(x)  # padding steps get no weight, via the mask
+    elif pooling != "last":
         x = MaskedGlobalPooling1D(pooling, name=f"{pooling}_pool")(x)  # padding steps ignored via the mask
     x = keras.layers.Dropout(dropout)(x)
     logits = keras.layers.Dense(num_classes, name="logits")(x)

@@ -43,7 +43,7 @@ def test_thaw_callback_freezes_before_the_thaw_step():
     assert float(model.get_layer("embedding").frozen.numpy()) == 0.0
 
 
-@pytest.mark.parametrize("pooling", ["last", "max", "mean"])
+@pytest.mark.parametrize("pooling", ["last", "max", "mean", "attention"])
 def test_classifier_variants_give_logits_and_round_trip(pooling, tmp_path):
     model = model_lib.lstm_classifier(30, 5, 7, embedding_dim=8, lstm_units=(6, 4), bidirectional=pooling != "max",
                                       pooling=pooling)
@@ -84,3 +84,19 @@ def test_a_classifier_with_word_dropout_round_trips_and_predicts_without_it(tmp_
     np.testing.assert_array_equal(np.asarray(model(ids)), logits)  # inference drops nothing
     model.save(tmp_path / "m.keras")
     np.testing.assert_allclose(np.asarray(keras.saving.load_model(tmp_path / "m.keras")(ids)), logits, atol=1e-6)
+
+
+def test_attention_pooling_weights_only_kept_steps_and_round_trips():
+    layer = model_lib.AttentionPooling1D(units=4)
+    x = np.random.default_rng(2).normal(size=(3, 5, 6)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0]], dtype=bool)
+    pooled = np.asarray(layer(x, mask=mask))
+    changed = x.copy()
+    changed[0, 3:] = 100.0  # padded steps of row 0 must not move its pooling
+    np.testing.assert_allclose(np.asarray(layer(changed, mask=mask))[0], pooled[0], atol=1e-6)
+    np.testing.assert_array_equal(pooled[2], np.zeros(6))  # all padding: zeros
+    # a convex combination of the kept steps: inside their range, feature by feature
+    assert np.all(pooled[0] <= x[0, :3].max(0) + 1e-6) and np.all(pooled[0] >= x[0, :3].min(0) - 1e-6)
+    one = model_lib.AttentionPooling1D(units=4)
+    np.testing.assert_allclose(np.asarray(one(x[:1, :1])), x[0, :1], atol=1e-6)  # one step: itself
+    testing.check_layer(model_lib.AttentionPooling1D, {"units": 4}, (5, 6), mixed_precision=False)
