@@ -53,3 +53,26 @@ def test_ensemble_members_may_differ_in_their_word2vec_vectors_only(tmp_path):
         task_lib.check_ensemble_members(first, same)
     with pytest.raises(ConfigError, match=r"--ensemble_with=.*no operative_config.gin"):
         task_lib.check_ensemble_members(first, [str(tmp_path)])
+
+
+def test_word_dropout_tail_config_reads_the_tail_and_drops_words(tmp_path):
+    import os
+
+    import gin
+    import tensorflow as tf
+
+    from core import config
+
+    from . import helpers
+
+    config.parse_gin([os.path.join(helpers.CONFIGS, "word_dropout_tail.gin")], [])
+    try:
+        task = _task(tmp_path)  # the bindings fill in what _task leaves to gin
+        assert (task.encoder.max_length, task.encoder.tail_length) == (512, 128)
+        long_text = " ".join(["x"] * 384 + ["z"] * 200 + ["y"] * 128)  # z (unknown, id 1) only in the middle
+        ids = task.encoder(tf.constant([long_text])).numpy()[0]
+        assert list(ids[:384]) == [2] * 384 and list(ids[384:]) == [3] * 128
+        model = task.build_model()
+        assert model.get_layer("word_dropout").rate == 0.4
+    finally:
+        gin.clear_config()
