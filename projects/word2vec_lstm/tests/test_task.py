@@ -1,12 +1,17 @@
 """TextClassificationTask's schedule and the checks `evaluate --ensemble_with` makes of its members."""
 
 import json
+import os
 
+import gin
 import pytest
+import tensorflow as tf
 
+from core import config
 from core.config import ConfigError
 
 from .. import task as task_lib
+from . import helpers
 
 
 def _task(tmp_path, **kwargs):
@@ -56,15 +61,6 @@ def test_ensemble_members_may_differ_in_their_word2vec_vectors_only(tmp_path):
 
 
 def test_word_dropout_tail_config_reads_the_tail_and_drops_words(tmp_path):
-    import os
-
-    import gin
-    import tensorflow as tf
-
-    from core import config
-
-    from . import helpers
-
     config.parse_gin([os.path.join(helpers.CONFIGS, "word_dropout_tail.gin")], [])
     try:
         task = _task(tmp_path)  # the bindings fill in what _task leaves to gin
