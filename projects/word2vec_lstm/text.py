@@ -80,7 +80,7 @@ class TextEncoder(keras.layers.Layer):
         super().__init__(**kwargs)
         if not 0 <= tail_length < max_length:
             raise ConfigError(f"TextClassificationTask.tail_length={tail_length}: expected 0 <= tail_length < "
-                            f"max_length ({max_length}).")
+                              f"max_length ({max_length}).")
         self.vocabulary = list(vocabulary)
         self.max_length = max_length
         self.tail_length = tail_length
@@ -95,8 +95,9 @@ class TextEncoder(keras.layers.Layer):
     def call(self, texts):
         tokens = tokenize(texts)
         if self.tail_length:  # keep word i if i < head or i >= length - tail: all of it when it fits
-            positions = tf.ragged.range(tokens.row_lengths())
-            tail_start = tf.expand_dims(tokens.row_lengths() - self.tail_length, 1)
+            lengths = tokens.row_lengths()
+            positions = tf.ragged.range(lengths)
+            tail_start = tf.expand_dims(lengths - self.tail_length, 1)
             tokens = tf.ragged.boolean_mask(
                 tokens, (positions < self.max_length - self.tail_length) | (positions >= tail_start))
         tokens = tokens[:, : self.max_length]
