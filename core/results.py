@@ -84,10 +84,12 @@ def config_row(name: str, label: str, gin_files: Sequence[str], also: Sequence[s
     return Row(name, label, gin_spec([*gin_files, *also]), gin_files=tuple(gin_files))
 
 
-def ensemble_row(member: Row, seeds: Sequence[int]) -> Row:
-    """The row of `member`'s mean prediction over `seeds` per split: len(seeds) times its training cost."""
+def ensemble_row(member: Row, seeds: Sequence[int], name: str | None = None) -> Row:
+    """The row of `member`'s mean prediction over `seeds` per split: len(seeds) times its training cost.
+    Named `<member>_ensemble` unless `name` is given."""
     seeds = tuple(seeds)
-    return Row(f"{member.name}_ensemble", f"{member.label}, mean prediction of seeds {', '.join(map(str, seeds))}",
+    label = f"{member.label}, mean prediction of seeds {', '.join(map(str, seeds))}"
+    return Row(name or f"{member.name}_ensemble", label,
                f"{member.spec}, mean of seeds {seeds}", seeded=False, gin_files=member.gin_files,
                ensemble_of=member, ensemble_seeds=seeds)
 

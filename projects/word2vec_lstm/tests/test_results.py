@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 
+import pytest
+
 from core import results as core_results
 from core.testing import FakeBinaries
 from projects.word2vec_lstm import results
@@ -60,7 +62,9 @@ def test_each_split_is_prepared_once_and_word2vec_reads_only_its_training_articl
     candidate = tmp_path / "candidate.gin"
     candidate.write_text("include 'projects/word2vec_lstm/configs/default.gin'\nlstm_classifier.pooling = 'mean'\n")
     del binaries.calls[:]
-    row, _ = results.TABLE.extra_rows("mean_pool", str(candidate))
+    row, ensemble, ensemble5 = results.TABLE.extra_rows("mean_pool", str(candidate))
+    assert (ensemble.name, ensemble.ensemble_seeds) == ("mean_pool_ensemble", (1, 2, 3))
+    assert (ensemble5.name, ensemble5.ensemble_seeds) == ("mean_pool_ensemble5", (1, 2, 3, 4, 5))
     runner(row, 3, 1)
     assert binaries.modules() == ["train", "evaluate", "evaluate"]
     assert binaries.calls[0][1]["model_dir"][0] != train["model_dir"][0]
@@ -72,6 +76,13 @@ def test_each_split_is_prepared_once_and_word2vec_reads_only_its_training_articl
     assert binaries.modules() == ["train_word2vec", "train", "train_word2vec", "train"] + ["evaluate"] * 6
     last = binaries.calls[-1][1]
     assert last["model_dir"] == train["model_dir"] and len(last["ensemble_with"]) == 2
+
+    # The candidate's 5-seed ensemble: its seed 1 reused; seeds 2 and 3 trained on the vectors made above,
+    # seeds 4 and 5 on new ones; the four new members scored alone, then the mean of the five.
+    del binaries.calls[:]
+    assert runner(ensemble5, 3, 0)["test_accuracy"] == pytest.approx(0.94)
+    assert binaries.modules() == ["train", "train"] + ["train_word2vec", "train"] * 2 + ["evaluate"] * 10
+    assert len(binaries.calls[-1][1]["ensemble_with"]) == 4
 
 
 def test_the_table_over_splits_and_seeds(tmp_path):
