@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import datetime
 import glob
+import json
 import os
+import shutil
 import sys
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import logging
 
@@ -179,14 +182,70 @@ def write_index(model_dir: str, newest: str) -> None:
         all_model_checkpoint_timestamps=[os.path.getmtime(p + ".index") for p in kept], last_preserved_timestamp=0.0)
 
 
+def averaged_path(model_dir: str, step: int) -> str:
+    """Where the trainer keeps the mean weights of the checkpoints up to `step` (TrainConfig.average_checkpoints)."""
+    return os.path.join(checkpoint_dir(model_dir), f"averaged-{step}", f"ckpt-{step}")
+
+
+def write_average(model: keras.Model, model_dir: str, count: int) -> str:
+    """Writes the mean of the model weights of model_dir's newest `count` checkpoints; returns its path.
+
+    Averaging the weights of the last few checkpoints of a run (Vaswani et al. 2017 average the last 5 or
+    20; fairseq's and tensor2tensor's `average_checkpoints` scripts) smooths the step-to-step noise of the
+    final weights at no training cost. Neither Keras nor TensorFlow has it for tf.train checkpoints
+    (Keras' `use_ema` optimizers keep a moving average during training instead, in every checkpoint), so it
+    is written here: each checkpoint is restored into `model`, and its floating-point weights are summed
+    in float64; integer weights (random-seed states) are the newest's. Leaves the mean in `model`.
+
+    The file is written to a temporary folder and renamed, so a reader never sees half of it; averages
+    of older steps are removed. Raises ConfigError when fewer than `count` checkpoints read.
+    """
+    paths = find_checkpoints(model_dir)[:count]
+    if len(paths) < count:
+        raise ConfigError(f"TrainConfig.average_checkpoints={count}, but {checkpoint_dir(model_dir)} holds "
+                          f"{len(paths)} checkpoint(s); keep at least that many (TrainConfig.max_checkpoints).")
+    checkpoint = tf.train.Checkpoint(model=model)
+    sums = None
+    for path in reversed(paths):  # oldest first, so the integer weights end as the newest's
+        restore(checkpoint, path, partial=True)
+        values = [np.asarray(w.numpy()) for w in model.weights]
+        values = [v.astype(np.float64) if np.issubdtype(v.dtype, np.floating) else v for v in values]
+        sums = values if sums is None else [
+            a + b if np.issubdtype(b.dtype, np.floating) else b for a, b in zip(sums, values)]
+    for weight, total in zip(model.weights, sums):
+        dtype = np.asarray(weight.numpy()).dtype
+        weight.assign((total / count).astype(dtype) if np.issubdtype(dtype, np.floating) else total)
+    step = _step(paths[0])
+    target = averaged_path(model_dir, step)
+    folder = os.path.dirname(target)
+    partial_folder = folder + ".partial"
+    shutil.rmtree(partial_folder, ignore_errors=True)
+    checkpoint.write(os.path.join(partial_folder, os.path.basename(target)))
+    with open(os.path.join(partial_folder, "averaged.json"), "w") as f:
+        json.dump({"step": step, "checkpoints": paths}, f, indent=2)
+    shutil.rmtree(folder, ignore_errors=True)  # an average of this step from before (a rerun)
+    os.replace(partial_folder, folder)
+    for old in glob.glob(os.path.join(checkpoint_dir(model_dir), "averaged-*")):
+        if old != folder and not old.endswith(".partial"):
+            shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
 def restore_model(model: keras.Model, model_dir: str, path: str | None = None) -> str:
     """Restores the model's weights from `path`, or else from the newest readable checkpoint; returns the path.
 
-    A damaged newest checkpoint is skipped with a warning that names it, and the one before it is used.
+    Where training wrote the mean weights of its last checkpoints for the newest step
+    (TrainConfig.average_checkpoints), the default is that mean. A damaged newest checkpoint is skipped
+    with a warning that names it, and the one before it is used.
     """
     checkpoint = tf.train.Checkpoint(model=model)
     check_tracked(checkpoint, model)
     if path is not None:
+        restore(checkpoint, path, partial=True)
+        return path
+    newest = find_checkpoints(model_dir)[:1]
+    if newest and os.path.exists(averaged_path(model_dir, _step(newest[0])) + ".index"):
+        path = averaged_path(model_dir, _step(newest[0]))
         restore(checkpoint, path, partial=True)
         return path
     path, skipped = restore_newest(checkpoint, model_dir, partial=True)

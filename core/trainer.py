@@ -46,6 +46,8 @@ class TrainConfig:
     steps_per_execution: int = 1
     eval_steps: int | None = None  # None: the whole validation split each loop
     max_checkpoints: int = 3
+    average_checkpoints: int = 1  # > 1: at the end, the mean weights of this many newest checkpoints are
+    # written beside them (checkpoints/averaged-<step>/), and evaluate, export and predict restore those
     early_stopping_patience: int = 0  # loops without improvement of `monitor`; 0 disables
     reduce_lr_on_plateau_patience: int = 0  # 0 disables; needs a constant learning rate
     reduce_lr_factor: float = 0.5
@@ -55,7 +57,7 @@ class TrainConfig:
 
     def __post_init__(self):
         for name in ("train_steps", "steps_per_loop", "steps_per_execution", "max_checkpoints",
-                     "early_stopping_patience", "reduce_lr_on_plateau_patience"):
+                     "average_checkpoints", "early_stopping_patience", "reduce_lr_on_plateau_patience"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool):
                 raise ConfigError(f"TrainConfig.{name}={value!r}: expected an integer.")
@@ -79,6 +81,11 @@ class TrainConfig:
             )
         if self.max_checkpoints < 1:
             raise ConfigError(f"TrainConfig.max_checkpoints={self.max_checkpoints}: must be >= 1.")
+        if not 1 <= self.average_checkpoints <= min(self.max_checkpoints, self.num_loops):
+            raise ConfigError(
+                f"TrainConfig.average_checkpoints={self.average_checkpoints}: must be >= 1 and at most "
+                f"TrainConfig.max_checkpoints={self.max_checkpoints} and the run's {self.num_loops} loop(s) "
+                "(one checkpoint per loop).")
         if not 0.0 < self.reduce_lr_factor < 1.0:
             raise ConfigError(f"TrainConfig.reduce_lr_factor={self.reduce_lr_factor}: must be in (0, 1).")
         if self.steps_per_loop % self.steps_per_execution:
@@ -115,6 +122,19 @@ def _callbacks(config: TrainConfig, parts: Components, out_dir: str, manager) ->
     if config.csv_log:
         result.append(keras.callbacks.CSVLogger(os.path.join(out_dir, "training_log.csv"), append=True))
     return result
+
+
+def _write_average(config: TrainConfig, model: keras.Model, model_dir: str, out_dir: str,
+                   only_if_missing: bool = False) -> None:
+    """The mean weights of the newest `config.average_checkpoints` checkpoints, written by the chief."""
+    if config.average_checkpoints == 1 or out_dir != model_dir:
+        return
+    step = int(checkpoints.find_checkpoints(model_dir)[0].rsplit("-", 1)[1])
+    if only_if_missing and os.path.exists(checkpoints.averaged_path(model_dir, step) + ".index"):
+        return
+    path = checkpoints.write_average(model, model_dir, config.average_checkpoints)
+    logging.info("Wrote the mean weights of the newest %d checkpoints to %s; evaluate and export use them.",
+                 config.average_checkpoints, path)
 
 
 def train(
@@ -177,6 +197,7 @@ def _train(task, strategy, options, config, extra_callbacks) -> dict[str, float]
     start = int(parts.step.numpy())
     if start >= config.train_steps:
         logging.info("Already trained to step %d (train_steps=%d); nothing to do.", start, config.train_steps)
+        _write_average(config, parts.model, options.model_dir, out_dir, only_if_missing=True)
         return {}
     plan = loops.loop_plan(start, config)
     if loop == "fit" and plan[0].steps % fit_steps_per_execution:
@@ -212,6 +233,7 @@ def _train(task, strategy, options, config, extra_callbacks) -> dict[str, float]
             raise _stopped(int(parts.step.numpy()), counter.loss, manager)
     logs.pop("step", None)
     logging.info("Finished at step %d: %s", int(parts.step.numpy()), format_results(logs))
+    _write_average(config, parts.model, options.model_dir, out_dir)
     if out_dir != options.model_dir:
         shutil.rmtree(out_dir, ignore_errors=True)
     return logs

@@ -1,5 +1,7 @@
 import csv
+import json
 import os
+import shutil
 
 import keras
 import numpy as np
@@ -166,6 +168,9 @@ def test_nan_loss_stops_training_without_checkpointing_nan_weights(tmp_path, loo
         ({"steps_per_loop": 10, "steps_per_execution": 5, "eval_steps": 4}, "eval_steps=4 must be a multiple"),
         ({"train_steps": "abc"}, "train_steps='abc': expected an integer"),
         ({"train_steps": 20.0, "steps_per_loop": 10}, "expected an integer"),
+        ({"train_steps": 40, "steps_per_loop": 10, "average_checkpoints": 4}, "at most TrainConfig.max_checkpoints=3"),
+        ({"train_steps": 20, "steps_per_loop": 10, "average_checkpoints": 3}, "the run's 2 loop"),
+        ({"average_checkpoints": 0}, "average_checkpoints=0: must be >= 1"),
     ],
 )
 def test_bad_train_config_names_the_fields(fields, message):
@@ -195,6 +200,48 @@ def test_keras_evaluate_and_predict_match_metric_objects_and_model_calls(tmp_pat
     predicted = parts.model.predict(x, batch_size=32, verbose=0)  # batched, NumPy out
     called = parts.model(x, training=False)  # one call, a tensor out; training=False for dropout and BN
     np.testing.assert_allclose(predicted, called.numpy(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("loop", ["fit", "custom"])
+def test_average_checkpoints_writes_the_mean_of_the_newest_and_evaluate_restores_it(tmp_path, loop):
+    model_dir, _ = _train(tmp_path, "run", loop=loop, train_steps=40, max_checkpoints=3, average_checkpoints=3)
+    kept = checkpoints.find_checkpoints(model_dir)
+    assert [os.path.basename(p) for p in kept] == ["ckpt-40", "ckpt-30", "ckpt-20"]
+    members = []
+    for path in kept:
+        model = TinyTask().build_model()
+        checkpoints.restore_model(model, model_dir, path)
+        members.append([w.numpy() for w in model.weights])
+    expected = [np.mean(values, axis=0) for values in zip(*members)]
+    averaged = TinyTask().build_model()
+    path = checkpoints.restore_model(averaged, model_dir)  # the default restore: the mean, not ckpt-40
+    assert path == os.path.join(model_dir, "checkpoints", "averaged-40", "ckpt-40")
+    _assert_same_weights([w.numpy() for w in averaged.weights], expected, atol=1e-6)
+    assert not all(np.allclose(a, b) for a, b in zip(expected, members[0]))  # it is not the newest's
+    with open(os.path.join(model_dir, "checkpoints", "averaged-40", "averaged.json")) as f:
+        assert json.load(f) == {"step": 40, "checkpoints": kept}
+    # evaluate scores the mean: the same as Keras' evaluate of a model holding the expected weights.
+    results, _ = evaluation.evaluate(TinyTask(), RunOptions(model_dir=model_dir), split="validation")
+    parts = build_components(TinyTask(), tf.distribute.get_strategy(), RunOptions(model_dir=model_dir))
+    parts.model.set_weights(expected)
+    keras_results = parts.model.evaluate(TinyTask().build_inputs("validation"), return_dict=True, verbose=0)
+    np.testing.assert_allclose(results["loss"], keras_results["loss"], rtol=1e-5)
+
+
+def test_average_checkpoints_follows_the_run_when_it_resumes(tmp_path):
+    model_dir, _ = _train(tmp_path, "run", train_steps=30, average_checkpoints=2)
+    folder = os.path.join(model_dir, "checkpoints")
+    assert sorted(os.listdir(folder)) == ["averaged-30", "checkpoint"] + [
+        f"ckpt-{s}.{e}" for s in (10, 20, 30) for e in ("data-00000-of-00001", "index")]
+    shutil.rmtree(os.path.join(folder, "averaged-30"))  # e.g. killed after the last save: a rerun writes it
+    assert _train(tmp_path, "run", train_steps=30, average_checkpoints=2)[1] == {}
+    assert os.path.exists(checkpoints.averaged_path(model_dir, 30) + ".index")
+    _train(tmp_path, "run", train_steps=50, average_checkpoints=2)  # trained on: a new mean, the old one gone
+    assert [n for n in sorted(os.listdir(folder)) if n.startswith("averaged")] == ["averaged-50"]
+    restored = TinyTask().build_model()
+    assert checkpoints.restore_model(restored, model_dir).endswith("averaged-50/ckpt-50")
+    newest = TinyTask().build_model()  # an explicit checkpoint is that checkpoint, not the mean
+    assert checkpoints.restore_model(newest, model_dir, os.path.join(folder, "ckpt-50")).endswith("ckpt-50")
 
 
 def test_evaluate_without_checkpoint_says_train_first(tmp_path):

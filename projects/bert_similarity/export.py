@@ -38,7 +38,8 @@ flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
-flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (newest, the default), -2, ...")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (the newest), -2, ... "
+                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
 flags.DEFINE_float("threshold", None, "The decision threshold (probability for the cross-encoder, cosine similarity "
                    "for the bi-encoder); default: the one `evaluate` chose on validation for this checkpoint.")
 FLAGS = flags.FLAGS

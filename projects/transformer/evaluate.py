@@ -38,7 +38,8 @@ flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split
 flags.DEFINE_integer("beam_size", 4, "Beams for decoding (1: greedy).")
 flags.DEFINE_float("alpha", 0.6, "Length penalty exponent of beam search.")
 flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
-flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate: a path, a step, or -1 (newest, the default), -2, ...")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate: a path, a step, or -1 (the newest), -2, ... "
+                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
 flags.DEFINE_integer("max_examples", None, "Score only the first N pairs of the split (quick checks).")
 FLAGS = flags.FLAGS
 

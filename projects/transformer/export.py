@@ -27,7 +27,8 @@ flags.adopt_module_key_flags(core_config)
 
 flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
 flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
-flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (newest, the default), -2, ...")
+flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (the newest), -2, ... "
+                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
 flags.DEFINE_integer("beam_size", 4, "Beams of the serving_default signature (1: greedy).")
 flags.DEFINE_float("alpha", 0.6, "Length penalty exponent of beam search.")
 FLAGS = flags.FLAGS
