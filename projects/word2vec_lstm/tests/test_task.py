@@ -7,7 +7,7 @@ import gin
 import pytest
 import tensorflow as tf
 
-from core import config
+from core import config, trainer
 from core.config import ConfigError
 
 from .. import task as task_lib
@@ -58,6 +58,19 @@ def test_ensemble_members_may_differ_in_their_word2vec_vectors_only(tmp_path):
         task_lib.check_ensemble_members(first, same)
     with pytest.raises(ConfigError, match=r"--ensemble_with=.*no operative_config.gin"):
         task_lib.check_ensemble_members(first, [str(tmp_path)])
+
+
+def test_averaged_config_is_word_dropout_tail_with_the_mean_of_the_last_three_checkpoints(tmp_path):
+    config.parse_gin([os.path.join(helpers.CONFIGS, "averaged.gin")], [])
+    try:
+        train_config = trainer.TrainConfig()
+        assert (train_config.average_checkpoints, train_config.max_checkpoints) == (3, 3)
+        assert train_config.train_steps == 360 and train_config.steps_per_loop == 24  # epochs 13-15 of 15
+        task = _task(tmp_path)
+        assert (task.encoder.max_length, task.encoder.tail_length) == (512, 128)
+        assert task.build_model().get_layer("word_dropout").rate == 0.4
+    finally:
+        gin.clear_config()
 
 
 def test_word_dropout_tail_config_reads_the_tail_and_drops_words(tmp_path):
