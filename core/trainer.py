@@ -47,7 +47,7 @@ class TrainConfig:
     eval_steps: int | None = None  # None: the whole validation split each loop
     max_checkpoints: int = 3
     average_checkpoints: int = 1  # > 1: at the end, the mean weights of this many newest checkpoints are
-    # written beside them (checkpoints/averaged-<step>/), and evaluate, export and predict restore those
+    # written beside them (checkpoints/averaged-<step>/), and evaluate and export restore those
     early_stopping_patience: int = 0  # loops without improvement of `monitor`; 0 disables
     reduce_lr_on_plateau_patience: int = 0  # 0 disables; needs a constant learning rate
     reduce_lr_factor: float = 0.5
