@@ -242,12 +242,13 @@ def test_ctrl_c_saves_the_step_it_stopped_at_and_resumes_from_it(tmp_path, loop,
     expected_batches, expected_weights = _uninterrupted(tmp_path, **config)
     model_dir = tmp_path / "resumed"
     _Fingerprint.seen = []
+    before = signal.getsignal(signal.SIGINT)  # the default, or SIG_IGN when pytest runs in the background
     # The signal arrives after the execution that reaches step `stopped - steps_per_execution`; the trainer
     # stops once the steps running then are done.
     with pytest.raises(callbacks.TrainingInterrupted,
                        match=rf"interrupted at step {stopped}: saved .*ckpt-{stopped}; run the"):
         _train(model_dir, extra_callbacks=(_InterruptAt(stopped - steps_per_execution),), **config)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # the trainer's handler is gone
+    assert signal.getsignal(signal.SIGINT) is before  # the trainer's handler is gone, the old one back
     _train(model_dir, **config)  # a short loop to the next multiple of steps_per_loop first
     assert _steps_in_csv(model_dir) == list(range(steps_per_loop, 41, steps_per_loop))
     _assert_same_run(model_dir, expected_batches, expected_weights, _Fingerprint.seen)
