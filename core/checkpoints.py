@@ -187,6 +187,13 @@ def averaged_path(model_dir: str, step: int) -> str:
     return os.path.join(checkpoint_dir(model_dir), f"averaged-{step}", f"ckpt-{step}")
 
 
+def newest_average(model_dir: str) -> str | None:
+    """The mean weights written for model_dir's newest checkpoint (TrainConfig.average_checkpoints), or None."""
+    newest = find_checkpoints(model_dir)[:1]
+    path = averaged_path(model_dir, _step(newest[0])) if newest else None
+    return path if path and os.path.exists(path + ".index") else None
+
+
 def write_average(model: keras.Model, model_dir: str, count: int) -> str:
     """Writes the mean of the model weights of model_dir's newest `count` checkpoints; returns its path.
 
@@ -243,9 +250,8 @@ def restore_model(model: keras.Model, model_dir: str, path: str | None = None) -
     if path is not None:
         restore(checkpoint, path, partial=True)
         return path
-    newest = find_checkpoints(model_dir)[:1]
-    if newest and os.path.exists(averaged_path(model_dir, _step(newest[0])) + ".index"):
-        path = averaged_path(model_dir, _step(newest[0]))
+    path = newest_average(model_dir)
+    if path is not None:
         restore(checkpoint, path, partial=True)
         return path
     path, skipped = restore_newest(checkpoint, model_dir, partial=True)

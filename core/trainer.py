@@ -129,8 +129,7 @@ def _write_average(config: TrainConfig, model: keras.Model, model_dir: str, out_
     """The mean weights of the newest `config.average_checkpoints` checkpoints, written by the chief."""
     if config.average_checkpoints == 1 or out_dir != model_dir:
         return
-    step = int(checkpoints.find_checkpoints(model_dir)[0].rsplit("-", 1)[1])
-    if only_if_missing and os.path.exists(checkpoints.averaged_path(model_dir, step) + ".index"):
+    if only_if_missing and checkpoints.newest_average(model_dir):
         return
     path = checkpoints.write_average(model, model_dir, config.average_checkpoints)
     logging.info("Wrote the mean weights of the newest %d checkpoints to %s; evaluate and export use them.",
