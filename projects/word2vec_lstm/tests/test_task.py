@@ -1,5 +1,6 @@
 """TextClassificationTask's schedule and the checks `evaluate --ensemble_with` makes of its members."""
 
+import contextlib
 import json
 import os
 
@@ -60,22 +61,28 @@ def test_ensemble_members_may_differ_in_their_word2vec_vectors_only(tmp_path):
         task_lib.check_ensemble_members(first, [str(tmp_path)])
 
 
-def test_averaged_config_is_word_dropout_tail_with_the_mean_of_the_last_three_checkpoints(tmp_path):
-    config.parse_gin([os.path.join(helpers.CONFIGS, "averaged.gin")], [])
+@contextlib.contextmanager
+def _config(name):
+    """The project's config `name` parsed for the block, and cleared after (gin bindings are process-wide)."""
+    config.parse_gin([os.path.join(helpers.CONFIGS, name)], [])
     try:
+        yield
+    finally:
+        gin.clear_config()
+
+
+def test_averaged_config_is_word_dropout_tail_with_the_mean_of_the_last_three_checkpoints(tmp_path):
+    with _config("averaged.gin"):
         train_config = trainer.TrainConfig()
         assert (train_config.average_checkpoints, train_config.max_checkpoints) == (3, 3)
         assert train_config.train_steps == 360 and train_config.steps_per_loop == 24  # epochs 13-15 of 15
         task = _task(tmp_path)
         assert (task.encoder.max_length, task.encoder.tail_length) == (512, 128)
         assert task.build_model().get_layer("word_dropout").rate == 0.4
-    finally:
-        gin.clear_config()
 
 
 def test_word_dropout_tail_config_reads_the_tail_and_drops_words(tmp_path):
-    config.parse_gin([os.path.join(helpers.CONFIGS, "word_dropout_tail.gin")], [])
-    try:
+    with _config("word_dropout_tail.gin"):
         task = _task(tmp_path)  # the bindings fill in what _task leaves to gin
         assert (task.encoder.max_length, task.encoder.tail_length) == (512, 128)
         long_text = " ".join(["x"] * 384 + ["z"] * 200 + ["y"] * 128)  # z (unknown, id 1) only in the middle
@@ -83,5 +90,3 @@ def test_word_dropout_tail_config_reads_the_tail_and_drops_words(tmp_path):
         assert list(ids[:384]) == [2] * 384 and list(ids[384:]) == [3] * 128
         model = task.build_model()
         assert model.get_layer("word_dropout").rate == 0.4
-    finally:
-        gin.clear_config()
