@@ -40,7 +40,7 @@ def config_rows(name: str, gin_file: str, label: str | None = None) -> list[resu
 
 TABLE = results.Table(
     project="word2vec_lstm",
-    rows=[BASELINE, *config_rows("default", f"{CONFIGS}/default.gin",
+    rows=[BASELINE, *config_rows("default", f"{CONFIGS}/default.gin",  # [:2]: its row and 3-seed ensemble
                                  "**default.gin**: word2vec on the split's training articles, then the BiLSTM")[:2]],
     metrics=[results.Metric("test_accuracy", "test accuracy %", higher_is_better=True, percent=True),
              results.Metric("test_macro_f1", "test macro-F1 %", higher_is_better=True, percent=True),
