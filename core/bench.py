@@ -52,10 +52,13 @@ class StopAfter(keras.callbacks.Callback):
 
     def __init__(self, seconds: float):
         super().__init__()
-        self.seconds, self.start, self.steps = seconds, None, 0
+        self.seconds, self.start, self.end, self.steps = seconds, None, None, 0
 
     def on_train_begin(self, logs=None):
-        self.start = time.perf_counter()
+        self.start, self.end = time.perf_counter(), None
+
+    def on_train_end(self, logs=None):
+        self.end = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         self.steps += 1
@@ -64,10 +67,11 @@ class StopAfter(keras.callbacks.Callback):
 
     @property
     def elapsed(self) -> float:
-        """Seconds since training began (after `fit` returns: all of it, the epoch's closing validation included)."""
+        """Seconds of training: from its start to the end of `fit` (the epoch's closing validation included),
+        or to now while `fit` runs. Work done after `fit` (scoring the model) is not counted."""
         if self.start is None:
             raise RuntimeError("StopAfter.elapsed: training has not begun (pass the callback to fit first)")
-        return time.perf_counter() - self.start
+        return (self.end if self.end is not None else time.perf_counter()) - self.start
 
 
 def timed_fit(model: keras.Model, seconds: float, verbose: int | str = 0, **fit_kwargs) -> StopAfter:

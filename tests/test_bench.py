@@ -163,3 +163,6 @@ def test_timed_fit_stops_at_the_first_batch_end_past_its_budget_across_epochs():
     steps = int(model.optimizer.iterations.numpy()) - before
     assert steps == stop.steps and 4 < steps <= 1.0 / 0.02  # past the first epoch, not past the budget
     assert stop.elapsed >= 1.0
+    trained = stop.elapsed
+    time.sleep(0.05)
+    assert stop.elapsed == trained  # the clock stopped with fit: later work (scoring) is not training time
