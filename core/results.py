@@ -5,7 +5,8 @@ row on one split with one seed is made (the same binaries a user runs) and which
 `collect` runs what is missing, in order, and keeps each finished run as one line of a JSON-lines file,
 so a long job that is stopped resumes where it was and a finished one rewrites its table in seconds.
 `markdown_table` turns the runs into the README's table, mean ± std and the worst run of every metric,
-and `replace_block` puts it between the README's markers.
+`split_table` adds the headline metric per split where there are several, and `replace_block` puts them
+between the README's markers.
 
 A stored run remembers its row's `spec` (what defines the row: config files, bindings). A row whose spec
 has changed since its runs were stored is refused, not mixed with them: numbers made by another config
@@ -151,6 +152,9 @@ def run_table(table: Table, make_run_fn: Callable[[str], Callable[[Row, int, int
     else:
         runs = collect(store, rows, splits, seeds, make_run_fn(work_dir))
     text = markdown_table(rows, runs, table.metrics, table.baseline if table.baseline in names else None)
+    if len(splits) > 1:
+        text += (f"\nPer split, {table.metrics[0].label}: mean ± std over the seeds run on it, or the one value "
+                 "of a row with one run per split:\n\n" + split_table(rows, runs, table.metrics[0]))
     print(text)
     if FLAGS.write_readme:
         replace_block(readme, table.readme_block, text)
@@ -296,6 +300,25 @@ def markdown_table(rows: Sequence[Row], runs: dict[str, list[dict]], metrics: Se
             cells.append(f"{len(row.ensemble_seeds) * statistics.median(map(_minutes, member_runs)):.1f}")
         else:
             cells.append(f"{statistics.median(map(_minutes, row_runs)):.1f}")
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def split_table(rows: Sequence[Row], runs: dict[str, list[dict]], metric: Metric) -> str:
+    """The headline metric per split: a column per split, mean ± std over the seeds run there (one value
+    where a row has one run per split), so "on every split" reads off a line rather than out of the store."""
+    splits = sorted({r["split"] for row in rows for r in runs.get(row.name) or [] if metric.key in r["metrics"]})
+    lines = ["| row | " + " | ".join(f"split {k}" for k in splits) + " |", "|" + "---|" * (len(splits) + 1)]
+    for row in rows:
+        cells = [row.label]
+        for split in splits:
+            values = [r["metrics"][metric.key] for r in runs.get(row.name) or []
+                      if r["split"] == split and metric.key in r["metrics"]]
+            if not values:
+                cells.append("-")
+                continue
+            s = summarize(values, metric.higher_is_better)
+            cells.append(metric.format(s.mean) if s.n == 1 else f"{metric.format(s.mean)} ± {metric.format(s.std)}")
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -158,10 +158,13 @@ def test_run_table_runs_writes_the_readme_and_rewrites_it_from_the_store(tmp_pat
         text = results.run_table(table, make_run_fn)
     assert calls == [("base", 0, 0), ("x", 0, 1), ("base", 1, 0), ("x", 1, 1)]
     assert "| `other.gin` | 3.00 ± 0.00 (worst 3.00) | 1.500x | 2 splits × 1 seed |" in text
+    assert ("| row | split 0 | split 1 |\n|---|---|---|\n"
+            "| the baseline | 2.00 | 2.00 |\n| `other.gin` | 3.00 | 3.00 |") in text
     readme = open("projects/demo/README.md").read()
     assert readme.startswith("# demo\n<!-- results:t -->\n| row |") and readme.endswith("<!-- /results:t -->\nend\n")
     with flagsaver.flagsaver(extra_row=["x=other.gin"], table_only=True, splits=["0"]):
-        assert "1 split × 1 seed" in results.run_table(table, make_run_fn)
+        text = results.run_table(table, make_run_fn)
+    assert "1 split × 1 seed" in text and "Per split" not in text  # one split: the table says it all
     assert len(calls) == 4  # nothing run again
     os.rename(os.path.join("runs", "demo", "results", "results.jsonl"), "kept.jsonl")  # e.g. committed beside a README
     with flagsaver.flagsaver(extra_row=["x=other.gin"], store="kept.jsonl"):
@@ -206,6 +209,18 @@ def test_the_table_says_when_a_grid_is_incomplete_and_compares_on_common_splits(
     del runs["ours"][2]  # split 1 not run yet: the ratio is split 0's only
     line = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()[3]
     assert "| 1.250x |" in line and "| 1 split × 2 seeds |" in line
+
+
+def test_split_table_gives_each_split_its_own_column():
+    rows = [results.Row("gbt", "trees", "", seeded=False), results.Row("ours", "ours", ""),
+            results.Row("later", "later", "")]
+    runs = {"gbt": [_run("gbt", 0, 0, rmse=4.0), _run("gbt", 2, 0, rmse=8.0)],
+            "ours": [_run("ours", 0, 1, rmse=5.0), _run("ours", 0, 2, rmse=7.0), _run("ours", 2, 1, rmse=6.0)]}
+    table = results.split_table(rows, runs, RMSE).splitlines()
+    assert table[0] == "| row | split 0 | split 2 |"
+    assert table[2] == "| trees | 4.00 | 8.00 |"
+    assert table[3] == f"| ours | 6.00 ± {statistics.stdev([5.0, 7.0]):.2f} | 6.00 |"
+    assert table[4] == "| later | - | - |"
 
 
 @pytest.mark.parametrize("project", sorted(os.path.basename(os.path.dirname(p))
