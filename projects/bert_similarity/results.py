@@ -15,8 +15,9 @@ with the same seed for the wall time `default.gin`'s `train` took there (measure
 that training was resumed; its clock starts at the first step, after packing the pairs), and is scored the
 same way. Finished runs are kept in `<work_dir>/results.jsonl`: run it again to resume, or to
 rewrite the table without training. Choose settings on the validation column; the test columns are what
-the README reports. On a 2-core CPU, per split and seed: about 25 minutes for a config row (training 18,
-scoring 4 to 5) and 22 for keras-hub's; 3 per split for the baseline.
+the README reports. On a 2-core CPU in its faster hours, per split and seed: about 11 minutes for a config
+row (training 9.5, scoring 1) and 12 for keras-hub's; 3 per split for the baseline; up to twice that in
+slower hours.
 """
 
 from __future__ import annotations
