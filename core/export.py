@@ -14,11 +14,37 @@ from collections.abc import Callable, Mapping
 
 import keras
 import tensorflow as tf
-from absl import logging
+from absl import flags, logging
 
-from core import checkpoints, files
-from core.config import UserError
+from core import checkpoints, files, runtime
+from core.config import RunOptions, UserError
 from core.files import atomic_path, write_text_atomic
+
+
+def define_checkpoint_flag(verb: str) -> None:
+    """--checkpoint, which `evaluate` and `export` take; `checkpoint_path` reads its value."""
+    flags.DEFINE_string("checkpoint", None, f"Checkpoint to {verb}: a path, a step, or -1 (the newest), -2, ... "
+                        "Default: the newest, or its TrainConfig.average_checkpoints mean.")
+
+
+def define_flags() -> None:
+    """The flags of every project's `export` binary: --export_dir, --version and --checkpoint."""
+    flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
+    flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
+    define_checkpoint_flag("export")
+
+
+def flag_values() -> dict:
+    """`export_checkpoint`'s keyword arguments from the flags `define_flags` defined."""
+    return {"export_dir": flags.FLAGS.export_dir, "version": flags.FLAGS.version, "checkpoint": flags.FLAGS.checkpoint}
+
+
+def setup() -> RunOptions:
+    """`runtime.setup` for an export binary: the model dir's operative config unless --gin_file is given, and
+    float32 layers whatever policy training used, so the SavedModel computes and returns float32."""
+    options = runtime.setup(default_gin_from_model_dir=True)
+    keras.mixed_precision.set_global_policy("float32")
+    return options
 
 
 def existing_versions(export_base: str) -> list[int]:

@@ -136,3 +136,19 @@ def test_export_elsewhere_needs_no_writable_model_dir(tmp_path, capsys):
     assert os.path.exists(os.path.join(path, "saved_model.pb"))
     assert "cannot be written" in capsys.readouterr().out
     assert not os.path.exists(tmp_path / "run" / "model.keras")
+
+
+def test_export_setup_builds_float32_layers_whatever_policy_the_flags_name(tmp_path):
+    from absl import flags
+    from absl.testing import flagsaver
+
+    (tmp_path / "operative_config.gin").write_text("")  # what training leaves; setup reads it by default
+    flags.FLAGS(["test"], known_only=True)
+    with flagsaver.flagsaver(model_dir=str(tmp_path), mixed_precision="mixed_bfloat16", gin_file=[]):
+        try:
+            options = export.setup()
+            assert options.mixed_precision == "mixed_bfloat16"
+            assert keras.mixed_precision.global_policy().name == "float32"
+            assert keras.layers.Dense(1).compute_dtype == "float32"
+        finally:
+            keras.mixed_precision.set_global_policy("float32")

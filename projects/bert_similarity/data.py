@@ -25,8 +25,8 @@ import zlib
 import tensorflow as tf
 from absl import logging
 
-from core.config import UserError
-from core.data import tfrecord
+from core.data import prepared, tfrecord
+from core.data.prepared import DataError
 from core.files import write_text_atomic
 
 SPLITS = ("train", "validation", "test")
@@ -35,10 +35,6 @@ FEATURE_SPEC = {"text_a": tf.io.FixedLenFeature([], tf.string), "text_b": tf.io.
                 "label": tf.io.FixedLenFeature([], tf.int64), "kind": tf.io.FixedLenFeature([], tf.string)}
 SWORD_DIR = "/usr/share/sword"
 KJV, WEB = "engKJV2006eb", "engWEB2015eb"
-
-
-class DataError(UserError):
-    """Unusable input data; the message names the file or folder and what was expected."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,3 +230,15 @@ def write_prepared(splits: dict[str, list[Pair]], output_dir: str, description: 
     metadata = {"source": description, "counts": counts}
     write_text_atomic(os.path.join(output_dir, "metadata.json"), json.dumps(metadata, indent=2, ensure_ascii=False))
     return metadata
+
+
+def split_files(data_dir: str, split: str) -> list[str]:
+    """The TFRecord shards of one split; says to run prepare when there are none."""
+    return prepared.split_files(data_dir, split, f"python -m projects.bert_similarity.prepare --output_dir={data_dir}",
+                                "SimilarityTask.data_dir")
+
+
+def read_pairs(data_dir: str, split: str) -> tf.data.Dataset:
+    """{"text_a", "text_b", "label", "kind"} examples of one split, in file order."""
+    return tf.data.TFRecordDataset(split_files(data_dir, split)).map(
+        lambda record: tf.io.parse_single_example(record, FEATURE_SPEC))

@@ -29,13 +29,13 @@ from core.files import write_text_atomic
 
 from . import model as model_lib
 from . import scoring
-from .task import SimilarityTask, read_pairs
+from .data import read_pairs
+from .task import SimilarityTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate: a path, a step, or -1 (the newest), -2, ... "
-                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
+export.define_checkpoint_flag("evaluate")
 flags.DEFINE_bool("baseline", True, "Also score the zero-shot baseline (the pretrained encoder's cosine similarity).")
 flags.DEFINE_bool("baseline_only", False, "Score only the zero-shot baseline (no checkpoint needed; --gin_file names "
                   "the data and the encoder).")

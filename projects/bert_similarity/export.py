@@ -36,10 +36,7 @@ from .task import SimilarityTask
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
-flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
-flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (the newest), -2, ... "
-                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
+export.define_flags()
 flags.DEFINE_float("threshold", None, "The decision threshold (probability for the cross-encoder, cosine similarity "
                    "for the bi-encoder); default: the one `evaluate` chose on validation for this checkpoint.")
 FLAGS = flags.FLAGS
@@ -85,8 +82,7 @@ def serving_signatures(task: SimilarityTask, model: keras.Model, threshold: floa
 
 def main(argv: list[str]) -> None:
     """Restores the checkpoint and writes the SavedModel and the Keras model files."""
-    options = runtime.setup(default_gin_from_model_dir=True)
-    keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
+    options = export.setup()
     task = SimilarityTask()
     model = task.build_model()
     # Which checkpoint, resolved first: the threshold must be the one evaluate chose for it.
@@ -96,8 +92,7 @@ def main(argv: list[str]) -> None:
     source = "--threshold" if FLAGS.threshold is not None else "chosen on validation by evaluate"
     print(f"Decision threshold {threshold:.4f} ({source})")
     export.export_checkpoint(model, options.model_dir, serving_signatures(task, model, threshold),
-                             export_dir=FLAGS.export_dir, version=FLAGS.version, checkpoint=checkpoint,
-                             track=(task.preprocessor,))
+                             track=(task.preprocessor,), **(export.flag_values() | {"checkpoint": checkpoint}))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,6 @@ to the longest pair in the batch, where keras-hub and most tutorials pad every p
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable
 
@@ -20,28 +19,14 @@ import tensorflow as tf
 from core import hub
 from core import task as task_lib
 from core.config import ConfigError
+from core.data import prepared
 from core.losses import CosineSimilarityLoss, contrastive_loss
 
-from . import data
 from . import model as model_lib
+from .data import read_pairs  # also what the baselines import from here
 from .preprocessor import pack_segments, pad_packed
 
 DEFAULT_MODEL_DIR = "models/all-MiniLM-L6-v2"
-
-
-def split_files(data_dir: str, split: str) -> list[str]:
-    """The TFRecord shards of one split; says to run prepare when there are none."""
-    files = sorted(glob.glob(os.path.join(data_dir, f"{split}-*.tfrecord")))
-    if not files:
-        raise ConfigError(f"no {split}-*.tfrecord files in {data_dir}: run `python -m projects.bert_similarity.prepare "
-                          f"--output_dir={data_dir}` first, or set SimilarityTask.data_dir.")
-    return files
-
-
-def read_pairs(data_dir: str, split: str) -> tf.data.Dataset:
-    """{"text_a", "text_b", "label", "kind"} examples of one split, in file order."""
-    return tf.data.TFRecordDataset(split_files(data_dir, split)).map(
-        lambda record: tf.io.parse_single_example(record, data.FEATURE_SPEC))
 
 
 @gin.configurable
@@ -126,9 +111,7 @@ class SimilarityTask(task_lib.Task):
 
     def _packed(self, split: str, input_context) -> tf.data.Dataset:
         """Per pair: packed ids and type ids (cross), or each side's packed ids (bi), and the label."""
-        pairs = read_pairs(self.data_dir, split)
-        if input_context:
-            pairs = pairs.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        pairs = prepared.shard(read_pairs(self.data_dir, split), input_context)
 
         def pack_batch(batch):
             a, b = self.tokenize_texts(batch["text_a"]), self.tokenize_texts(batch["text_b"])

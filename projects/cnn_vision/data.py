@@ -18,8 +18,9 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from core.config import UserError
-from core.data import tfrecord
+from core.data import prepared, tfrecord
+from core.data.prepared import DataError
+from core.files import write_text_atomic
 
 FASHION_MNIST_DIR = "/usr/share/datasets/fashion-mnist"
 FASHION_MNIST_CLASSES = (
@@ -31,10 +32,6 @@ FEATURE_SPEC = {
     "label": tf.io.FixedLenFeature([], tf.int64),
 }
 SPLITS = ("train", "validation", "test")
-
-
-class DataError(UserError):
-    """The data on disk is missing or not in the expected format; the message says which file."""
 
 
 def _open(path: str):
@@ -188,23 +185,14 @@ def prepare(source_dir: str, data_format: str, output_dir: str, validation_size:
         counts[split] = len(x)
     metadata = {"image_shape": list(images.shape[1:]), "class_names": class_names, "counts": counts,
                 "source_dir": os.path.abspath(source_dir), "format": data_format}
-    with open(os.path.join(output_dir, "metadata.json.tmp"), "w") as f:
-        json.dump(metadata, f, indent=2)
-    os.replace(os.path.join(output_dir, "metadata.json.tmp"), os.path.join(output_dir, "metadata.json"))
+    write_text_atomic(os.path.join(output_dir, "metadata.json"), json.dumps(metadata, indent=2))
     logging.info("Prepared %s in %s", counts, output_dir)
     return metadata
 
 
 def read_metadata(data_dir: str) -> dict:
     """The metadata.json `prepare` wrote; says how to prepare when it is missing."""
-    path = os.path.join(data_dir, "metadata.json")
-    if not os.path.exists(path):
-        raise DataError(
-            f"{path} not found: the TFRecord shards have not been prepared. Run\n"
-            f"  python -m projects.cnn_vision.prepare --output_dir={data_dir}"
-        )
-    with open(path) as f:
-        return json.load(f)
+    return prepared.read_metadata(data_dir, f"python -m projects.cnn_vision.prepare --output_dir={data_dir}")
 
 
 def random_translate(images: tf.Tensor, max_shift: int) -> tf.Tensor:

@@ -32,7 +32,8 @@ from core import bench, checkpoints, runtime
 from core import config as core_config
 
 from . import baseline, decoding
-from .task import TranslationTask, read_pairs
+from .data import read_pairs
+from .task import TranslationTask
 
 flags.adopt_module_key_flags(core_config)
 flags.DEFINE_integer("bench_steps", 40, "Timed training steps per measurement of ours.")

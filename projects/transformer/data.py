@@ -19,18 +19,14 @@ import zlib
 import tensorflow as tf
 from absl import logging
 
-from core.config import UserError
-from core.data import tfrecord
+from core.data import prepared, tfrecord
+from core.data.prepared import DataError
 from core.files import write_text_atomic
 
 SPLITS = ("train", "validation", "test")
 FEATURE_SPEC = {"source": tf.io.FixedLenFeature([], tf.string), "target": tf.io.FixedLenFeature([], tf.string)}
 LOCALE_DIR = "/usr/share/locale"
 _CONTEXT_SEPARATOR = "\x04"  # gettext stores "context\x04message" for messages with a msgctxt
-
-
-class DataError(UserError):
-    """Unusable input data; the message names the file or folder and what was expected."""
 
 
 def read_catalog(path: str) -> list[tuple[str, str]]:
@@ -135,3 +131,15 @@ def prepare(pairs: list[tuple[str, str]], output_dir: str, *, source_description
                 "split_salt": split_salt, "min_chars": min_chars, "max_chars": max_chars}
     write_text_atomic(os.path.join(output_dir, "metadata.json"), json.dumps(metadata, indent=2, ensure_ascii=False))
     return metadata
+
+
+def split_files(data_dir: str, split: str) -> list[str]:
+    """The TFRecord shards of one split; says to run prepare when there are none."""
+    return prepared.split_files(data_dir, split, f"python -m projects.transformer.prepare --output_dir={data_dir}",
+                                "TranslationTask.data_dir")
+
+
+def read_pairs(data_dir: str, split: str) -> tf.data.Dataset:
+    """{"source": string, "target": string} examples of one split, in file order."""
+    return tf.data.TFRecordDataset(split_files(data_dir, split)).map(
+        lambda record: tf.io.parse_single_example(record, FEATURE_SPEC))

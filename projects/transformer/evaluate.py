@@ -28,8 +28,9 @@ from core import config as core_config
 from core.files import write_text_atomic
 
 from . import decoding
+from .data import read_pairs
 from .scoring import score
-from .task import TranslationTask, read_pairs, tokenizer_file
+from .task import TranslationTask, tokenizer_file
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
@@ -38,8 +39,7 @@ flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split
 flags.DEFINE_integer("beam_size", 4, "Beams for decoding (1: greedy).")
 flags.DEFINE_float("alpha", 0.6, "Length penalty exponent of beam search.")
 flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
-flags.DEFINE_string("checkpoint", None, "Checkpoint to evaluate: a path, a step, or -1 (the newest), -2, ... "
-                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
+export.define_checkpoint_flag("evaluate")
 flags.DEFINE_integer("max_examples", None, "Score only the first N pairs of the split (quick checks).")
 FLAGS = flags.FLAGS
 

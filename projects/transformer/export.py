@@ -25,10 +25,7 @@ from .task import TranslationTask, tokenizer_file
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
-flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
-flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (the newest), -2, ... "
-                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
+export.define_flags()
 flags.DEFINE_integer("beam_size", 4, "Beams of the serving_default signature (1: greedy).")
 flags.DEFINE_float("alpha", 0.6, "Length penalty exponent of beam search.")
 FLAGS = flags.FLAGS
@@ -49,14 +46,12 @@ def serving_signatures(model: keras.Model, tokenizer, beam_size: int, alpha: flo
 
 def main(argv: list[str]) -> None:
     """Restores the checkpoint and writes the SavedModel and the Keras model files."""
-    options = runtime.setup(default_gin_from_model_dir=True)
-    keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
+    options = export.setup()
     task = TranslationTask(tokenizer_path=tokenizer_file(options.model_dir))
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir,
                              serving_signatures(model, task.tokenizer, FLAGS.beam_size, FLAGS.alpha),
-                             export_dir=FLAGS.export_dir, version=FLAGS.version, checkpoint=FLAGS.checkpoint,
-                             track=(task.tokenizer,))
+                             track=(task.tokenizer,), **export.flag_values())
 
 
 if __name__ == "__main__":

@@ -10,7 +10,6 @@ stays one per bucket.
 
 from __future__ import annotations
 
-import glob
 import os
 from collections.abc import Callable
 
@@ -21,30 +20,16 @@ from absl import logging
 
 from core import task as task_lib
 from core.config import ConfigError
+from core.data import prepared
 from core.losses import MaskedSparseCategoricalCrossentropy
 from core.metrics import MaskedSparseCategoricalAccuracy
 from core.schedules import WarmupInverseSqrt
 
-from . import data
 from . import model as model_lib
 from . import tokenizer as tokenizer_lib
+from .data import read_pairs  # also what the baselines import from here
 
 TOKENIZER_FILE = "tokenizer.model"
-
-
-def split_files(data_dir: str, split: str) -> list[str]:
-    """The TFRecord shards of one split; says to run prepare when there are none."""
-    files = sorted(glob.glob(os.path.join(data_dir, f"{split}-*.tfrecord")))
-    if not files:
-        raise ConfigError(f"no {split}-*.tfrecord files in {data_dir}: run `python -m projects.transformer.prepare "
-                          f"--output_dir={data_dir}` first, or set TranslationTask.data_dir.")
-    return files
-
-
-def read_pairs(data_dir: str, split: str) -> tf.data.Dataset:
-    """{"source": string, "target": string} examples of one split, in file order."""
-    return tf.data.TFRecordDataset(split_files(data_dir, split)).map(
-        lambda record: tf.io.parse_single_example(record, data.FEATURE_SPEC))
 
 
 def training_texts(data_dir: str):
@@ -125,9 +110,7 @@ class TranslationTask(task_lib.Task):
 
     def _tokenized(self, split: str, input_context) -> tf.data.Dataset:
         """(source ids, target ids) pairs, without start or end ids; tokenized in batches (faster), then cached."""
-        pairs = read_pairs(self.data_dir, split)
-        if input_context:
-            pairs = pairs.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        pairs = prepared.shard(read_pairs(self.data_dir, split), input_context)
         tokenized = pairs.batch(1024).map(
             lambda b: (self.tokenizer.tokenize(b["source"]), self.tokenizer.tokenize(b["target"])),
             num_parallel_calls=tf.data.AUTOTUNE).unbatch()

@@ -28,7 +28,7 @@ import tensorflow as tf
 from absl import logging
 
 from core.config import ConfigError, UserError
-from core.data import tfrecord
+from core.data import prepared, tfrecord
 from core.files import write_text_atomic
 
 SPLITS = ("train", "validation", "test")
@@ -274,12 +274,8 @@ def prepare(spec: TableSpec, output_dir: str, num_shards: int = 2) -> dict:
 
 def read_metadata(data_dir: str) -> dict:
     """The metadata.json `prepare` wrote; says how to prepare when it is missing."""
-    path = os.path.join(data_dir, "metadata.json")
-    if not os.path.exists(path):
-        raise UserError(f"{path} does not exist; prepare the data first: python -m projects.wide_deep.prepare "
-                        f"--gin_file=projects/wide_deep/configs/data_bikeshare.gin --output_dir={data_dir}")
-    with open(path) as f:
-        return json.load(f)
+    return prepared.read_metadata(data_dir, "python -m projects.wide_deep.prepare "
+                                  f"--gin_file=projects/wide_deep/configs/data_bikeshare.gin --output_dir={data_dir}")
 
 
 def make_dataset(data_dir: str, split: str | tuple[str, ...], batch_size: int, *, training: bool,

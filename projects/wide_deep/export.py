@@ -26,10 +26,7 @@ from .task import RegressionTask
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
-flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
-flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (the newest), -2, ... "
-                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
+export.define_flags()
 FLAGS = flags.FLAGS
 
 def serving_signatures(task: RegressionTask, model: keras.Model) -> dict:
@@ -52,13 +49,11 @@ def serving_signatures(task: RegressionTask, model: keras.Model) -> dict:
 
 def main(argv: list[str]) -> None:
     """Restores the checkpoint and writes the SavedModel and the Keras model files."""
-    options = runtime.setup(default_gin_from_model_dir=True)
-    keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
+    options = export.setup()
     task = RegressionTask()
     task.check_data(options.model_dir)
     model = task.build_model()
-    export.export_checkpoint(model, options.model_dir, serving_signatures(task, model), export_dir=FLAGS.export_dir,
-                             version=FLAGS.version, checkpoint=FLAGS.checkpoint)
+    export.export_checkpoint(model, options.model_dir, serving_signatures(task, model), **export.flag_values())
 
 
 if __name__ == "__main__":

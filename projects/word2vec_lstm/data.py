@@ -23,8 +23,8 @@ import numpy as np
 import tensorflow as tf
 from absl import logging
 
-from core.config import UserError
-from core.data import tfrecord
+from core.data import prepared, tfrecord
+from core.data.prepared import DataError
 from core.files import write_text_atomic
 
 from . import text as text_lib
@@ -36,10 +36,6 @@ FEATURE_SPEC = {
 }
 SPLITS = ("train", "validation", "test")
 DEFAULT_ENCODINGS = ("utf-8", "cp1252")  # one BBC article is Windows-1252 (a raw 0xA3 pound sign)
-
-
-class DataError(UserError):
-    """The data on disk is missing or not in the expected format; the message says which file."""
 
 
 def bbc_news_dir() -> str:
@@ -218,14 +214,7 @@ def prepare(source: str, data_format: str, output_dir: str, *, validation_fracti
 
 def read_metadata(data_dir: str) -> dict:
     """The metadata.json `prepare` wrote; says how to prepare when it is missing."""
-    path = os.path.join(data_dir, "metadata.json")
-    if not os.path.exists(path):
-        raise DataError(
-            f"{path} not found: the TFRecord shards have not been prepared. Run\n"
-            f"  python -m projects.word2vec_lstm.prepare --output_dir={data_dir}"
-        )
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return prepared.read_metadata(data_dir, f"python -m projects.word2vec_lstm.prepare --output_dir={data_dir}")
 
 
 def split_pattern(data_dir: str, split: str) -> str:

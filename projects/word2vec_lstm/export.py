@@ -23,10 +23,7 @@ from .task import TextClassificationTask, encoder_file
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
-flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
-flags.DEFINE_string("checkpoint", None, "Checkpoint to export: a path, a step, or -1 (the newest), -2, ... "
-                    "Default: the newest, or its TrainConfig.average_checkpoints mean.")
+export.define_flags()
 FLAGS = flags.FLAGS
 
 
@@ -41,14 +38,12 @@ def serving_signatures(model: keras.Model, encoder: keras.Layer, class_names: li
 
 def main(argv: list[str]) -> None:
     """Restores the newest checkpoint and writes the SavedModel and the Keras model files."""
-    options = runtime.setup(default_gin_from_model_dir=True)
-    keras.mixed_precision.set_global_policy("float32")  # serve in float32 whatever training used
+    options = export.setup()
     # The checkpoint holds the trained embeddings; text_encoder.json the words of its rows.
     task = TextClassificationTask(pretrained="none", encoder_file=encoder_file(options.model_dir))
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir, serving_signatures(model, task.encoder, task.class_names),
-                             export_dir=FLAGS.export_dir, version=FLAGS.version,
-                             checkpoint=FLAGS.checkpoint, track=(task.encoder,))
+                             track=(task.encoder,), **export.flag_values())
 
 
 if __name__ == "__main__":

@@ -14,6 +14,7 @@ from absl import logging
 
 from core import task as task_lib
 from core.config import ConfigError
+from core.data import prepared
 from core.files import write_text_atomic
 from core.losses import SparseCategoricalCrossentropyWithSmoothing
 from core.metrics import MacroF1
@@ -141,11 +142,8 @@ class Word2VecTask(task_lib.Task):
     def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         """Endless shuffled chunks for "train"; one pass over the validation corpus otherwise."""
         training = split == "train"
-        texts = corpus_texts(self.corpus if training else self.validation_corpus)
-        tokens = self.tokens_per_step
-        if input_context:
-            texts = texts.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
-            tokens = task_lib.per_replica_batch_size(tokens, input_context, "Word2VecTask.tokens_per_step")
+        texts = prepared.shard(corpus_texts(self.corpus if training else self.validation_corpus), input_context)
+        tokens = task_lib.per_replica_batch_size(self.tokens_per_step, input_context, "Word2VecTask.tokens_per_step")
         return self.chunks.dataset(texts, tokens, training, self.shuffle_buffer)
 
     def build_loss(self) -> keras.losses.Loss:
