@@ -33,7 +33,8 @@ def check_tracked(checkpoint: tf.train.Checkpoint, model: keras.Model) -> None:
     """
     reachable = {id(obj) for obj in tf.train.TrackableView(checkpoint).descendants()}
     # A weight is saved when the Keras variable or the tf.Variable inside it is reachable: a SavedModel
-    # wrapped by core.hub.HubLayer is tracked through the restored object, which holds the tf.Variables.
+    # wrapped in a Keras layer (bert_similarity's HubLayer) is tracked through the restored object, which
+    # holds the tf.Variables.
     missing = [w.path for w in model.weights if id(w) not in reachable and id(w.value) not in reachable]
     if missing:
         raise ValueError(

@@ -1,8 +1,12 @@
-"""Custom losses: one written as a `keras.losses.Loss` subclass, one made by a function factory.
+"""Losses that more than one project uses, and the wrapper that makes a loss function serializable.
 
-Both are registered for serialization, so a model compiled with them saves to `.keras` and loads
-back. Their `call` returns one loss per example; `keras.losses.Loss.__call__` reduces it, and the
-custom training loop reduces it itself with `tf.nn.compute_average_loss` (see core/trainer.py).
+  SparseCategoricalCrossentropyWithSmoothing  integer labels with label smoothing (a `Loss` subclass)
+  FunctionLoss      a registered per-example function with bound arguments, as a Loss that survives `.keras`
+  MultiOutputLoss   per-output losses and weights for a model whose outputs are a dict
+
+All are registered for serialization, so a model compiled with them saves to `.keras` and loads back.
+Their `call` returns one loss per example; `keras.losses.Loss.__call__` reduces it, and the custom
+training loop reduces it itself with `tf.nn.compute_average_loss` (see core/task.py).
 """
 
 from __future__ import annotations
@@ -54,17 +58,6 @@ class SparseCategoricalCrossentropyWithSmoothing(keras.losses.Loss):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
-def sparse_focal_crossentropy(y_true, y_pred, gamma: float = 2.0, from_logits: bool = True):
-    """Per-example focal loss on integer labels (Lin et al., 2017): CE weighted by (1 - p_true)^gamma."""
-    y_true = ops.reshape(ops.cast(y_true, "int32"), ops.shape(y_pred)[:-1])
-    log_probs = ops.log_softmax(y_pred, axis=-1) if from_logits else ops.log(
-        ops.clip(y_pred, keras.config.epsilon(), 1.0)
-    )
-    log_p_true = ops.take_along_axis(log_probs, ops.expand_dims(y_true, -1), axis=-1)[..., 0]
-    return -((1.0 - ops.exp(log_p_true)) ** gamma) * log_p_true
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
 class FunctionLoss(keras.losses.Loss):
     """A Loss made from a registered per-example function plus keyword arguments bound to it.
 
@@ -91,95 +84,7 @@ class FunctionLoss(keras.losses.Loss):
         return cls(**config)
 
 
-def focal_loss(gamma: float = 2.0, from_logits: bool = True, name: str = "focal_loss") -> keras.losses.Loss:
-    """Function factory: returns the focal loss with `gamma` bound, as a serializable Loss."""
-    return FunctionLoss(sparse_focal_crossentropy, name=name, gamma=gamma, from_logits=from_logits)
 
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class MaskedSparseCategoricalCrossentropy(keras.losses.Loss):
-    """Token-level cross-entropy for sequences: label smoothing, and positions holding `pad_id` ignored.
-
-    `call` gives the loss of every position, 0 at padding. The default reduction divides the sum by the
-    number of real tokens (Keras's "mean_with_sample_weight", the padding mask being the weight), so a
-    batch of short sentences padded long weighs the same as the same sentences unpadded. The smoothed
-    target is never built as a (B, T, vocab) one-hot: -(1-e) log p[y] - e * mean(log p) is the same value.
-    """
-
-    def __init__(self, pad_id: int = 0, label_smoothing: float = 0.0, from_logits: bool = True,
-                 reduction: str = "mean_with_sample_weight", name: str = "masked_sparse_categorical_crossentropy",
-                 dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        if not 0.0 <= label_smoothing < 1.0:
-            raise ValueError(f"label_smoothing must be in [0, 1), got {label_smoothing}.")
-        self.pad_id = pad_id
-        self.label_smoothing = label_smoothing
-        self.from_logits = from_logits
-
-    def __call__(self, y_true, y_pred, sample_weight=None):
-        mask = ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
-        sample_weight = mask if sample_weight is None else ops.cast(sample_weight, "float32") * mask
-        return super().__call__(y_true, y_pred, sample_weight)
-
-    def call(self, y_true, y_pred):
-        y_pred = ops.cast(y_pred, "float32")
-        log_probs = ops.log_softmax(y_pred, axis=-1) if self.from_logits else ops.log(
-            ops.clip(y_pred, keras.config.epsilon(), 1.0))
-        y_true = ops.cast(y_true, "int32")
-        log_p_true = ops.take_along_axis(log_probs, ops.expand_dims(y_true, -1), axis=-1)[..., 0]
-        loss = -log_p_true
-        if self.label_smoothing:
-            loss = (1.0 - self.label_smoothing) * loss - self.label_smoothing * ops.mean(log_probs, axis=-1)
-        return loss * ops.cast(ops.not_equal(y_true, self.pad_id), "float32")
-
-    def get_config(self):
-        return {**super().get_config(), "pad_id": self.pad_id, "label_smoothing": self.label_smoothing,
-                "from_logits": self.from_logits}
-
-
-# Similarity losses for bi-encoders: `y_pred` is the cosine similarity of two embeddings, in [-1, 1];
-# `y_true` is 1 for a matching pair and 0 for a non-matching one.
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class CosineSimilarityLoss(keras.losses.Loss):
-    """Squared error between the cosine similarity and the label (Reimers & Gurevych, 2019).
-
-    `negative_target` is what a non-matching pair's similarity is pulled towards: 0 (orthogonal, the
-    sentence-transformers default) or -1 (opposite).
-    """
-
-    def __init__(self, negative_target: float = 0.0, reduction: str = "sum_over_batch_size",
-                 name: str = "cosine_similarity_loss", dtype=None):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.negative_target = negative_target
-
-    def call(self, y_true, y_pred):
-        y_pred = ops.reshape(y_pred, (-1,))
-        y_true = ops.cast(ops.reshape(y_true, (-1,)), y_pred.dtype)
-        target = y_true + (1.0 - y_true) * self.negative_target
-        return ops.square(y_pred - target)
-
-    def get_config(self):
-        return {**super().get_config(), "negative_target": self.negative_target}
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-def cosine_contrastive(y_true, y_pred, margin: float = 0.5):
-    """Per-pair contrastive loss (Hadsell et al., 2006) on the cosine distance d = 1 - similarity.
-
-    A matching pair pays d^2; a non-matching pair pays max(0, margin - d)^2, so it is pushed apart only
-    until its distance reaches `margin`, and easy negatives cost nothing.
-    """
-    y_pred = ops.reshape(y_pred, (-1,))
-    y_true = ops.cast(ops.reshape(y_true, (-1,)), y_pred.dtype)
-    distance = 1.0 - y_pred
-    return 0.5 * (y_true * ops.square(distance) + (1.0 - y_true) * ops.square(ops.relu(margin - distance)))
-
-
-def contrastive_loss(margin: float = 0.5, name: str = "contrastive_loss") -> keras.losses.Loss:
-    """Function factory: the cosine contrastive loss with `margin` bound, as a serializable Loss."""
-    return FunctionLoss(cosine_contrastive, name=name, margin=margin)
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

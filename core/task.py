@@ -122,20 +122,6 @@ def update_metrics(metrics, labels, predictions) -> None:
             metric.update_state(labels, predictions)
 
 
-def token_mean_loss(per_token: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
-    """This replica's share of the mean loss per real token over all replicas.
-
-    Sequence batches hold different numbers of real tokens on each replica, so each replica divides its
-    sum by the token count of the *global* batch (an all-reduce); summing the replicas' gradients then
-    gives the gradient of the global token mean, as one big batch would.
-    """
-    tokens = tf.reduce_sum(tf.cast(mask, tf.float32))
-    context = tf.distribute.get_replica_context()
-    if context is not None and context.num_replicas_in_sync > 1:
-        tokens = context.all_reduce("SUM", tokens)
-    return tf.reduce_sum(tf.cast(per_token, tf.float32)) / tf.maximum(tokens, 1.0)
-
-
 def replica_loss(per_example: tf.Tensor, regularization_losses) -> tf.Tensor:
     """The loss one replica contributes, so that summing over replicas gives the global mean.
 

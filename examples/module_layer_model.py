@@ -177,7 +177,7 @@ def fit_model(epochs: int = 30) -> dict:
         predictions = model.predict(x[:4], verbose=0)
         path = os.path.join(tmp, "affine.keras")
         model.save(path)
-        # AffineModel and max_abs_error are not registered (compare core/layers.py LayerScale, which is), so the
+        # AffineModel and max_abs_error are not registered (compare cnn_vision's LayerScale, which is), so the
         # file names classes that load_model cannot find by itself...
         try:
             keras.models.load_model(path)

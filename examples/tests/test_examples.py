@@ -5,11 +5,13 @@ import pathlib
 import subprocess
 import sys
 
+import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from examples import linear_regression, module_layer_model, tensors, tracing
+from core import testing
+from examples import focal_loss, linear_regression, module_layer_model, tensors, tracing
 
 EXAMPLES_DIR = pathlib.Path(__file__).resolve().parents[1]
 REPO = EXAMPLES_DIR.parent
@@ -191,6 +193,25 @@ def test_fit_lowers_the_loss_and_keras_file_preserves_predictions():
     assert result["load_model without custom_objects"] == "TypeError"
     assert result["reloaded type"] == "AffineModel"
     assert result["reloaded predictions match"] is True
+
+
+def test_focal_loss_with_gamma_zero_is_keras_crossentropy_and_gamma_down_weights_easy_examples():
+    result = focal_loss.compare_with_crossentropy()
+    np.testing.assert_allclose(result["focal, gamma 0"], result["crossentropy"], rtol=1e-5)
+    assert result["easy examples, focal gamma 2"] < 1e-4 * result["easy examples, crossentropy"]
+    confident = np.array([[10.0, 0.0], [0.0, 10.0]], "float32")
+    per_example = keras.losses.sparse_categorical_crossentropy(np.array([0, 1]), confident, from_logits=True)
+    focal = focal_loss.sparse_focal_crossentropy(np.array([0, 1]), confident, gamma=2.0)
+    assert np.all(np.asarray(focal) < 1e-3 * np.asarray(per_example))
+
+
+def test_focal_loss_factory_serializes_with_its_gamma_and_trains_through_a_keras_file():
+    rng = np.random.default_rng(0)
+    testing.check_loss(focal_loss.focal_loss(gamma=3.0), rng.integers(0, 5, size=(16,)),
+                       rng.normal(size=(16, 5)).astype("float32"))
+    result = focal_loss.train_and_reload(epochs=10)
+    assert result["last loss"] < 0.5 * result["first loss"]
+    assert result["reloaded gamma"] == 3.0 and result["reloaded loss equals the original"]
 
 
 @pytest.mark.parametrize("name", SCRIPTS)

@@ -23,11 +23,12 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from core import hub, runtime
+from core import runtime
 from core.config import UserError
 from core.files import write_text_atomic
 
 from . import encoder as encoder_lib
+from . import hub
 from .preprocessor import BertPreprocessor
 
 flags.DEFINE_string("hf_dir", None, "A Hugging Face BERT folder (config.json, model.safetensors, vocab.txt); "

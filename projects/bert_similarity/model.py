@@ -4,7 +4,7 @@
                  Every token of a attends to every token of b: the more accurate of the two.
   bi_encoder     a and b through the same encoder separately; mean-pooled, L2-normalised embeddings;
                  their cosine similarity. Embeddings can be computed once and indexed: the fast one.
-The encoder is any TF Hub BERT handle (`core.hub.HubLayer`), fine-tuned end to end. Inputs are the
+The encoder is any TF Hub BERT handle (`hub.HubLayer`), fine-tuned end to end. Inputs are the
 encoder's id tensors; raw strings are turned into them by the preprocessor (task.py, export.py).
 """
 
@@ -14,8 +14,9 @@ import gin
 import keras
 from keras import layers, ops
 
-from core.hub import HubLayer
 from core.layers import MaskedGlobalPooling1D
+
+from .hub import HubLayer
 
 ID_NAMES = ("input_word_ids", "input_mask", "input_type_ids")
 

@@ -16,14 +16,14 @@ import gin
 import keras
 import tensorflow as tf
 
-from core import hub
 from core import task as task_lib
 from core.config import ConfigError
 from core.data import prepared
-from core.losses import CosineSimilarityLoss, contrastive_loss
 
+from . import hub
 from . import model as model_lib
 from .data import read_pairs  # also what the baselines import from here
+from .losses import CosineSimilarityLoss, contrastive_loss
 from .preprocessor import pack_segments, pad_packed
 
 DEFAULT_MODEL_DIR = "models/all-MiniLM-L6-v2"

@@ -14,7 +14,8 @@ import keras
 from keras import layers
 
 from core.config import ConfigError
-from core.layers import ResidualBlock
+
+from .layers import ResidualBlock
 
 # Pixel statistics of the 60,000 Fashion-MNIST training images, in 0..255 (the 55,000 images of the
 # prepared train split give 72.98 and 8106.2). deep_mlp's Normalization layer stores them in its config.

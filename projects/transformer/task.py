@@ -21,13 +21,13 @@ from absl import logging
 from core import task as task_lib
 from core.config import ConfigError
 from core.data import prepared
-from core.losses import MaskedSparseCategoricalCrossentropy
-from core.metrics import MaskedSparseCategoricalAccuracy
-from core.schedules import WarmupInverseSqrt
 
 from . import model as model_lib
 from . import tokenizer as tokenizer_lib
 from .data import read_pairs  # also what the baselines import from here
+from .losses import MaskedSparseCategoricalCrossentropy, token_mean_loss
+from .metrics import MaskedSparseCategoricalAccuracy
+from .schedules import WarmupInverseSqrt
 
 TOKENIZER_FILE = "tokenizer.model"
 
@@ -155,7 +155,7 @@ class TranslationTask(task_lib.Task):
 
     def step_loss(self, loss_fn, labels, predictions, model) -> tf.Tensor:
         """The mean over the real target tokens of the global batch (custom loop), as fit's loss is per token."""
-        loss = task_lib.token_mean_loss(loss_fn.call(labels, predictions), labels != tokenizer_lib.PAD_ID)
+        loss = token_mean_loss(loss_fn.call(labels, predictions), labels != tokenizer_lib.PAD_ID)
         if model.losses:
             loss += tf.nn.scale_regularization_loss(tf.cast(tf.add_n(model.losses), tf.float32))
         return loss

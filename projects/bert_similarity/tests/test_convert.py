@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import hub
+from projects.bert_similarity import hub
 
 from .. import convert
 from .. import encoder as encoder_lib

@@ -22,7 +22,7 @@ import tensorflow as tf
 from core import files
 from core.config import UserError
 
-PACKAGE = "core"
+PACKAGE = "bert_similarity"
 
 
 def resolve_handle(handle: str) -> str:

@@ -2,7 +2,7 @@ import keras
 import numpy as np
 import pytest
 
-from core import schedules
+from projects.transformer import schedules
 
 
 def test_values_at_known_steps():

@@ -1,12 +1,13 @@
-"""core.hub: a Keras model written as a reusable SavedModel, loaded back as a fine-tunable Keras 3 layer."""
+"""hub.py: a Keras model written as a reusable SavedModel, loaded back as a fine-tunable Keras 3 layer."""
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import checkpoints, hub
+from core import checkpoints
 from core.config import UserError
+from projects.bert_similarity import hub
 
 
 def small_model():

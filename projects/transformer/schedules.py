@@ -11,7 +11,7 @@ from __future__ import annotations
 import keras
 from keras import ops
 
-PACKAGE = "core"
+PACKAGE = "transformer"
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
