@@ -483,7 +483,9 @@ def file_digest(*paths: str) -> str:
 
 
 def gin_spec(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> str:
-    """A row's spec from its gin files (and the files they include) and bindings: any edit changes it.
+    """A row's spec from its gin files (and the files they include) and bindings: any edit of what they bind
+    changes it. Comment lines and blank lines are left out, so a config's header can be brought up to date
+    without making its stored runs look like runs of another config.
 
     `include` lines are followed as gin resolves them under core.config: the name as given (from the
     working directory) first, then beside the including file.
@@ -501,7 +503,9 @@ def gin_spec(gin_files: Sequence[str], bindings: Sequence[str] = ()) -> str:
         seen.append(path)
         with open(path) as f:
             text = f.read()
-        digest.update(path.encode() + b"\0" + text.encode() + b"\0")
+        bound = "\n".join(line.rstrip() for line in text.splitlines()
+                           if line.strip() and not line.lstrip().startswith("#"))
+        digest.update(path.encode() + b"\0" + bound.encode() + b"\0")
         for name in _INCLUDE.findall(text):
             add(name if os.path.exists(name) else os.path.join(os.path.dirname(path), name))
 

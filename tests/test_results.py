@@ -119,6 +119,16 @@ def test_gin_spec_changes_with_an_included_file(tmp_path):
     assert results.gin_spec([row]) != first
 
 
+def test_gin_spec_ignores_comments_and_blank_lines_but_not_what_they_surround(tmp_path):
+    path = tmp_path / "row.gin"
+    path.write_text("# row: what it reproduces\nA.x = 1\nA.y = 2\n")
+    first = results.gin_spec([str(path)])
+    path.write_text("# row: what it reproduces, measured again\n# Run: ...\n\nA.x = 1\n  # a note\nA.y = 2  \n")
+    assert results.gin_spec([str(path)]) == first
+    path.write_text("# row: what it reproduces\nA.x = 1\nA.y = 3\n")
+    assert results.gin_spec([str(path)]) != first
+
+
 def test_run_command_raises_with_the_tail_of_the_log(tmp_path):
     log = str(tmp_path / "logs" / "run.log")
     results.run_command([sys.executable, "-c", "print('fine')"], log)
