@@ -221,8 +221,8 @@ def bench_trainer(task, loop: str, steps: int, options: config.RunOptions, spe: 
         with tempfile.TemporaryDirectory() as model_dir:
             train_config = trainer.TrainConfig(loop=loop, train_steps=2 * steps, steps_per_loop=steps,
                                                steps_per_execution=spe, eval_steps=spe, csv_log=False)
-            trainer.train(task, dataclasses.replace(options, model_dir=model_dir), train_config,
-                          extra_callbacks=(*extra_callbacks, timer))
+            trainer.train(task, options=dataclasses.replace(options, model_dir=model_dir), config=train_config,
+                          callbacks=(*extra_callbacks, timer))
     finally:
         keras.mixed_precision.set_global_policy(previous)
     return timer.examples_per_second(batch_size, window_steps=max(window_steps or spe, spe))

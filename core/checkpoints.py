@@ -13,7 +13,7 @@ import sys
 import keras
 import numpy as np
 import tensorflow as tf
-from absl import logging
+from absl import flags, logging
 
 from core.config import ConfigError, UserError, error_summary
 
@@ -301,3 +301,31 @@ def save(manager: tf.train.CheckpointManager, step: int) -> str:
             "Another run may be writing into this model dir."
         )
     return manager.save(checkpoint_number=step)
+
+
+def define_checkpoint_flag(verb: str) -> None:
+    """--checkpoint, which `evaluate` and `export` take; `checkpoint_path` reads its value."""
+    flags.DEFINE_string("checkpoint", None, f"Checkpoint to {verb}: a path, a step, or -1 (the newest), -2, ... "
+                        "Default: the newest, or its TrainConfig.average_checkpoints mean.")
+
+
+def checkpoint_path(model_dir: str, checkpoint: str | None) -> str | None:
+    """A checkpoint of model_dir by path, step (`8151`) or position from the newest (`-1`, `-2`, ...)."""
+    if not checkpoint:
+        return None
+    kept = list(reversed(find_checkpoints(model_dir)))  # oldest first
+    if checkpoint.lstrip("-").isdigit():
+        number = int(checkpoint)
+        if number < 0:
+            if -number > len(kept):
+                raise UserError(f"--checkpoint={checkpoint}: {model_dir} keeps only {len(kept)} checkpoint(s).")
+            return kept[number]
+        matches = [path for path in kept if path.rsplit("-", 1)[-1] == str(number)]
+        if not matches:
+            steps = [path.rsplit("-", 1)[-1] for path in kept]
+            raise UserError(f"--checkpoint={checkpoint}: no checkpoint of step {number} in {model_dir} "
+                             f"(kept steps: {', '.join(steps) or 'none'}).")
+        return matches[0]
+    if not tf.io.gfile.exists(checkpoint + ".index"):
+        raise UserError(f"--checkpoint={checkpoint}: no such checkpoint (expected {checkpoint}.index).")
+    return checkpoint

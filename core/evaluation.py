@@ -2,15 +2,28 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 
 import keras
 import tensorflow as tf
-from absl import logging
+from absl import flags, logging
 
 from core import checkpoints, distribute
 from core.config import RunOptions
 from core.task import Components, Task, build_components, named_metrics
+
+
+def define_flags() -> None:
+    """The flags of every project's `evaluate` binary: --split and --checkpoint."""
+    flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split to evaluate.")
+    checkpoints.define_checkpoint_flag("evaluate")
+
+
+def report_name(split: str, checkpoint: str | None) -> str:
+    """`split`, or `split_ckpt-500` for a checkpoint given by --checkpoint: what the report files are named
+    after, so evaluating an older checkpoint does not overwrite the newest one's report."""
+    return f"{split}_{os.path.basename(checkpoint)}" if checkpoint else split
 
 
 def make_evaluate_fn(

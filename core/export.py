@@ -21,17 +21,11 @@ from core.config import RunOptions, UserError
 from core.files import atomic_path, write_text_atomic
 
 
-def define_checkpoint_flag(verb: str) -> None:
-    """--checkpoint, which `evaluate` and `export` take; `checkpoint_path` reads its value."""
-    flags.DEFINE_string("checkpoint", None, f"Checkpoint to {verb}: a path, a step, or -1 (the newest), -2, ... "
-                        "Default: the newest, or its TrainConfig.average_checkpoints mean.")
-
-
 def define_flags() -> None:
     """The flags of every project's `export` binary: --export_dir, --version and --checkpoint."""
     flags.DEFINE_string("export_dir", None, "Base folder of the versioned exports (default: <model_dir>/export).")
     flags.DEFINE_integer("version", None, "Version number (default: one more than the highest existing).")
-    define_checkpoint_flag("export")
+    checkpoints.define_checkpoint_flag("export")
 
 
 def flag_values() -> dict:
@@ -115,28 +109,6 @@ def resolve_export(path: str) -> str:
     return os.path.join(path, str(versions[-1]))
 
 
-def checkpoint_path(model_dir: str, checkpoint: str | None) -> str | None:
-    """A checkpoint of model_dir by path, step (`8151`) or position from the newest (`-1`, `-2`, ...)."""
-    if not checkpoint:
-        return None
-    kept = list(reversed(checkpoints.find_checkpoints(model_dir)))  # oldest first
-    if checkpoint.lstrip("-").isdigit():
-        number = int(checkpoint)
-        if number < 0:
-            if -number > len(kept):
-                raise UserError(f"--checkpoint={checkpoint}: {model_dir} keeps only {len(kept)} checkpoint(s).")
-            return kept[number]
-        matches = [path for path in kept if path.rsplit("-", 1)[-1] == str(number)]
-        if not matches:
-            steps = [path.rsplit("-", 1)[-1] for path in kept]
-            raise UserError(f"--checkpoint={checkpoint}: no checkpoint of step {number} in {model_dir} "
-                             f"(kept steps: {', '.join(steps) or 'none'}).")
-        return matches[0]
-    if not tf.io.gfile.exists(checkpoint + ".index"):
-        raise UserError(f"--checkpoint={checkpoint}: no such checkpoint (expected {checkpoint}.index).")
-    return checkpoint
-
-
 def save_model_files(model: keras.Model, model_dir: str, name: str = "model") -> dict[str, str]:
     """Saves `<name>.keras`, `<name>.weights.h5`, `<name>_summary.txt` and (with graphviz) `<name>.png`."""
     os.makedirs(model_dir, exist_ok=True)
@@ -171,12 +143,12 @@ def export_checkpoint(
     """What every project's `export` binary does: restore a checkpoint of `model_dir` into `model`,
     write the SavedModel to `export_dir` (default `<model_dir>/export`) and the Keras files beside it.
 
-    `checkpoint` picks one by path, step or position (see checkpoint_path); the default is the newest
+    `checkpoint` picks one by path, step or position (see core.checkpoints.checkpoint_path); the default is the newest
     that reads. The signatures may be built before the restore: they call `model`, whose variables are
     filled in place. With `export_dir` elsewhere, a read-only model dir is fine: the Keras files, which
     belong beside the checkpoints, are then skipped with a note. Returns the version folder written.
     """
-    checkpoint = checkpoints.restore_model(model, model_dir, checkpoint_path(model_dir, checkpoint))
+    checkpoint = checkpoints.restore_model(model, model_dir, checkpoints.checkpoint_path(model_dir, checkpoint))
     print(f"Restored {checkpoint}")
     path = export_saved_model(model, export_dir or os.path.join(model_dir, "export"), signatures, version, track)
     print(f"Exported SavedModel to {path}")

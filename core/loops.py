@@ -85,7 +85,8 @@ class TrainingStream:
 
 
 def run_fit(model: keras.Model, config: TrainConfig, plan: list[Loop], stream: TrainingStream,
-            train_ds: tf.distribute.DistributedDataset, eval_ds, callbacks: list) -> dict[str, float]:
+            train_ds: tf.distribute.DistributedDataset, eval_ds: tf.distribute.DistributedDataset,
+            callbacks: list[keras.callbacks.Callback]) -> dict[str, float]:
     """Runs the plan with `model.fit` on `train_ds` (the stream from the plan's first step).
 
     fit's epochs all have `steps_per_epoch` steps, so a short first loop needs a call of its own; the
@@ -114,7 +115,9 @@ def run_fit(model: keras.Model, config: TrainConfig, plan: list[Loop], stream: T
 
 
 def run_custom_loop(task: Task, strategy: tf.distribute.Strategy, parts: Components, config: TrainConfig,
-                    plan: list[Loop], callbacks: list, train_ds, eval_ds, jit_compile: bool) -> dict[str, float]:
+                    plan: list[Loop], callbacks: list[keras.callbacks.Callback],
+                    train_ds: tf.distribute.DistributedDataset, eval_ds: tf.distribute.DistributedDataset,
+                    jit_compile: bool) -> dict[str, float]:
     """Runs the planned loops, driving the Keras callbacks by hand."""
     model, optimizer, loss_fn, metrics = parts.model, parts.optimizer, parts.loss_fn, parts.metrics
     with strategy.scope():

@@ -92,10 +92,10 @@ class MultiOutputLoss(keras.losses.Loss):
     """Per-output losses and their weights, for a model whose outputs (and labels) are dicts by output name.
 
     The total is `sum(loss_weights[k] * losses[k](labels[k], outputs[k]))`; outputs without a loss
-    (a prediction nobody trains directly) are left out. `core.task.build_components` compiles a model
-    with `loss=self.losses, loss_weights=self.loss_weights`, Keras's own multi-output path (which also
-    logs `<output>_loss`), and the custom loop calls `call`, the same weighted sum per example, so
-    both loops minimise the same number.
+    (a prediction nobody trains directly) are left out. A Task returning it from `build_loss` returns
+    `compile_kwargs()` from `Task.compile_kwargs`, so `fit` trains with Keras's own multi-output path
+    (which also logs `<output>_loss`), while the custom loop calls `call`, the same weighted sum per
+    example: both loops minimise the same number.
     """
 
     def __init__(
@@ -115,6 +115,10 @@ class MultiOutputLoss(keras.losses.Loss):
         if unknown:
             raise ValueError(f"loss_weights names outputs {unknown} that have no loss; outputs: {sorted(self.losses)}.")
         self.loss_weights = {k: float(weights.get(k, 1.0)) for k in self.losses}
+
+    def compile_kwargs(self) -> dict:
+        """`model.compile`'s arguments for these losses: one per output, with its weight."""
+        return {"loss": dict(self.losses), "loss_weights": dict(self.loss_weights)}
 
     def call(self, y_true, y_pred):
         total = None

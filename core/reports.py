@@ -1,4 +1,5 @@
-"""Classification reports written by every project's `evaluate`: JSON, a text confusion matrix, and a picture."""
+"""Classification reports that cnn_vision's and word2vec_lstm's `evaluate` write: JSON, a text confusion matrix,
+and a picture."""
 
 from __future__ import annotations
 
@@ -60,22 +61,26 @@ def write_classification_report(
     return paths
 
 
-def evaluate_classifier(task, options, split: str) -> dict[str, float]:
+def evaluate_classifier(task, options, split: str, checkpoint: str | None = None) -> dict[str, float]:
     """Evaluates a classification Task (one of its metrics a MacroF1) on `split` and writes the report.
 
-    Used by every classifier's `evaluate` binary; prints the confusion matrix and the results before
-    writing anything, so a model dir that cannot be written loses no result.
+    `checkpoint`: --checkpoint's value (a path, a step, or -1, -2, ...; default the newest), whose name the
+    report files then carry. Prints the confusion matrix and the results before writing anything, so a
+    model dir that cannot be written loses no result.
     """
-    from core import evaluation  # keeps this module importable without TensorFlow-heavy imports
+    from core import checkpoints, evaluation  # keeps this module importable without TensorFlow-heavy imports
     from core.metrics import MacroF1
 
-    results, metrics = evaluation.evaluate(task, options, split=split)
+    path = checkpoints.checkpoint_path(options.model_dir, checkpoint)
+    results, metrics = evaluation.evaluate(task, options, split=split, checkpoint=path)
     matrix = next((np.asarray(m.confusion_matrix()) for m in metrics if isinstance(m, MacroF1)), None)
     if matrix is None:
         raise ValueError(f"{type(task).__name__}.build_metrics() has no MacroF1, so there is no confusion matrix.")
     print(format_confusion_matrix(matrix, task.class_names))
     print(f"{split}: {evaluation.format_results(results)}", flush=True)
-    paths = write_classification_report(results, matrix, task.class_names, options.model_dir, split)
+    name = evaluation.report_name(split, path)
+    paths = write_classification_report(results, matrix, task.class_names, options.model_dir, split,
+                                        suffix=name[len(split):])
     print(f"Wrote {paths['json']} and {paths['picture']}")
     return results
 

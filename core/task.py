@@ -3,22 +3,49 @@
 A project subclasses `Task` and implements the `build_*` methods. Both training loops and the
 evaluator build everything through `build_components`, so `fit`, the custom loop and `evaluate`
 share one model, one loss object and one set of metric objects.
+
+What a run needs besides its checkpoint (a vocabulary, a tokenizer, a fingerprint of its data) goes
+through one pair of methods: the trainer calls `save_artifacts(model_dir)` before the first step, and
+evaluate, export and predict build the Task with `from_model_dir(model_dir)`, as keras-hub's
+`from_preset` builds a model from what its preset folder carries.
 """
 
 from __future__ import annotations
 
 import dataclasses
+from typing import TYPE_CHECKING
 
 import keras
 import tensorflow as tf
 
 from core import checkpoints
 from core.config import ConfigError, RunOptions
-from core.losses import MultiOutputLoss
+
+if TYPE_CHECKING:  # core.trainer imports this module
+    from core.trainer import TrainConfig
 
 
 class Task:
     """What a project trains. Subclass it and implement the `build_*` methods."""
+
+    @classmethod
+    def from_model_dir(cls, model_dir: str, **kwargs) -> Task:
+        """The Task a trained run in `model_dir` was built as, for evaluate, export and predict.
+
+        gin supplies the bindings (those binaries parse the run's operative_config.gin); a Task whose
+        run keeps files in `save_artifacts` reads them back here, and says to train first when they are
+        missing. `kwargs` go to the constructor.
+        """
+        return cls(**kwargs)
+
+    def save_artifacts(self, model_dir: str) -> None:
+        """Keeps in `model_dir` what the checkpoint's numbers mean besides the weights (the words of an
+        embedding's rows, a tokenizer, a fingerprint of the data), or, when a resumed run finds them there,
+        checks that this Task means the same. The trainer calls it before building the model."""
+
+    def callbacks(self, config: TrainConfig) -> list[keras.callbacks.Callback]:
+        """Callbacks the Task adds to training, after the trainer's own (e.g. thawing frozen embeddings)."""
+        return []
 
     def build_model(self) -> keras.Model:
         """Returns a new, built Keras model (called inside the strategy scope)."""
@@ -48,6 +75,14 @@ class Task:
     def build_optimizer(self) -> keras.optimizers.Optimizer:
         """Returns the optimizer, learning-rate schedule included."""
         return keras.optimizers.Adam()
+
+    def compile_kwargs(self, loss_fn: keras.losses.Loss) -> dict:
+        """How the loss goes to `model.compile` (which `fit` trains with): by default as it is.
+
+        A multi-output Task whose loss is a `core.losses.MultiOutputLoss` returns `loss_fn.compile_kwargs()`,
+        Keras's own per-output form, so `fit` also logs `<output>_loss`; the custom loop calls the loss itself.
+        """
+        return {"loss": loss_fn}
 
     def train_step(self, inputs, model, optimizer, loss_fn, metrics) -> tf.Tensor:
         """One step on one replica's batch (custom loop); returns this replica's share of the mean loss."""
@@ -99,7 +134,7 @@ def per_replica_batch_size(global_batch_size: int, input_context: tf.distribute.
 
 
 def per_example_loss(loss_fn: keras.losses.Loss, labels, predictions) -> tf.Tensor:
-    """The unreduced float32 loss of each example (a MultiOutputLoss sums its weighted outputs)."""
+    """The unreduced float32 loss of each example (a multi-output loss sums its weighted outputs)."""
     predictions = keras.tree.map_structure(lambda p: tf.cast(p, tf.float32), predictions)
     return tf.cast(loss_fn.call(labels, predictions), tf.float32)
 
@@ -158,11 +193,9 @@ def build_components(
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         loss_fn = task.build_loss()
         metrics = task.build_metrics()
-        multi = isinstance(loss_fn, MultiOutputLoss)  # compiled as Keras's per-output losses and weights
         model.compile(
             optimizer=optimizer,
-            loss=loss_fn.losses if multi else loss_fn,
-            loss_weights=loss_fn.loss_weights if multi else None,
+            **task.compile_kwargs(loss_fn),
             metrics=metrics,
             jit_compile=options.jit_compile,
             steps_per_execution=steps_per_execution,

@@ -20,6 +20,7 @@ import dataclasses
 import math
 import os
 import shutil
+from collections.abc import Sequence
 
 import gin
 import keras
@@ -112,6 +113,8 @@ def _callbacks(config: TrainConfig, parts: Components, out_dir: str, manager) ->
             monitor=config.monitor, patience=config.early_stopping_patience, restore_best_weights=False))
     if config.reduce_lr_on_plateau_patience:
         optimizer = getattr(parts.optimizer, "inner_optimizer", parts.optimizer)
+        # Keras 3 keeps the schedule in the private `_learning_rate` (`learning_rate` reads its value at the
+        # current step); tests/test_trainer.py pins the attribute, so an upgrade that renames it fails there.
         if isinstance(optimizer._learning_rate, keras.optimizers.schedules.LearningRateSchedule):
             raise ConfigError(
                 "TrainConfig.reduce_lr_on_plateau_patience needs a constant learning rate, but the "
@@ -138,21 +141,26 @@ def _write_average(config: TrainConfig, model: keras.Model, model_dir: str, out_
 
 def train(
     task: Task,
+    *,
     options: RunOptions,
     config: TrainConfig | None = None,
-    extra_callbacks: tuple[keras.callbacks.Callback, ...] = (),
+    callbacks: Sequence[keras.callbacks.Callback] = (),
 ) -> dict[str, float]:
-    """Trains (or resumes training) to `config.train_steps`; returns the last loop's logs.
+    """Trains (or resumes training) `task` into `options.model_dir` to `config.train_steps`; returns the last
+    loop's logs (empty when the run had already finished).
 
     Only one run at a time may train into a model dir (a second one fails at once, naming the first).
-    `extra_callbacks` run after the trainer's own (checkpoint, summaries, ...) in either loop.
+    The Task's own `callbacks(config)`, then `callbacks`, run after the trainer's (checkpoint, summaries,
+    ...) in either loop.
     """
     config = config or TrainConfig()
     strategy = distribute.create_strategy(options.strategy, options.tpu)
     # Under several workers only the chief writes into the model dir, so only the chief takes the lock.
     lock = run_lock.hold_model_dir(options.model_dir) if distribute.is_chief(strategy) else contextlib.nullcontext()
     with lock:
-        return _train(task, strategy, options, config, extra_callbacks)
+        # Every worker: each needs what the Task keeps (a tokenizer), and the writes are atomic and alike.
+        task.save_artifacts(options.model_dir)
+        return _train(task, strategy, options, config, (*task.callbacks(config), *callbacks))
 
 
 def _stopped(step: int, loss: float, manager) -> callbacks_lib.TrainingInterrupted:
@@ -164,28 +172,43 @@ def _stopped(step: int, loss: float, manager) -> callbacks_lib.TrainingInterrupt
     return callbacks_lib.TrainingInterrupted(step, f"saved {path}; run the same command to resume from there")
 
 
-def _train(task, strategy, options, config, extra_callbacks) -> dict[str, float]:
-    loop = config.loop
+@dataclasses.dataclass(frozen=True)
+class LoopSettings:
+    """How a run's loop runs once the Keras 3 limits below are applied; `changes` says what changed and why."""
+
+    loop: str  # "fit" or "custom"
+    fit_steps_per_execution: int  # what fit is compiled with (the custom loop uses TrainConfig's)
+    jit_compile: bool
+    changes: tuple[str, ...] = ()
+
+
+def loop_settings(config: TrainConfig, strategy: tf.distribute.Strategy, jit_compile: bool) -> LoopSettings:
+    """TrainConfig.loop, steps_per_execution and --jit_compile, changed where Keras 3 cannot run them under
+    `strategy`; each change comes with the reason, which the trainer logs as a warning."""
+    loop, steps, changes = config.loop, config.steps_per_execution, []
+    replicas = strategy.num_replicas_in_sync
     if loop == "fit" and distribute.is_multi_worker(strategy):
-        logging.warning(
-            "TrainConfig.loop='fit' cannot run under MultiWorkerMirroredStrategy in Keras 3 "
-            "(keras-team/keras#20585); using the custom loop instead."
-        )
+        changes.append("TrainConfig.loop='fit' cannot run under MultiWorkerMirroredStrategy in Keras 3 "
+                       "(keras-team/keras#20585); using the custom loop instead.")
         loop = "custom"
-    fit_steps_per_execution = config.steps_per_execution
-    if loop == "fit" and strategy.num_replicas_in_sync > 1 and fit_steps_per_execution > 1:
-        logging.warning(
-            "Keras 3 fit fails with steps_per_execution > 1 on several replicas (keras-team/keras#19246); "
-            "running fit with steps_per_execution=1. The custom loop has no such limit."
-        )
-        fit_steps_per_execution = 1
-    if options.jit_compile and strategy.num_replicas_in_sync > 1:
-        logging.warning(
-            "--jit_compile is ignored on %d replicas: Keras 3 fit fails to XLA-compile a step that "
-            "holds the cross-replica gradient reduction, and both loops are kept alike.",
-            strategy.num_replicas_in_sync,
-        )
-        options = dataclasses.replace(options, jit_compile=False)
+    if loop == "fit" and replicas > 1 and steps > 1:
+        changes.append("Keras 3 fit fails with steps_per_execution > 1 on several replicas (keras-team/keras#19246); "
+                       "running fit with steps_per_execution=1. The custom loop has no such limit.")
+        steps = 1
+    if jit_compile and replicas > 1:
+        changes.append(f"--jit_compile is ignored on {replicas} replicas: Keras 3 fit fails to XLA-compile a step "
+                       "that holds the cross-replica gradient reduction, and both loops are kept alike.")
+        jit_compile = False
+    return LoopSettings(loop, steps, jit_compile, tuple(changes))
+
+
+def _train(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, config: TrainConfig,
+           extra_callbacks: Sequence[keras.callbacks.Callback]) -> dict[str, float]:
+    settings = loop_settings(config, strategy, options.jit_compile)
+    for change in settings.changes:
+        logging.warning(change)
+    loop, fit_steps_per_execution = settings.loop, settings.fit_steps_per_execution
+    options = dataclasses.replace(options, jit_compile=settings.jit_compile)
     out_dir = distribute.write_dir(options.model_dir, strategy)
     parts = build_components(task, strategy, options, fit_steps_per_execution)
     # Every worker restores the chief's newest checkpoint (a shared filesystem in a real cluster),

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import export, testing
+from core import checkpoints, export, testing
 
 
 def _model():
@@ -85,17 +85,17 @@ def test_checkpoint_path_by_step_position_or_path(tmp_path):
     manager = tf.train.CheckpointManager(checkpoint, str(tmp_path / "checkpoints"), max_to_keep=3)
     paths = [manager.save(checkpoint_number=step) for step in (10, 20, 30)]
     model_dir = str(tmp_path)
-    assert export.checkpoint_path(model_dir, None) is None  # the newest, chosen by restore_model
-    assert export.checkpoint_path(model_dir, "-1") == paths[-1]
-    assert export.checkpoint_path(model_dir, "-2") == paths[1]
-    assert export.checkpoint_path(model_dir, "10") == paths[0]
-    assert export.checkpoint_path(model_dir, paths[0]) == paths[0]
+    assert checkpoints.checkpoint_path(model_dir, None) is None  # the newest, chosen by restore_model
+    assert checkpoints.checkpoint_path(model_dir, "-1") == paths[-1]
+    assert checkpoints.checkpoint_path(model_dir, "-2") == paths[1]
+    assert checkpoints.checkpoint_path(model_dir, "10") == paths[0]
+    assert checkpoints.checkpoint_path(model_dir, paths[0]) == paths[0]
     with pytest.raises(ValueError, match="keeps only 3"):
-        export.checkpoint_path(model_dir, "-4")
+        checkpoints.checkpoint_path(model_dir, "-4")
     with pytest.raises(ValueError, match="kept steps: 10, 20, 30"):
-        export.checkpoint_path(model_dir, "15")
+        checkpoints.checkpoint_path(model_dir, "15")
     with pytest.raises(ValueError, match="no such checkpoint"):
-        export.checkpoint_path(model_dir, str(tmp_path / "nope"))
+        checkpoints.checkpoint_path(model_dir, str(tmp_path / "nope"))
 
 
 def _dead_pid() -> int:

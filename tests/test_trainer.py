@@ -23,8 +23,8 @@ def _float32_policy():
 def _train(tmp_path, name, task=None, options=None, **config):
     model_dir = str(tmp_path / name)
     defaults = dict(train_steps=20, steps_per_loop=10, steps_per_execution=5, csv_log=True)
-    logs = trainer.train(task or TinyTask(), RunOptions(model_dir=model_dir, **(options or {})),
-                         trainer.TrainConfig(**{**defaults, **config}))
+    logs = trainer.train(task or TinyTask(), options=RunOptions(model_dir=model_dir, **(options or {})),
+                         config=trainer.TrainConfig(**{**defaults, **config}))
     return model_dir, logs
 
 
@@ -142,6 +142,52 @@ def test_reduce_lr_on_plateau_with_a_schedule_is_a_config_error(tmp_path):
 
     with pytest.raises(ConfigError, match="reduce_lr_on_plateau_patience"):
         _train(tmp_path, "run", task=ScheduledTask(), reduce_lr_on_plateau_patience=2)
+
+
+def test_optimizers_keep_their_schedule_in_the_private_attribute_the_trainer_reads():
+    # The trainer tells a schedule from a constant learning rate by `optimizer._learning_rate` (Keras 3 has no
+    # public accessor: `learning_rate` is the value at the current step). A Keras that renames it fails here.
+    schedule = keras.optimizers.schedules.CosineDecay(0.1, 100)
+    for optimizer in (keras.optimizers.SGD(schedule), keras.optimizers.AdamW(schedule),
+                      keras.optimizers.LossScaleOptimizer(keras.optimizers.Adam(schedule)).inner_optimizer):
+        assert optimizer._learning_rate is schedule
+    assert not isinstance(keras.optimizers.Adam(0.1)._learning_rate, keras.optimizers.schedules.LearningRateSchedule)
+
+
+def test_loop_settings_change_only_what_keras_cannot_run_and_say_why():
+    one = tf.distribute.get_strategy()
+    assert trainer.loop_settings(trainer.TrainConfig(steps_per_execution=5), one, True) == trainer.LoopSettings(
+        "fit", 5, True, ())
+
+    class TwoReplicas:  # what loop_settings reads of a MirroredStrategy over two devices
+        num_replicas_in_sync = 2
+
+    settings = trainer.loop_settings(trainer.TrainConfig(steps_per_execution=5), TwoReplicas(), True)
+    assert (settings.loop, settings.fit_steps_per_execution, settings.jit_compile) == ("fit", 1, False)
+    assert len(settings.changes) == 2 and "keras-team/keras#19246" in settings.changes[0]
+    assert "--jit_compile is ignored on 2 replicas" in settings.changes[1]
+    custom = trainer.loop_settings(trainer.TrainConfig(loop="custom", steps_per_execution=5), TwoReplicas(), False)
+    assert custom == trainer.LoopSettings("custom", 5, False, ())
+
+
+def test_the_task_keeps_its_artifacts_before_training_and_adds_its_callbacks(tmp_path):
+    events = []
+
+    class Recording(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            events.append(("epoch", epoch))
+
+    class KeepingTask(TinyTask):
+        def save_artifacts(self, model_dir):
+            started = os.path.exists(os.path.join(model_dir, "checkpoints"))
+            events.append(("artifacts", os.path.isdir(model_dir), started))
+
+        def callbacks(self, config):
+            return [Recording()]
+
+    _train(tmp_path, "run", task=KeepingTask())
+    assert events == [("artifacts", True, False), ("epoch", 0), ("epoch", 1)]
+    assert isinstance(TinyTask.from_model_dir(str(tmp_path / "run")), TinyTask)
 
 
 @pytest.mark.parametrize("loop", ["fit", "custom"])

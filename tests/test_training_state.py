@@ -51,8 +51,9 @@ def _train(model_dir, extra_callbacks=(), strategy="default", task=None, **confi
     """One `train` call as one process would make it: seeded the same way at its start."""
     keras.utils.set_random_seed(7)
     defaults = dict(train_steps=40, steps_per_loop=10, steps_per_execution=5)
-    return trainer.train(task or _RecordingTask(), RunOptions(model_dir=str(model_dir), seed=7, strategy=strategy),
-                         trainer.TrainConfig(**{**defaults, **config}), extra_callbacks)
+    options = RunOptions(model_dir=str(model_dir), seed=7, strategy=strategy)
+    config = trainer.TrainConfig(**{**defaults, **config})
+    return trainer.train(task or _RecordingTask(), options=options, config=config, callbacks=extra_callbacks)
 
 
 def _uninterrupted(tmp_path, loop, **config):

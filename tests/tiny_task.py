@@ -91,5 +91,8 @@ class TinyMultiOutputTask(TinyTask):
     def build_loss(self):
         return MultiOutputLoss({k: keras.losses.MeanSquaredError() for k in self.loss_weights}, self.loss_weights)
 
+    def compile_kwargs(self, loss_fn):
+        return loss_fn.compile_kwargs()
+
     def build_metrics(self):
         return {"total": [keras.metrics.RootMeanSquaredError("rmse"), keras.metrics.MeanAbsoluteError("mae")]}

@@ -18,7 +18,7 @@ def main(argv):
     model_holder = {}
     build_model = task.build_model
     task.build_model = lambda: model_holder.setdefault("model", build_model())
-    trainer.train(task, options, trainer.TrainConfig(loop="fit", train_steps=20, steps_per_loop=10))
+    trainer.train(task, options=options, config=trainer.TrainConfig(loop="fit", train_steps=20, steps_per_loop=10))
     index = json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0)
     np.savez(os.path.join(options.model_dir, f"weights_{index}.npz"),
              *[w.numpy() for w in model_holder["model"].weights])

@@ -1,6 +1,7 @@
 r"""Evaluates a fine-tuned checkpoint beside the zero-shot baseline: accuracy, F1, ROC-AUC, the threshold.
 
-    python -m projects.bert_similarity.evaluate --model_dir=runs/bert_similarity/default [--checkpoint=-1]
+    python -m projects.bert_similarity.evaluate --model_dir=runs/bert_similarity/default [--checkpoint=-2] \
+        [--split=test]
 
 Scores every validation and test pair with the fine-tuned model, and with the zero-shot baseline: the
 pretrained encoder as it was converted, mean-pooled, cosine similarity. Each one's decision threshold
@@ -8,7 +9,8 @@ is the one with the best validation accuracy, then applied unchanged to test; `e
 fine-tuned one into the SavedModel's decision. Reports all test pairs and the hard subset (positives
 with same-chapter negatives), and validation at the chosen threshold (optimistic: chosen there, so
 for comparing configs, not for reporting). Writes `<model_dir>/eval_test.json` and
-`<model_dir>/scores_test.tsv` (label, kind, score, baseline score, text_a, text_b).
+`<model_dir>/scores_test.tsv` (label, kind, score, baseline score, text_a, text_b); `..._validation` with
+--split=validation (validation alone, at the threshold chosen there), `..._ckpt-N` with --checkpoint.
 --baseline_only scores the zero-shot baseline alone: no checkpoint, give --gin_file for the data.
 """
 
@@ -23,7 +25,7 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from core import checkpoints, export, runtime
+from core import checkpoints, evaluation, runtime
 from core import config as core_config
 from core.files import write_text_atomic
 
@@ -35,7 +37,7 @@ from .task import SimilarityTask
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-export.define_checkpoint_flag("evaluate")
+evaluation.define_flags()
 flags.DEFINE_bool("baseline", True, "Also score the zero-shot baseline (the pretrained encoder's cosine similarity).")
 flags.DEFINE_bool("baseline_only", False, "Score only the zero-shot baseline (no checkpoint needed; --gin_file names "
                   "the data and the encoder).")
@@ -67,47 +69,53 @@ def score_pairs(task: SimilarityTask, model: keras.Model, pairs: dict, bi: bool,
     return np.concatenate([s.numpy() for s in scores])
 
 
-def compare(task: SimilarityTask, models: dict, batch_size: int) -> tuple[dict, dict]:
-    """For each (model, is_bi) in `models`: the threshold from validation and the test report; and the test scores."""
-    validation, test = load_split(task, "validation"), load_split(task, "test")
-    results, test_scores = {}, {}
+def compare(task: SimilarityTask, models: dict, batch_size: int, split: str = "test") -> tuple[dict, dict]:
+    """For each (model, is_bi) in `models`: the threshold chosen on validation and the report on `split` (test,
+    or validation itself); and the pairs of `split` with every model's scores."""
+    validation = load_split(task, "validation")
+    held_out = validation if split == "validation" else load_split(task, split)
+    results, scores = {}, {}
     for name, (model, bi) in models.items():
-        print(f"Scoring {len(validation['label'])} validation and {len(test['label'])} test pairs: {name} ...")
+        also = "" if split == "validation" else f" and {len(held_out['label'])} {split}"
+        print(f"Scoring {len(validation['label'])} validation{also} pairs: {name} ...")
         validation_scores = score_pairs(task, model, validation, bi, batch_size)
         threshold = scoring.best_threshold(validation["label"], validation_scores)
-        test_scores[name] = score_pairs(task, model, test, bi, batch_size)
+        scores[name] = (validation_scores if split == "validation"
+                        else score_pairs(task, model, held_out, bi, batch_size))
         results[name] = {"threshold": threshold,
-                         **scoring.report(test["label"], test_scores[name], test["kind"], threshold),
+                         **scoring.report(held_out["label"], scores[name], held_out["kind"], threshold),
                          "validation": scoring.report(validation["label"], validation_scores, validation["kind"],
                                                       threshold)}
-    return results, {**test, "scores": test_scores}
+    return results, {**held_out, "scores": scores}
 
 
 def main(argv: list[str]) -> None:
     """Scores validation and test with the checkpoint (and the baseline); prints and writes the report."""
     options = runtime.setup(default_gin_from_model_dir=True)
-    task = SimilarityTask()
+    task = SimilarityTask.from_model_dir(options.model_dir)
     models, checkpoint = {}, None
     if not FLAGS.baseline_only:
         model = task.build_model()
         checkpoint = checkpoints.restore_model(model, options.model_dir,
-                                               export.checkpoint_path(options.model_dir, FLAGS.checkpoint))
+                                               checkpoints.checkpoint_path(options.model_dir, FLAGS.checkpoint))
         models["fine_tuned"] = (model, task.bi)
     if FLAGS.baseline or FLAGS.baseline_only:
         models["zero_shot_baseline"] = (model_lib.bi_encoder(encoder_handle=task.encoder_handle), True)
-    results, test = compare(task, models, FLAGS.batch_size)
+    results, pairs = compare(task, models, FLAGS.batch_size, FLAGS.split)
     results["checkpoint"] = checkpoint
-    print(f"Test ({checkpoint or 'no checkpoint'}), thresholds chosen on validation:")
+    print(f"{FLAGS.split.capitalize()} ({checkpoint or 'no checkpoint'}), thresholds chosen on validation:")
     for name in models:
         for subset, values in results[name].items():
             if subset in ("all", "hard"):
                 print(f"  {name:18s} {subset:4s}  accuracy={values['accuracy']:.4f}  f1={values['f1']:.4f}  "
                       f"roc_auc={values['roc_auc']:.4f}  pairs={values['pairs']}  "
                       f"threshold={results[name]['threshold']:.4f}")
-    write_text_atomic(os.path.join(options.model_dir, "eval_test.json"), json.dumps(results, indent=2))
-    rows = zip(test["label"], test["kind"], *test["scores"].values(), test["text_a"], test["text_b"], strict=True)
-    header = "label\tkind\t" + "\t".join(test["scores"]) + "\ttext_a\ttext_b\n"
-    write_text_atomic(os.path.join(options.model_dir, "scores_test.tsv"),
+    name = evaluation.report_name(FLAGS.split, checkpoint if FLAGS.checkpoint else None)
+    write_text_atomic(os.path.join(options.model_dir, f"eval_{name}.json"), json.dumps(results, indent=2))
+    rows = zip(pairs["label"], pairs["kind"], *pairs["scores"].values(), pairs["text_a"], pairs["text_b"],
+               strict=True)
+    header = "label\tkind\t" + "\t".join(pairs["scores"]) + "\ttext_a\ttext_b\n"
+    write_text_atomic(os.path.join(options.model_dir, f"scores_{name}.tsv"),
                       header + "".join("\t".join(map(str, row)) + "\n" for row in rows))
 
 

@@ -26,7 +26,7 @@ import keras
 import tensorflow as tf
 from absl import flags
 
-from core import checkpoints, export, runtime
+from core import checkpoints, evaluation, export, runtime
 from core import config as core_config
 from core.config import UserError
 
@@ -43,8 +43,12 @@ FLAGS = flags.FLAGS
 
 
 def chosen_threshold(model_dir: str, checkpoint: str) -> float:
-    """The fine-tuned model's threshold that `evaluate` chose on validation for `checkpoint`."""
+    """The fine-tuned model's threshold that `evaluate` chose on validation for `checkpoint`: from
+    `eval_test_<checkpoint>.json` (evaluate --checkpoint) or else `eval_test.json`."""
     path = os.path.join(model_dir, "eval_test.json")
+    named = os.path.join(model_dir, f"eval_{evaluation.report_name('test', checkpoint)}.json")
+    if os.path.exists(named):
+        path = named
     report = {}
     if os.path.exists(path):
         with open(path) as f:
@@ -83,11 +87,11 @@ def serving_signatures(task: SimilarityTask, model: keras.Model, threshold: floa
 def main(argv: list[str]) -> None:
     """Restores the checkpoint and writes the SavedModel and the Keras model files."""
     options = export.setup()
-    task = SimilarityTask()
+    task = SimilarityTask.from_model_dir(options.model_dir)
     model = task.build_model()
     # Which checkpoint, resolved first: the threshold must be the one evaluate chose for it.
     checkpoint = checkpoints.restore_model(model, options.model_dir,
-                                           export.checkpoint_path(options.model_dir, FLAGS.checkpoint))
+                                           checkpoints.checkpoint_path(options.model_dir, FLAGS.checkpoint))
     threshold = FLAGS.threshold if FLAGS.threshold is not None else chosen_threshold(options.model_dir, checkpoint)
     source = "--threshold" if FLAGS.threshold is not None else "chosen on validation by evaluate"
     print(f"Decision threshold {threshold:.4f} ({source})")

@@ -22,7 +22,7 @@ flags.adopt_module_key_flags(core_config)
 def main(argv: list[str]) -> None:
     """Trains with the gin-configured Task and TrainConfig under the flag-selected strategy."""
     options = runtime.setup()
-    logs = trainer.train(SimilarityTask(), options, trainer.TrainConfig())
+    logs = trainer.train(SimilarityTask(), options=options, config=trainer.TrainConfig())
     if logs:
         print(f"Final: {evaluation.format_results(logs)}")
 

@@ -98,8 +98,8 @@ def race_ours(task: ImageClassificationTask, seed: int, options, validation) -> 
     x_val, y_val = validation
     clock = bench.TimeToAccuracy(x_val, y_val, race_targets(), task.batch_size, FLAGS.race_probe_examples)
     with tempfile.TemporaryDirectory() as model_dir:
-        trainer.train(task, dataclasses.replace(options, model_dir=model_dir, seed=seed), trainer.TrainConfig(),
-                      extra_callbacks=(clock,))
+        trainer.train(task, options=dataclasses.replace(options, model_dir=model_dir, seed=seed),
+                      config=trainer.TrainConfig(), callbacks=(clock,))
     return clock
 
 

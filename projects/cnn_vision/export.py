@@ -55,7 +55,7 @@ def serving_signatures(model: keras.Model, image_shape: list[int], class_names: 
 def main(argv: list[str]) -> None:
     """Restores the newest checkpoint and writes the SavedModel and the Keras model files."""
     options = export.setup()
-    task = ImageClassificationTask()
+    task = ImageClassificationTask.from_model_dir(options.model_dir)
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir, serving_signatures(model, task.image_shape, task.class_names),
                              **export.flag_values())

@@ -1,1 +1,1 @@
-"""Sequence-to-sequence Transformer for translation (work in progress: data preparation so far)."""
+"""English->German translation with a sequence-to-sequence Transformer: prepare, train, evaluate, export, translate."""

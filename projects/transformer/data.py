@@ -19,9 +19,12 @@ import zlib
 import tensorflow as tf
 from absl import logging
 
+from core.config import ConfigError
 from core.data import prepared, tfrecord
 from core.data.prepared import DataError
 from core.files import write_text_atomic
+
+from . import tokenizer as tokenizer_lib
 
 SPLITS = ("train", "validation", "test")
 FEATURE_SPEC = {"source": tf.io.FixedLenFeature([], tf.string), "target": tf.io.FixedLenFeature([], tf.string)}
@@ -143,3 +146,55 @@ def read_pairs(data_dir: str, split: str) -> tf.data.Dataset:
     """{"source": string, "target": string} examples of one split, in file order."""
     return tf.data.TFRecordDataset(split_files(data_dir, split)).map(
         lambda record: tf.io.parse_single_example(record, FEATURE_SPEC))
+
+
+def bucket_lengths(max_length: int, bucket_width: int) -> list[int]:
+    """The padded lengths of the buckets: bucket_width, 2 * bucket_width, ..., up to max_length."""
+    if bucket_width < 1 or max_length < 2:
+        raise ConfigError(f"TranslationTask: bucket_width={bucket_width} must be >= 1 and max_length={max_length} "
+                          ">= 2.")
+    lengths = list(range(bucket_width, max_length, bucket_width))
+    return [*lengths, max_length]
+
+
+def tokenized_pairs(data_dir: str, split: str, tokenizer, max_length: int,
+                    input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """(source ids, target ids) pairs of `split`, without start or end ids; tokenized in batches (faster), then
+    cached. Training pairs longer than `max_length` - 1 pieces are skipped, held-out ones truncated."""
+    pairs = prepared.shard(read_pairs(data_dir, split), input_context)
+    tokenized = pairs.batch(1024).map(
+        lambda b: (tokenizer.tokenize(b["source"]), tokenizer.tokenize(b["target"])),
+        num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    limit = max_length - 1  # room for the end (or start) id
+    if split == "train":  # a truncated pair teaches a wrong translation; skip it
+        tokenized = tokenized.filter(lambda s, t: (tf.size(s) <= limit) & (tf.size(t) <= limit))
+    else:  # held-out loss and accuracy cover every pair
+        tokenized = tokenized.map(lambda s, t: (s[:limit], t[:limit]))
+    return tokenized.cache()
+
+
+def make_dataset(data_dir: str, split: str, tokenizer, *, max_length: int, buckets: list[int], tokens_per_batch: int,
+                 shuffle_buffer: int, seed: int | None = None,
+                 input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
+    """({"source": (B, S), "target_in": (B, T)}, target_out (B, T)) int32 batches: endless, shuffled and
+    length-bucketed for "train"; one pass for the held-out splits.
+
+    Bucket i holds pairs whose longer side fits buckets[i] and pads both sides to it; its batch size is
+    chosen so a batch holds about `tokens_per_batch` positions (global: split across the replicas).
+    """
+    training = split == "train"
+    replicas = input_context.num_replicas_in_sync if input_context else 1
+    dataset = tokenized_pairs(data_dir, split, tokenizer, max_length, input_context)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+    bos, eos = tf.constant([tokenizer_lib.BOS_ID]), tf.constant([tokenizer_lib.EOS_ID])
+    dataset = dataset.map(lambda s, t: (tf.concat([s, eos], 0), tf.concat([bos, t], 0), tf.concat([t, eos], 0)),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    batch_sizes = [max(1, tokens_per_batch // replicas // length) for length in buckets]
+    dataset = dataset.bucket_by_sequence_length(
+        lambda s, t_in, t_out: tf.maximum(tf.size(s), tf.size(t_in)),
+        bucket_boundaries=[length + 1 for length in buckets],
+        bucket_batch_sizes=[*batch_sizes, 1],  # the last bucket (longer than max_length) stays empty
+        pad_to_bucket_boundary=True, drop_remainder=training)
+    dataset = dataset.map(lambda s, t_in, t_out: ({"source": s, "target_in": t_in}, t_out))
+    return dataset.prefetch(tf.data.AUTOTUNE)

@@ -23,23 +23,22 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from core import checkpoints, evaluation, export, runtime
+from core import checkpoints, evaluation, runtime
 from core import config as core_config
 from core.files import write_text_atomic
 
 from . import decoding
 from .data import read_pairs
 from .scoring import score
-from .task import TranslationTask, tokenizer_file
+from .task import TranslationTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split to evaluate.")
+evaluation.define_flags()
 flags.DEFINE_integer("beam_size", 4, "Beams for decoding (1: greedy).")
 flags.DEFINE_float("alpha", 0.6, "Length penalty exponent of beam search.")
 flags.DEFINE_integer("batch_size", 64, "Sentences decoded together.")
-export.define_checkpoint_flag("evaluate")
 flags.DEFINE_integer("max_examples", None, "Score only the first N pairs of the split (quick checks).")
 FLAGS = flags.FLAGS
 
@@ -63,8 +62,8 @@ def translate_all(model: keras.Model, tokenizer, sources: list[str], batch_size:
 def main(argv: list[str]) -> None:
     """Evaluates, translates the split, scores it and writes the report files."""
     options = runtime.setup(default_gin_from_model_dir=True)
-    task = TranslationTask(tokenizer_path=tokenizer_file(options.model_dir))
-    checkpoint = export.checkpoint_path(options.model_dir, FLAGS.checkpoint)
+    task = TranslationTask.from_model_dir(options.model_dir)
+    checkpoint = checkpoints.checkpoint_path(options.model_dir, FLAGS.checkpoint)
     results, _ = evaluation.evaluate(task, options, FLAGS.split, checkpoint)
     model = task.build_model()
     checkpoint = checkpoints.restore_model(model, options.model_dir, checkpoint)
@@ -78,7 +77,7 @@ def main(argv: list[str]) -> None:
     results.update({"sentences": len(pairs), "beam_size": FLAGS.beam_size, "decode_seconds": seconds,
                     "checkpoint": checkpoint})
     # test, test_ckpt-500, test_ckpt-500_greedy: greedy runs do not overwrite the beam-search files.
-    name = FLAGS.split + (f"_{os.path.basename(checkpoint)}" if FLAGS.checkpoint else "") + (
+    name = evaluation.report_name(FLAGS.split, checkpoint if FLAGS.checkpoint else None) + (
         "_greedy" if FLAGS.beam_size == 1 else "")
     for s, r, h in list(zip(sources, references, hypotheses, strict=True))[:5]:
         print(f"  {s}\n    reference:   {r}\n    translation: {h}")

@@ -20,7 +20,7 @@ from core import config as core_config
 from core import export, runtime
 
 from . import decoding
-from .task import TranslationTask, tokenizer_file
+from .task import TranslationTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
@@ -47,7 +47,7 @@ def serving_signatures(model: keras.Model, tokenizer, beam_size: int, alpha: flo
 def main(argv: list[str]) -> None:
     """Restores the checkpoint and writes the SavedModel and the Keras model files."""
     options = export.setup()
-    task = TranslationTask(tokenizer_path=tokenizer_file(options.model_dir))
+    task = TranslationTask.from_model_dir(options.model_dir)
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir,
                              serving_signatures(model, task.tokenizer, FLAGS.beam_size, FLAGS.alpha),

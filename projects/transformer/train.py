@@ -9,14 +9,12 @@ The first run learns the subword vocabulary from the training split and writes i
 
 from __future__ import annotations
 
-import os
-
 from absl import flags
 
 from core import config as core_config
 from core import evaluation, runtime, trainer
 
-from .task import TOKENIZER_FILE, TranslationTask
+from .task import TranslationTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
@@ -25,11 +23,7 @@ flags.adopt_module_key_flags(core_config)
 def main(argv: list[str]) -> None:
     """Trains with the gin-configured Task and TrainConfig under the flag-selected strategy."""
     options = runtime.setup()
-    config = trainer.TrainConfig()
-    saved = os.path.join(options.model_dir, TOKENIZER_FILE)
-    task = TranslationTask(tokenizer_path=saved) if os.path.exists(saved) else TranslationTask()
-    task.save_tokenizer(options.model_dir)
-    logs = trainer.train(task, options, config)
+    logs = trainer.train(TranslationTask(), options=options, config=trainer.TrainConfig())
     if logs:
         print(f"Final: {evaluation.format_results(logs)}")
 

@@ -1,6 +1,6 @@
 """Evaluates the newest checkpoint on the test split: RMSE, MAE and R^2, and a predicted-vs-true picture.
 
-    python -m projects.wide_deep.evaluate --model_dir=runs/wide_deep/default [--split=test]
+    python -m projects.wide_deep.evaluate --model_dir=runs/wide_deep/default [--split=test] [--checkpoint=-2]
     python -m projects.wide_deep.evaluate --model_dir=runs/wide_deep/seed1 \
         --ensemble_with=runs/wide_deep/seed2 --ensemble_with=runs/wide_deep/seed3   # their mean prediction
 
@@ -19,8 +19,9 @@ from collections.abc import Callable
 import numpy as np
 from absl import flags
 
-from core import checkpoints, runtime
+from core import checkpoints, evaluation, runtime
 from core import config as core_config
+from core.config import UserError
 from core.files import atomic_path, write_text_atomic
 
 from .scoring import regression_scores
@@ -29,7 +30,7 @@ from .task import RegressionTask
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split to evaluate.")
+evaluation.define_flags()
 flags.DEFINE_multi_string("ensemble_with", [], "Further model dirs trained with the same config (another --seed) "
                           "on the same data: the mean of all their predictions is scored.")
 FLAGS = flags.FLAGS
@@ -67,18 +68,24 @@ def plot_predictions(y_true: np.ndarray, y_pred: np.ndarray, path: str, title: s
 
 
 def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict], None] | None = None,
-                 ensemble_with: tuple[str, ...] = ()) -> dict:
+                 ensemble_with: tuple[str, ...] = (), checkpoint: str | None = None) -> dict:
     """Scores the newest checkpoint on `split`; writes eval_<split>.json and the picture; returns the report.
 
     One pass over the split gives the predictions, from which the scores and the picture both come.
     With `ensemble_with` (more model dirs of the same config), the mean of every model's predictions is
-    scored, and the files are named `..._ensemble`. `show(report)`, if given, is called before anything
-    is written, so a model dir that cannot be written still shows the results.
+    scored, and the files are named `..._ensemble`; with `checkpoint` (--checkpoint's value), that
+    checkpoint is scored and the files are named `..._ckpt-N`. `show(report)`, if given, is called before
+    anything is written, so a model dir that cannot be written still shows the results.
     """
+    if checkpoint and ensemble_with:
+        raise UserError("--checkpoint picks a checkpoint of one model dir; --ensemble_with scores each model dir's "
+                        "newest (or averaged) one. Give one or the other.")
+    chosen = checkpoints.checkpoint_path(options.model_dir, checkpoint)
     predictions, checkpoints_used, y_first = [], [], None
     for model_dir in (options.model_dir, *ensemble_with):
         model = task.build_model()
-        checkpoints_used.append(checkpoints.restore_model(model, model_dir))
+        checkpoints_used.append(checkpoints.restore_model(model, model_dir, chosen if model_dir == options.model_dir
+                                                          else None))
         y_true, y_pred = predict_split(task, model, split)
         if y_first is not None and not np.array_equal(y_true, y_first):
             raise ValueError(f"{model_dir}: the {split} split came in another order than for {options.model_dir}")
@@ -95,9 +102,9 @@ def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict
     if os.path.exists(baseline_path):
         with open(baseline_path) as f:
             report["gbt_baseline"] = json.load(f)["median"]
-    suffix = "_ensemble" if ensemble_with else ""
-    report["json"] = os.path.join(options.model_dir, f"eval_{split}{suffix}.json")
-    report["picture"] = os.path.join(options.model_dir, f"predicted_vs_true_{split}{suffix}.png")
+    name = evaluation.report_name(split, chosen) + ("_ensemble" if ensemble_with else "")
+    report["json"] = os.path.join(options.model_dir, f"eval_{name}.json")
+    report["picture"] = os.path.join(options.model_dir, f"predicted_vs_true_{name}.png")
     if show is not None:
         show(report)
     write_text_atomic(report["json"], json.dumps(report, indent=2))
@@ -128,11 +135,12 @@ def check_ensemble(model_dir: str, others: list[str]) -> None:
 def main(argv: list[str]) -> None:
     """Evaluates, writes the JSON report and the picture, prints the results and the baseline."""
     options = runtime.setup(default_gin_from_model_dir=True)
-    task = RegressionTask()
+    task = RegressionTask.from_model_dir(options.model_dir)
     check_ensemble(options.model_dir, FLAGS.ensemble_with)
-    for model_dir in (options.model_dir, *FLAGS.ensemble_with):
+    for model_dir in FLAGS.ensemble_with:
         task.check_data(model_dir)
-    report = evaluate_run(task, options, FLAGS.split, show=_print_report, ensemble_with=tuple(FLAGS.ensemble_with))
+    report = evaluate_run(task, options, FLAGS.split, show=_print_report, ensemble_with=tuple(FLAGS.ensemble_with),
+                          checkpoint=FLAGS.checkpoint)
     print(f"Wrote {report['json']} and {report['picture']}")
 
 

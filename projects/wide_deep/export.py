@@ -50,8 +50,7 @@ def serving_signatures(task: RegressionTask, model: keras.Model) -> dict:
 def main(argv: list[str]) -> None:
     """Restores the checkpoint and writes the SavedModel and the Keras model files."""
     options = export.setup()
-    task = RegressionTask()
-    task.check_data(options.model_dir)
+    task = RegressionTask.from_model_dir(options.model_dir)
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir, serving_signatures(task, model), **export.flag_values())
 

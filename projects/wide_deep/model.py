@@ -6,9 +6,9 @@
     wide_deep_multi_input   the same with two named inputs, {"wide": {columns}, "deep": {columns}}
     wide_deep_multi_output  heads for the extra targets (casual, registered), the target as their sum,
                             and an auxiliary target head on the deep part alone
-    WideDeepModel           the `wide_deep` network as a keras.Model subclass
+    wide_deep_subclass      the `wide_deep` network as a keras.Model subclass (`WideDeepModel`, wide_deep_model.py)
 
-`Columns` holds what the training split teaches the preprocessing layers (vocabularies through `adapt`,
+`Columns` (columns.py) holds what the training split teaches the preprocessing layers (vocabularies through `adapt`,
 the numeric mean and variance through `Normalization.adapt`) and builds fresh adapted layers for each model.
 Every model's last layer rescales a unit-scale output to the target's training mean and standard deviation,
 so the models predict in the target's own units (bikers per hour) from the first step.
@@ -20,75 +20,15 @@ from collections.abc import Callable, Sequence
 
 import gin
 import keras
-import numpy as np
-import tensorflow as tf
 from keras import layers
 
 from core.config import ConfigError
 
-from . import data
+from .columns import Columns
+from .wide_deep_model import PACKAGE, WideDeepModel  # noqa: F401 (PACKAGE: what the project registers under)
 
-PACKAGE = "wide_deep"
 # The model functions below, by name (what RegressionTask.model_fn binds).
 MODEL_FUNCTIONS = ("mlp", "wide_deep", "wide_deep_multi_input", "wide_deep_multi_output", "wide_deep_subclass")
-
-
-class Columns:
-    """The feature columns of a prepared table and their training-split values, for adapting layers."""
-
-    def __init__(self, kinds: dict[str, str], train_features: dict[str, np.ndarray], target_stats: dict):
-        self.kinds = dict(kinds)
-        self.train = train_features
-        self.target_stats = target_stats
-
-    @property
-    def numeric(self) -> list[str]:
-        return [c for c, k in self.kinds.items() if k == "numeric"]
-
-    @property
-    def categorical(self) -> list[str]:
-        return [c for c, k in self.kinds.items() if k != "numeric"]
-
-    def inputs(self, names: Sequence[str] | None = None, prefix: str = "") -> dict[str, keras.KerasTensor]:
-        """One `keras.Input` of shape [batch, 1] per column, named after it."""
-        return {c: keras.Input((1,), dtype=data.DTYPES[self.kinds[c]], name=prefix + c) for c in (names or self.kinds)}
-
-    def lookups(self) -> dict[str, layers.Layer]:
-        """One adapted lookup per categorical column, shared by the wide and the deep part of a model."""
-        return {c: self.lookup(c) for c in self.categorical}
-
-    def lookup(self, column: str) -> layers.Layer:
-        """A StringLookup / IntegerLookup adapted on the training column (index 0: values never seen)."""
-        if self.kinds[column] == "string":
-            layer = layers.StringLookup(name=f"lookup_{column}")
-        else:
-            layer = layers.IntegerLookup(name=f"lookup_{column}")
-        layer.adapt(self.train[column])
-        return layer
-
-    def normalization(self, columns: Sequence[str]) -> layers.Normalization:
-        """A Normalization over the stacked numeric columns, adapted on the training split."""
-        layer = layers.Normalization(name="normalize_numeric")
-        layer.adapt(np.stack([self.train[c] for c in columns], axis=1).astype("float32"))
-        return layer
-
-    def output_scale(self, target: str, name: str) -> layers.Layer:
-        """y = mean + std * x: a unit-scale output in the target's units."""
-        stats = self.target_stats[target]
-        return layers.Rescaling(scale=stats["std"], offset=stats["mean"], name=name, dtype="float32")
-
-    def log_link_output(self, target: str, name: str) -> Callable[[keras.KerasTensor], keras.KerasTensor]:
-        """y = exp(log(mean) + x): a positive output, multiplicative in its inputs, that starts at the
-        training mean; for counts, trained with a Poisson loss (`RegressionTask.loss='poisson'`)."""
-        mean = self.target_stats[target]["mean"]
-        if mean <= 0:
-            raise ValueError(f"a log link needs a positive target; the training mean of {target!r} is {mean}.")
-
-        def apply(x):
-            x = layers.Rescaling(scale=1.0, offset=float(np.log(mean)), name=f"{name}_log", dtype="float32")(x)
-            return layers.Activation("exponential", name=name, dtype="float32")(x)
-
-        return apply
 
 
 def _dense_stack(x, hidden_units: Sequence[int], activation: str, dropout: float, initializer: str,
@@ -251,121 +191,6 @@ def wide_deep_multi_output(columns: Columns, crosses: Sequence[Sequence[str]] = 
     outputs[target] = layers.Add(name=target, dtype="float32")([outputs[p] for p in parts])
     outputs["aux"] = scale(target, "aux")(layers.Dense(1, name="aux_deep")(deep))
     return keras.Model(inputs, outputs, name="wide_deep_multi_output")
-
-
-@keras.saving.register_keras_serializable(package=PACKAGE)
-class WideDeepModel(keras.Model):
-    """The `wide_deep` network written as a subclass: layers made in `__init__`, wired in `call`.
-
-    Adapted preprocessing state (vocabularies, numeric mean and variance) is saved with the model, so
-    `get_config` only needs what rebuilds the layers' shapes: the column kinds, vocabulary sizes come back
-    through the lookups' saved assets and the weights file.
-    """
-
-    def __init__(self, kinds: dict[str, str], target_stats: dict[str, float], crosses=(), cross_bins: int = 64,
-                 embedding_dim: int = 8, hidden_units=(128, 64), activation: str = "relu", dropout: float = 0.0,
-                 kernel_initializer: str = "he_normal", l2: float = 0.0, vocabularies: dict | None = None,
-                 numeric_stats: dict | None = None, **kwargs):
-        super().__init__(**kwargs)
-        self.kinds, self.target_stats = dict(kinds), dict(target_stats)
-        self.crosses, self.cross_bins = [list(c) for c in crosses], cross_bins
-        self.embedding_dim, self.hidden_units = embedding_dim, list(hidden_units)
-        self.activation_name, self.dropout_rate = activation, dropout
-        self.kernel_initializer, self.l2 = kernel_initializer, l2
-        self.numeric = [c for c, k in self.kinds.items() if k == "numeric"]
-        self.categorical = [c for c, k in self.kinds.items() if k != "numeric"]
-        if not self.numeric or not self.categorical:
-            raise ConfigError(f"WideDeepModel needs numeric and categorical columns; the table has {self.kinds}.")
-        # Vocabularies and numeric statistics are config values (plain lists), so from_config rebuilds adapted
-        # layers without any data; `from_columns` fills them from the training split.
-        self.vocabularies = {c: list(v) for c, v in (vocabularies or {}).items()}
-        self.numeric_stats = numeric_stats or {}
-        # One attribute per sublayer: tf.train.Checkpoint does not follow Keras 3's tracked lists and dicts
-        # (keras-team/keras#18398), so layers kept in a dict would be missing from every checkpoint.
-        for c in self.categorical:
-            lookup_cls = layers.StringLookup if self.kinds[c] == "string" else layers.IntegerLookup
-            lookup = lookup_cls(vocabulary=self.vocabularies[c], name=f"lookup_{c}")
-            setattr(self, f"lookup_{c}", lookup)
-            setattr(self, f"onehot_{c}", layers.CategoryEncoding(lookup.vocabulary_size(), output_mode="one_hot",
-                                                                  name=f"onehot_{c}"))
-            setattr(self, f"embed_{c}", layers.Embedding(lookup.vocabulary_size(), embedding_dim, name=f"embed_{c}"))
-        for i, cross in enumerate(self.crosses):
-            setattr(self, f"cross{i}", layers.HashedCrossing(cross_bins, output_mode="one_hot",
-                                                             name="cross_" + "_x_".join(cross)))
-        self.wide = layers.Dense(1, name="wide")
-        self.normalize = layers.Normalization(mean=self.numeric_stats.get("mean"),
-                                              variance=self.numeric_stats.get("variance"), name="normalize_numeric")
-        # Built here, eagerly: built on first call, a Normalization with given mean and variance keeps its
-        # constants in the scratch graph Keras traces a subclassed model's first call in.
-        self.normalize.build((None, len(self.numeric)))
-        regularizer = keras.regularizers.L2(l2) if l2 else None
-        for i, units in enumerate(self.hidden_units):
-            setattr(self, f"hidden{i}", layers.Dense(units, activation=activation,
-                                                     kernel_initializer=kernel_initializer,
-                                                     kernel_regularizer=regularizer, name=f"deep_dense{i}"))
-            if dropout:
-                setattr(self, f"dropout{i}", layers.Dropout(dropout, name=f"deep_dropout{i}"))
-        self.deep = layers.Dense(1, name="deep")
-        target = next(iter(self.target_stats))
-        self.scale = layers.Rescaling(self.target_stats[target]["std"], self.target_stats[target]["mean"],
-                                      name="prediction", dtype="float32")
-
-    @classmethod
-    def from_columns(cls, columns: Columns, **kwargs) -> WideDeepModel:
-        """A model whose lookups and normalization are adapted on the training split of `columns`."""
-        vocabularies = {c: columns.lookup(c).get_vocabulary()[1:] for c in columns.categorical}  # [0] is OOV
-        numeric = np.stack([columns.train[c] for c in columns.numeric], axis=1).astype("float64")
-        stats = {"mean": numeric.mean(axis=0).tolist(), "variance": numeric.var(axis=0).tolist()}
-        vocabularies = {c: [v.decode() if isinstance(v, bytes) else v.item() if hasattr(v, "item") else v
-                            for v in vocabulary] for c, vocabulary in vocabularies.items()}
-        model = cls(columns.kinds, columns.target_stats, vocabularies=vocabularies, numeric_stats=stats, **kwargs)
-        model.build_from_config(model.get_build_config())  # every layer gets its weights now
-        return model
-
-    def get_build_config(self):
-        return {"columns": self.kinds}
-
-    def build_from_config(self, config):
-        """Builds every layer by calling the model on symbolic columns; `keras.models.load_model` calls this
-        before it loads the weights (without it a reloaded subclass has no weights to load them into)."""
-        self(Columns(config["columns"], {}, self.target_stats).inputs())
-
-    def call(self, inputs, training=False):
-        ids = {c: getattr(self, f"lookup_{c}")(inputs[c]) for c in self.categorical}
-        wide_parts = [getattr(self, f"onehot_{c}")(ids[c]) for c in self.categorical]
-        wide_parts += [getattr(self, f"cross{i}")(tuple(inputs[c] for c in cross))
-                       for i, cross in enumerate(self.crosses)]
-        wide = self.wide(keras.ops.concatenate(wide_parts, axis=-1))
-        numeric = keras.ops.concatenate([keras.ops.cast(inputs[c], "float32") for c in self.numeric], axis=-1)
-        embedded = [keras.ops.squeeze(getattr(self, f"embed_{c}")(ids[c]), 1) for c in self.categorical]
-        x = keras.ops.concatenate([self.normalize(numeric), *embedded], axis=-1)
-        for i in range(len(self.hidden_units)):
-            x = getattr(self, f"hidden{i}")(x)
-            if self.dropout_rate:
-                x = getattr(self, f"dropout{i}")(x, training=training)
-        return self.scale(keras.ops.add(wide, self.deep(x)))
-
-    @property
-    def _default_save_signature(self):
-        """The signature tf.saved_model.save traces a tracked model with, with each column's own dtype.
-
-        Keras 3 (TF backend) types every input of a subclassed model as `self.input_dtype` (float32), and
-        HashedCrossing and the lookups refuse float input, so a SavedModel export would fail.
-        """
-        spec = {c: tf.TensorSpec([None, 1], data.DTYPES[k], name=c) for c, k in self.kinds.items()}
-
-        @tf.function(input_signature=(spec,))
-        def serving_default(inputs):
-            return self(inputs)
-
-        return serving_default
-
-    def get_config(self):
-        return {**super().get_config(), "kinds": self.kinds, "target_stats": self.target_stats,
-                "crosses": self.crosses, "cross_bins": self.cross_bins, "embedding_dim": self.embedding_dim,
-                "hidden_units": self.hidden_units, "activation": self.activation_name, "dropout": self.dropout_rate,
-                "kernel_initializer": self.kernel_initializer, "l2": self.l2, "vocabularies": self.vocabularies,
-                "numeric_stats": self.numeric_stats}
 
 
 @gin.configurable

@@ -150,8 +150,7 @@ def train_run(gin_files: list[str], bindings: list[str], options: RunOptions, ob
     runtime.configure(options)
     config = trainer.TrainConfig()
     task = RegressionTask(seed=options.seed)
-    task.check_data(options.model_dir, record=True)
-    logs = trainer.train(task, options, config)
+    logs = trainer.train(task, options=options, config=config)
     history = os.path.join(options.model_dir, "training_log.csv")
     best = math.inf
     if os.path.exists(history):

@@ -57,6 +57,17 @@ class RegressionTask(task_lib.Task):
         self.train_splits = tuple(train_splits)  # the search retrains its best on ("train", "validation")
         self._columns = None
 
+    @classmethod
+    def from_model_dir(cls, model_dir: str, **kwargs) -> RegressionTask:
+        """The Task, refused when its data is not the data the run in `model_dir` was trained on."""
+        task = cls(**kwargs)
+        task.check_data(model_dir)
+        return task
+
+    def save_artifacts(self, model_dir: str) -> None:
+        """Records the fingerprint of the training data (resuming on other data is refused too)."""
+        self.check_data(model_dir, record=True)
+
     def check_data(self, model_dir: str, record: bool = False) -> None:
         """Refuses to use a model dir with data prepared differently from the data it was trained on.
 
@@ -140,6 +151,10 @@ class RegressionTask(task_lib.Task):
         if unknown:
             raise ValueError(f"RegressionTask.loss_weights names {unknown}; the outputs are {outputs}.")
         return MultiOutputLoss({o: one() for o in outputs}, {o: self.loss_weights.get(o, 1.0) for o in outputs})
+
+    def compile_kwargs(self, loss_fn: keras.losses.Loss) -> dict:
+        """The multi-output model compiles with Keras's per-output losses and weights."""
+        return loss_fn.compile_kwargs() if self.multi_output else super().compile_kwargs(loss_fn)
 
     def build_metrics(self):
         """RMSE, MAE and R^2 of the target (of the target output, for the multi-output model)."""

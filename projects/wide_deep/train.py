@@ -20,9 +20,7 @@ flags.adopt_module_key_flags(core_config)
 def main(argv: list[str]) -> None:
     """Trains with the gin-configured Task and TrainConfig under the flag-selected strategy."""
     options = runtime.setup()
-    task = RegressionTask(seed=options.seed)
-    task.check_data(options.model_dir, record=True)  # resuming on other data is refused too
-    logs = trainer.train(task, options, trainer.TrainConfig())
+    logs = trainer.train(RegressionTask(seed=options.seed), options=options, config=trainer.TrainConfig())
     if logs:
         print(f"Final: {evaluation.format_results(logs)}")
 

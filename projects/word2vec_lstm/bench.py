@@ -119,8 +119,8 @@ def train_ours(options, seed: int, steps: int, xla: bool = True) -> VectorRun:
     timer = LoopTimer()
     with tempfile.TemporaryDirectory() as model_dir:
         start = time.perf_counter()
-        trainer.train(task, dataclasses.replace(options, model_dir=model_dir, seed=seed), config,
-                      extra_callbacks=(timer,))
+        trainer.train(task, options=dataclasses.replace(options, model_dir=model_dir, seed=seed), config=config,
+                      callbacks=(timer,))
         seconds = time.perf_counter() - start
         model = task.build_model()
         checkpoints.restore_model(model, model_dir)
@@ -211,7 +211,7 @@ def classifier_from_vectors(options, *runs: VectorRun) -> None:
             np.save(os.path.join(vectors_dir, vectors.EMBEDDINGS_FILE), run.matrix)
             task = TextClassificationTask(pretrained="word2vec", word2vec_dir=vectors_dir)
             run_options = dataclasses.replace(options, model_dir=model_dir)
-            trainer.train(task, run_options, trainer.TrainConfig())
+            trainer.train(task, options=run_options, config=trainer.TrainConfig())
             results, _ = evaluation.evaluate(task, run_options, split="test")
         print(f"  from {run.label:<8} vectors: test accuracy {results['accuracy']:.2%}", flush=True)
 

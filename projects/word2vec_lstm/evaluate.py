@@ -1,12 +1,12 @@
 """Evaluates the newest checkpoint on the test split: accuracy, macro-F1 and the confusion matrix.
 
-    python -m projects.word2vec_lstm.evaluate --model_dir=runs/word2vec_lstm/default [--split=test]
+    python -m projects.word2vec_lstm.evaluate --model_dir=runs/word2vec_lstm/default [--split=test] [--checkpoint=-2]
     python -m projects.word2vec_lstm.evaluate --model_dir=runs/word2vec_lstm/seed1 \
         --ensemble_with=runs/word2vec_lstm/seed2 --ensemble_with=runs/word2vec_lstm/seed3  # mean probabilities
 
 Uses the model dir's operative_config.gin unless --gin_file is given. Writes
 `<model_dir>/eval_<split>.json` and `<model_dir>/confusion_<split>.png` (`..._ensemble` with
---ensemble_with), and prints the results.
+--ensemble_with, `..._ckpt-N` with --checkpoint), and prints the results.
 """
 
 from __future__ import annotations
@@ -14,14 +14,14 @@ from __future__ import annotations
 from absl import flags
 
 from core import config as core_config
-from core import reports, runtime
+from core import evaluation, reports, runtime
 
-from .task import TextClassificationTask, check_ensemble_members, encoder_file
+from .task import TextClassificationTask, check_ensemble_members
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split to evaluate.")
+evaluation.define_flags()
 flags.DEFINE_multi_string("ensemble_with", [], "Further model dirs trained with the same config (another --seed) "
                           "on the same data: the mean of all their class probabilities is scored.")
 FLAGS = flags.FLAGS
@@ -30,14 +30,15 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     """Evaluates, prints the confusion matrix and results, and writes them as JSON and PNG."""
     options = runtime.setup(default_gin_from_model_dir=True)
-    # The checkpoint holds the trained embeddings (no pretrained vectors needed); the run's own
-    # text_encoder.json says which word each embedding row is.
-    task = TextClassificationTask(pretrained="none", encoder_file=encoder_file(options.model_dir))
+    task = TextClassificationTask.from_model_dir(options.model_dir)
     if FLAGS.ensemble_with:
+        if FLAGS.checkpoint:
+            raise core_config.UserError("--checkpoint picks a checkpoint of one model dir; --ensemble_with scores "
+                                        "each model dir's newest (or averaged) one. Give one or the other.")
         check_ensemble_members(options.model_dir, FLAGS.ensemble_with)
         reports.evaluate_classifier_ensemble(task, [options.model_dir, *FLAGS.ensemble_with], FLAGS.split)
     else:
-        reports.evaluate_classifier(task, options, FLAGS.split)
+        reports.evaluate_classifier(task, options, FLAGS.split, FLAGS.checkpoint)
 
 
 if __name__ == "__main__":

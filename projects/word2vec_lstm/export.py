@@ -18,7 +18,7 @@ from absl import flags
 from core import config as core_config
 from core import export, runtime
 
-from .task import TextClassificationTask, encoder_file
+from .task import TextClassificationTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
@@ -39,8 +39,7 @@ def serving_signatures(model: keras.Model, encoder: keras.Layer, class_names: li
 def main(argv: list[str]) -> None:
     """Restores the newest checkpoint and writes the SavedModel and the Keras model files."""
     options = export.setup()
-    # The checkpoint holds the trained embeddings; text_encoder.json the words of its rows.
-    task = TextClassificationTask(pretrained="none", encoder_file=encoder_file(options.model_dir))
+    task = TextClassificationTask.from_model_dir(options.model_dir)
     model = task.build_model()
     export.export_checkpoint(model, options.model_dir, serving_signatures(model, task.encoder, task.class_names),
                              track=(task.encoder,), **export.flag_values())

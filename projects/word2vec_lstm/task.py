@@ -13,6 +13,7 @@ import tensorflow as tf
 from absl import logging
 
 from core import task as task_lib
+from core import trainer
 from core.config import ConfigError
 from core.data import prepared
 from core.files import write_text_atomic
@@ -261,7 +262,13 @@ class TextClassificationTask(task_lib.Task):
         self.label_smoothing = label_smoothing
         self.shuffle_buffer = shuffle_buffer
 
-    def check_or_save_encoder(self, model_dir: str) -> str:
+    @classmethod
+    def from_model_dir(cls, model_dir: str, **kwargs) -> TextClassificationTask:
+        """The run's classifier: the checkpoint holds the trained embeddings (no pretrained vectors are read),
+        and text_encoder.json the words of their rows and the class names."""
+        return cls(pretrained="none", encoder_file=encoder_file(model_dir), **kwargs)
+
+    def save_artifacts(self, model_dir: str) -> None:
         """Writes the words and labels behind the ids to `model_dir/text_encoder.json`, or checks them on resume.
 
         The checkpoint's embedding rows mean these words; evaluate and export read this file, so
@@ -278,7 +285,6 @@ class TextClassificationTask(task_lib.Task):
                     )
         else:
             write_text_atomic(path, json.dumps(current, ensure_ascii=False))
-        return path
 
     def embedding_matrix(self):
         """Initial embeddings for the encoder's ids, or None to start from random ones."""
@@ -295,8 +301,9 @@ class TextClassificationTask(task_lib.Task):
             freeze_embeddings=self.freeze_embedding_steps != 0,
         )
 
-    def callbacks(self, steps_per_loop: int) -> list[keras.callbacks.Callback]:
+    def callbacks(self, config: trainer.TrainConfig) -> list[keras.callbacks.Callback]:
         """Thaws the embeddings after `freeze_embedding_steps` (at a loop boundary)."""
+        steps_per_loop = config.steps_per_loop
         if self.freeze_embedding_steps <= 0:
             return []
         if self.freeze_embedding_steps % steps_per_loop:

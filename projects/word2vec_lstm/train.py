@@ -23,10 +23,7 @@ flags.adopt_module_key_flags(core_config)
 def main(argv: list[str]) -> None:
     """Trains with the gin-configured Task and TrainConfig under the flag-selected strategy."""
     options = runtime.setup()
-    config = trainer.TrainConfig()
-    task = TextClassificationTask()
-    task.check_or_save_encoder(options.model_dir)
-    logs = trainer.train(task, options, config, extra_callbacks=tuple(task.callbacks(config.steps_per_loop)))
+    logs = trainer.train(TextClassificationTask(), options=options, config=trainer.TrainConfig())
     if logs:
         print(f"Final: {evaluation.format_results(logs)}")
 

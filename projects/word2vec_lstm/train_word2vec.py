@@ -69,7 +69,7 @@ def main(argv: list[str]) -> None:
     print(f"Vocabulary: {len(task.vocabulary)} words, {sum(c for _, c in task.vocabulary)} tokens in {task.corpus}; "
           f"{config.train_steps} steps of {task.tokens_per_step} words = "
           f"{config.train_steps / task.steps_per_pass:.2f} passes after subsampling")
-    logs = trainer.train(task, options, config)
+    logs = trainer.train(task, options=options, config=config)
     if logs:
         print(f"Final: {evaluation.format_results(logs)}")
     model = task.build_model()

@@ -71,6 +71,29 @@ def test_killed_training_resumes_then_evaluates_and_exports(data_dir, tmp_path):
     export_dir = os.path.join(model_dir, "export", "1")
     assert f"Exported SavedModel to {export_dir}" in exported.stdout
     _check_export(export_dir, model_dir, data_dir)
+    _check_predict(export_dir, data_dir, tmp_path)
+
+    older = helpers.run_module("evaluate", f"--model_dir={model_dir}", "--checkpoint=-2", "--split=validation")
+    assert older.returncode == 0, older.stderr[-3000:]
+    [older_report] = [name for name in os.listdir(model_dir) if name.startswith("eval_validation_ckpt-")]
+    assert np.sum(json.load(open(os.path.join(model_dir, older_report)))["confusion_matrix"]) == 200
+    assert json.load(open(os.path.join(model_dir, "eval_test.json"))) == report  # the newest's report is kept
+
+
+def _check_predict(export_dir, data_dir, tmp_path):
+    images, _ = next(iter(data.make_dataset(data_dir, "test", 2, training=False)))
+    paths = []
+    for i, image in enumerate(tf.cast(images, tf.uint8)):
+        paths.append(str(tmp_path / f"{i}.png"))
+        tf.io.write_file(paths[-1], tf.io.encode_png(image))
+    predicted = helpers.run_module("predict", f"--export_dir={os.path.dirname(export_dir)}", *paths)
+    assert predicted.returncode == 0, predicted.stderr[-3000:]
+    served = tf.saved_model.load(export_dir).signatures["serving_default"](images=tf.cast(images, tf.uint8))
+    names = [n.decode() for n in served["class_names"].numpy()]
+    assert [line.split("\t")[0] for line in predicted.stdout.splitlines()] == names
+    (tmp_path / "notes.txt").write_text("not an image")
+    refused = helpers.run_module("predict", f"--export_dir={export_dir}", str(tmp_path / "notes.txt"))
+    assert refused.returncode == 2 and "notes.txt: not a PNG or JPEG file" in refused.stderr
 
 
 def _check_export(export_dir, model_dir, data_dir):
@@ -132,3 +155,17 @@ def test_deterministic_runs_with_the_same_seed_give_identical_weights(data_dir, 
     assert weights[0].keys() == weights[1].keys() and len(weights[0]) > 20
     for key in weights[0]:
         np.testing.assert_array_equal(weights[0][key], weights[1][key], err_msg=key)
+
+
+def test_logistic_regression_baseline_scores_the_held_out_splits(data_dir, tmp_path):
+    import shutil
+
+    copy = str(tmp_path / "prepared")
+    shutil.copytree(data_dir, copy)  # the baseline writes its report into the data dir
+    result = helpers.run_module("baseline", f"--data_dir={copy}", "--max_iter=50")
+    assert result.returncode == 0, result.stderr[-3000:]
+    report = json.load(open(os.path.join(copy, "logreg_baseline.json")))
+    assert report["train_examples"] == 1800 and report["test"]["examples"] == 500
+    assert report["validation"]["examples"] == 200
+    assert report["test"]["accuracy"] > 0.3  # ten classes: chance is 0.1
+    assert f"test accuracy {report['test']['accuracy']:.4f}" in result.stdout

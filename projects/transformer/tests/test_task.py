@@ -27,10 +27,10 @@ def task(tmp_path_factory):
 
 
 def test_bucket_lengths_end_at_max_length():
-    assert task_lib.bucket_lengths(64, 8) == [8, 16, 24, 32, 40, 48, 56, 64]
-    assert task_lib.bucket_lengths(20, 8) == [8, 16, 20]
+    assert data.bucket_lengths(64, 8) == [8, 16, 24, 32, 40, 48, 56, 64]
+    assert data.bucket_lengths(20, 8) == [8, 16, 20]
     with pytest.raises(ConfigError, match="bucket_width=0"):
-        task_lib.bucket_lengths(64, 0)
+        data.bucket_lengths(64, 0)
 
 
 def test_training_batches_are_bucketed_shifted_and_within_the_token_budget(task):
@@ -53,7 +53,8 @@ def test_training_batches_are_bucketed_shifted_and_within_the_token_budget(task)
 def test_long_pairs_are_skipped_in_training_and_truncated_when_held_out(task, split):
     raw = [(p["source"], p["target"]) for p in task_lib.read_pairs(task.data_dir, split)]
     raw_lengths = [int(tf.reduce_max(task.tokenizer.tokenize(tf.stack([s, t])).row_lengths())) for s, t in raw]
-    lengths = [max(int(tf.size(s)), int(tf.size(t))) for s, t in task._tokenized(split, None)]
+    lengths = [max(int(tf.size(s)), int(tf.size(t)))
+               for s, t in data.tokenized_pairs(task.data_dir, split, task.tokenizer, task.max_length)]
     assert lengths and max(lengths) <= 23  # max_length 24 less the end id
     if split == "train":
         assert len(lengths) == sum(n <= 23 for n in raw_lengths)

@@ -59,7 +59,7 @@ def _prediction(task, model, rows):
 def test_model_trains_and_round_trips_through_keras_and_saved_model(data_dir, tmp_path, model_name, loop):
     task = _configure(data_dir, model_name, f"TrainConfig.loop = '{loop}'")
     model_dir = str(tmp_path / "run")
-    logs = trainer.train(task, RunOptions(model_dir=model_dir), trainer.TrainConfig())
+    logs = trainer.train(task, options=RunOptions(model_dir=model_dir), config=trainer.TrainConfig())
     rmse = "val_bikers_rmse" if model_name == "wide_deep_multi_output" else "val_rmse"
     assert np.isfinite(logs[rmse]) and logs[rmse] > 0
     model = task.build_model()
@@ -164,7 +164,7 @@ def test_log_link_starts_at_the_training_mean_trains_on_poisson_and_exports_coun
     model.get_layer("wide").set_weights([kernel, np.full([1], np.log(2.0), "float32")])
     np.testing.assert_allclose(model(inputs).numpy()[:, 0], 2 * mean, rtol=1e-5)
     model_dir = str(tmp_path / "run")
-    logs = trainer.train(task, RunOptions(model_dir=model_dir), trainer.TrainConfig())
+    logs = trainer.train(task, options=RunOptions(model_dir=model_dir), config=trainer.TrainConfig())
     assert np.isfinite(logs["val_rmse"])
     trained = task.build_model()
     checkpoints.restore_model(trained, model_dir)

@@ -1,0 +1,74 @@
+"""The feature columns of a prepared table: what the training split teaches the preprocessing layers.
+
+`Columns` builds fresh adapted layers for each model (vocabularies through `adapt`, the numeric mean and
+variance through `Normalization.adapt`), the models' inputs, and the output layers that put a unit-scale
+output into the target's units.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import keras
+import numpy as np
+from keras import layers
+
+from . import data
+
+
+class Columns:
+    """The feature columns of a prepared table and their training-split values, for adapting layers."""
+
+    def __init__(self, kinds: dict[str, str], train_features: dict[str, np.ndarray], target_stats: dict):
+        self.kinds = dict(kinds)
+        self.train = train_features
+        self.target_stats = target_stats
+
+    @property
+    def numeric(self) -> list[str]:
+        return [c for c, k in self.kinds.items() if k == "numeric"]
+
+    @property
+    def categorical(self) -> list[str]:
+        return [c for c, k in self.kinds.items() if k != "numeric"]
+
+    def inputs(self, names: Sequence[str] | None = None, prefix: str = "") -> dict[str, keras.KerasTensor]:
+        """One `keras.Input` of shape [batch, 1] per column, named after it."""
+        return {c: keras.Input((1,), dtype=data.DTYPES[self.kinds[c]], name=prefix + c) for c in (names or self.kinds)}
+
+    def lookups(self) -> dict[str, layers.Layer]:
+        """One adapted lookup per categorical column, shared by the wide and the deep part of a model."""
+        return {c: self.lookup(c) for c in self.categorical}
+
+    def lookup(self, column: str) -> layers.Layer:
+        """A StringLookup / IntegerLookup adapted on the training column (index 0: values never seen)."""
+        if self.kinds[column] == "string":
+            layer = layers.StringLookup(name=f"lookup_{column}")
+        else:
+            layer = layers.IntegerLookup(name=f"lookup_{column}")
+        layer.adapt(self.train[column])
+        return layer
+
+    def normalization(self, columns: Sequence[str]) -> layers.Normalization:
+        """A Normalization over the stacked numeric columns, adapted on the training split."""
+        layer = layers.Normalization(name="normalize_numeric")
+        layer.adapt(np.stack([self.train[c] for c in columns], axis=1).astype("float32"))
+        return layer
+
+    def output_scale(self, target: str, name: str) -> layers.Layer:
+        """y = mean + std * x: a unit-scale output in the target's units."""
+        stats = self.target_stats[target]
+        return layers.Rescaling(scale=stats["std"], offset=stats["mean"], name=name, dtype="float32")
+
+    def log_link_output(self, target: str, name: str) -> Callable[[keras.KerasTensor], keras.KerasTensor]:
+        """y = exp(log(mean) + x): a positive output, multiplicative in its inputs, that starts at the
+        training mean; for counts, trained with a Poisson loss (`RegressionTask.loss='poisson'`)."""
+        mean = self.target_stats[target]["mean"]
+        if mean <= 0:
+            raise ValueError(f"a log link needs a positive target; the training mean of {target!r} is {mean}.")
+
+        def apply(x):
+            x = layers.Rescaling(scale=1.0, offset=float(np.log(mean)), name=f"{name}_log", dtype="float32")(x)
+            return layers.Activation("exponential", name=name, dtype="float32")(x)
+
+        return apply
