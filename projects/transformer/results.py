@@ -18,8 +18,8 @@ standardization deletes it, both sides) is the measure the recipe's word-level o
 and the headline: ours with beam search against the recipe's greedy output, and ours greedy beside it.
 Finished runs are kept in
 `<work_dir>/results.jsonl`: run it again to resume, or to rewrite the table without training. Choose
-settings on the validation column. About 90 minutes per split and seed on a 2-core CPU: 24 minutes of
-training for each model, 6 of evaluating ours, about 30 of the recipe's greedy translating.
+settings on the validation column. About 40 to 60 minutes per split and seed on a 2-core CPU: 16 to 24
+minutes of training for each model, 4 to 6 of evaluating ours, 3 to 8 of the recipe's greedy translating.
 """
 
 from __future__ import annotations
