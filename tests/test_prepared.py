@@ -32,3 +32,15 @@ def test_shard_gives_each_input_pipeline_every_nth_element_and_leaves_one_pipeli
     parts = [list(prepared.shard(dataset, tf.distribute.InputContext(2, i, 2)).as_numpy_iterator()) for i in (0, 1)]
     assert parts == [[0, 2, 4, 6], [1, 3, 5]]
     assert list(prepared.shard(dataset, tf.distribute.InputContext(1, 0, 2)).as_numpy_iterator()) == list(range(7))
+
+
+def test_read_split_parses_the_examples_in_file_order_and_names_a_missing_split(tmp_path):
+    from core.data import tfrecord
+
+    spec = {"text": tf.io.FixedLenFeature([], tf.string), "label": tf.io.FixedLenFeature([], tf.int64)}
+    rows = [{"text": f"t{i}", "label": i} for i in range(5)]
+    tfrecord.write_shards(rows, spec, str(tmp_path / "train"), 2)
+    read = list(prepared.read_split(str(tmp_path), "train", spec, "cmd", "T.data_dir").as_numpy_iterator())
+    assert sorted((r["text"].decode(), int(r["label"])) for r in read) == [(f"t{i}", i) for i in range(5)]
+    with pytest.raises(ConfigError, match="no test-.*run `cmd` first, or set T.data_dir"):
+        prepared.read_split(str(tmp_path), "test", spec, "cmd", "T.data_dir")

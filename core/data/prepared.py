@@ -40,6 +40,13 @@ def split_files(data_dir: str, split: str, prepare_command: str, field: str) -> 
     return files
 
 
+def read_split(data_dir: str, split: str, feature_spec: dict, prepare_command: str, field: str) -> tf.data.Dataset:
+    """The examples of one split parsed with `feature_spec`, one at a time, in file order (see `split_files`
+    for the error when there are none, raised here, before anything is read)."""
+    files = split_files(data_dir, split, prepare_command, field)
+    return tf.data.TFRecordDataset(files).map(lambda record: tf.io.parse_single_example(record, feature_spec))
+
+
 def shard(dataset: tf.data.Dataset, input_context: tf.distribute.InputContext | None) -> tf.data.Dataset:
     """This input pipeline's share of `dataset` (every n-th element) under a multi-worker strategy.
 

@@ -232,13 +232,8 @@ def write_prepared(splits: dict[str, list[Pair]], output_dir: str, description: 
     return metadata
 
 
-def split_files(data_dir: str, split: str) -> list[str]:
-    """The TFRecord shards of one split; says to run prepare when there are none."""
-    return prepared.split_files(data_dir, split, f"python -m projects.bert_similarity.prepare --output_dir={data_dir}",
-                                "SimilarityTask.data_dir")
-
-
 def read_pairs(data_dir: str, split: str) -> tf.data.Dataset:
-    """{"text_a", "text_b", "label", "kind"} examples of one split, in file order."""
-    return tf.data.TFRecordDataset(split_files(data_dir, split)).map(
-        lambda record: tf.io.parse_single_example(record, FEATURE_SPEC))
+    """{"text_a", "text_b", "label", "kind"} examples of one split, in file order; says to run prepare when
+    there are none."""
+    command = f"python -m projects.bert_similarity.prepare --output_dir={data_dir}"
+    return prepared.read_split(data_dir, split, FEATURE_SPEC, command, "SimilarityTask.data_dir")

@@ -136,16 +136,11 @@ def prepare(pairs: list[tuple[str, str]], output_dir: str, *, source_description
     return metadata
 
 
-def split_files(data_dir: str, split: str) -> list[str]:
-    """The TFRecord shards of one split; says to run prepare when there are none."""
-    return prepared.split_files(data_dir, split, f"python -m projects.transformer.prepare --output_dir={data_dir}",
-                                "TranslationTask.data_dir")
-
-
 def read_pairs(data_dir: str, split: str) -> tf.data.Dataset:
-    """{"source": string, "target": string} examples of one split, in file order."""
-    return tf.data.TFRecordDataset(split_files(data_dir, split)).map(
-        lambda record: tf.io.parse_single_example(record, FEATURE_SPEC))
+    """{"source": string, "target": string} examples of one split, in file order; says to run prepare when
+    there are none."""
+    command = f"python -m projects.transformer.prepare --output_dir={data_dir}"
+    return prepared.read_split(data_dir, split, FEATURE_SPEC, command, "TranslationTask.data_dir")
 
 
 def bucket_lengths(max_length: int, bucket_width: int) -> list[int]:

@@ -24,7 +24,7 @@ from core.config import ConfigError
 from . import data
 from . import model as model_lib
 from . import tokenizer as tokenizer_lib
-from .data import read_pairs, split_files  # read_pairs: the baselines import it from here
+from .data import read_pairs  # also what the baselines import from here
 from .losses import MaskedSparseCategoricalCrossentropy, token_mean_loss
 from .metrics import MaskedSparseCategoricalAccuracy
 from .schedules import WarmupInverseSqrt
@@ -71,7 +71,7 @@ class TranslationTask(task_lib.Task):
         self.vocab_size = vocab_size
         self._tokenizer = tokenizer_lib.Tokenizer.load(tokenizer_path) if tokenizer_path else None
         if self._tokenizer is None:
-            split_files(data_dir, "train")  # the tokenizer is learned from it: say now if it is missing
+            read_pairs(data_dir, "train")  # the tokenizer is learned from it: say now if it is missing
         if optimizer not in ("adam", "rmsprop"):
             raise ConfigError(f"TranslationTask.optimizer={optimizer!r}: expected 'adam' or 'rmsprop'.")
         self.max_length = max_length
