@@ -1,7 +1,9 @@
-"""Test harness every serializable core component goes through (layers, losses, metrics).
+"""Test harness for the serializable components (layers, losses, metrics) of core and the projects.
 
 One call checks what users rely on when they save and reload models: config round trip, `.keras`
-round trip with identical outputs, variable batch sizes and, for layers, mixed precision.
+round trip with identical outputs, variable batch sizes and, for layers, mixed precision. A layer is
+fed a float input of a given shape, or real example inputs of any structure: int ids, strings, a dict of
+named arguments (an attention layer's query and value), as keras-hub's `run_layer_test` does.
 """
 
 from __future__ import annotations
@@ -23,29 +25,56 @@ def _round_trip_config(obj):
     return clone
 
 
-def check_layer(layer_cls, init_kwargs: dict, input_shape: tuple, batch_sizes=(1, 3), mixed_precision=True) -> None:
-    """Checks a layer: config and `.keras` round trips, several batch sizes, mixed precision."""
-    rng = np.random.default_rng(0)
+def _symbolic(example: np.ndarray, name: str | None = None) -> keras.KerasTensor:
+    dtype = "string" if example.dtype.kind in "SUO" else keras.backend.standardize_dtype(example.dtype)
+    return keras.Input(shape=example.shape[1:], dtype=dtype, name=name)
+
+
+def _leaves(structure) -> list[np.ndarray]:
+    return [np.asarray(leaf) for leaf in keras.tree.flatten(structure)]
+
+
+def check_layer(layer_cls, init_kwargs: dict, input_shape: tuple | None = None, batch_sizes=(1, 3),
+                mixed_precision=True, *, inputs=None) -> None:
+    """Checks a layer: config and `.keras` round trips, several batch sizes, mixed precision.
+
+    The layer is called on a float batch of `input_shape`, or on `inputs`: one example batch (any dtype:
+    int ids, strings), or a dict of them passed as the call's keyword arguments. Every float output must
+    be bfloat16 under "mixed_bfloat16", with float32 weights.
+    """
+    if (input_shape is None) == (inputs is None):
+        raise ValueError("check_layer takes input_shape or inputs, not both")
+    if inputs is None:
+        inputs = np.random.default_rng(0).normal(size=(max(batch_sizes), *input_shape)).astype("float32")
+    named = isinstance(inputs, dict)
+    inputs = {k: np.asarray(v) for k, v in inputs.items()} if named else np.asarray(inputs)
     layer = layer_cls(**init_kwargs)
     _round_trip_config(layer)
-    inputs = keras.Input(shape=input_shape)
-    model = keras.Model(inputs, layer(inputs))
-    x = rng.normal(size=(max(batch_sizes), *input_shape)).astype("float32")
-    expected = model(x, training=False)
+    symbolic = {k: _symbolic(v, k) for k, v in inputs.items()} if named else _symbolic(inputs)
+    model = keras.Model(symbolic, layer(**symbolic) if named else layer(symbolic))
+
+    def first(n):
+        return {k: v[:n] for k, v in inputs.items()} if named else inputs[:n]
+
+    expected = _leaves(model(inputs, training=False))
     for n in batch_sizes:
-        y = model(x[:n], training=False)
-        assert y.shape[0] == n, f"{layer_cls.__name__}: batch {n} gave output shape {y.shape}"
-        np.testing.assert_allclose(np.asarray(y), np.asarray(expected)[:n], rtol=1e-5, atol=1e-5)
+        outputs = _leaves(model(first(n), training=False))
+        for y, e in zip(outputs, expected, strict=True):
+            assert y.shape[0] == n, f"{layer_cls.__name__}: batch {n} gave output shape {y.shape}"
+            np.testing.assert_allclose(y, e[:n], rtol=1e-5, atol=1e-5)
     with tempfile.TemporaryDirectory() as tmp:
         path = os.path.join(tmp, "model.keras")
         model.save(path)
         loaded = keras.models.load_model(path)
     assert type(loaded.layers[-1]) is layer_cls, f"{layer_cls.__name__} did not come back from .keras"
-    np.testing.assert_allclose(np.asarray(loaded(x, training=False)), np.asarray(expected), rtol=1e-6, atol=1e-6)
+    for y, e in zip(_leaves(loaded(inputs, training=False)), expected, strict=True):
+        np.testing.assert_allclose(y, e, rtol=1e-6, atol=1e-6)
     if mixed_precision:
         mixed = layer_cls(**init_kwargs, dtype="mixed_bfloat16")
-        y = mixed(x)
-        assert keras.backend.standardize_dtype(y.dtype) == "bfloat16", f"{layer_cls.__name__}: output {y.dtype}"
+        outputs = mixed(**inputs) if named else mixed(inputs)
+        for y in keras.tree.flatten(outputs):
+            dtype = keras.backend.standardize_dtype(y.dtype)
+            assert dtype == "bfloat16" or not dtype.startswith("float"), f"{layer_cls.__name__}: output {y.dtype}"
         for w in mixed.weights:
             assert keras.backend.standardize_dtype(w.dtype) == "float32", f"{w.path} is {w.dtype}, not float32"
 

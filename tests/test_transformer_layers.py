@@ -98,3 +98,25 @@ def test_blocks_reject_a_width_the_heads_do_not_divide():
 def test_layers_are_registered_for_keras_files():
     for name in ("PositionalEmbedding", "MultiHeadAttention", "TransformerEncoderBlock", "TransformerDecoderBlock"):
         assert keras.saving.get_registered_object(f"core>{name}") is getattr(tl, name)
+
+
+@pytest.mark.parametrize("learned", [False, True])
+def test_positional_embedding_goes_through_the_harness_on_int_ids(learned):
+    ids = np.array([[3, 4, 5, 0], [1, 2, 3, 4], [7, 7, 0, 0]], "int32")
+    kwargs = dict(vocab_size=9, embed_dim=4, max_length=6, learned_positions=learned)
+    testing.check_layer(tl.PositionalEmbedding, kwargs, inputs=ids)
+
+
+def test_attention_goes_through_the_harness_on_a_query_and_a_value():
+    rng = np.random.default_rng(1)
+    testing.check_layer(tl.MultiHeadAttention, dict(num_heads=2, key_dim=4),
+                        inputs={"query": rng.normal(size=(3, 5, 8)).astype("float32"),
+                                "value": rng.normal(size=(3, 7, 8)).astype("float32")})
+
+
+@pytest.mark.parametrize("norm_first", [True, False])
+def test_decoder_block_goes_through_the_harness_with_its_memory(norm_first):
+    rng = np.random.default_rng(2)
+    testing.check_layer(tl.TransformerDecoderBlock, dict(num_heads=2, intermediate_dim=16, norm_first=norm_first),
+                        inputs={"x": rng.normal(size=(3, 4, 8)).astype("float32"),
+                                "memory": rng.normal(size=(3, 6, 8)).astype("float32")})

@@ -100,3 +100,8 @@ def test_attention_pooling_weights_only_kept_steps_and_round_trips():
     one = model_lib.AttentionPooling1D(units=4)
     np.testing.assert_allclose(np.asarray(one(x[:1, :1])), x[0, :1], atol=1e-6)  # one step: itself
     testing.check_layer(model_lib.AttentionPooling1D, {"units": 4}, (5, 6), mixed_precision=False)
+
+
+def test_word_dropout_goes_through_the_harness_on_int_ids():
+    ids = np.array([[3, 4, 5, 0, 0], [1, 2, 3, 4, 5], [7, 7, 0, 0, 0]], "int32")
+    testing.check_layer(model_lib.WordDropout, {"rate": 0.5, "seed": 1}, inputs=ids)

@@ -68,3 +68,11 @@ def test_encoder_round_trips_through_config_and_keras_file(tmp_path):
     loaded = keras.saving.load_model(tmp_path / "m.keras")
     np.testing.assert_array_equal(loaded(tf.constant(["b a c"])), [[3, 2, 1]])
     np.testing.assert_array_equal(loaded(tf.constant(["b a c a"])), [[3, 2, 2]])  # the head b a, the tail a
+
+
+def test_encoder_goes_through_the_harness_on_raw_strings():
+    from core import testing
+
+    texts = np.array(["shares fell", "the film opened", "rain"], dtype=object)
+    testing.check_layer(text.TextEncoder, {"vocabulary": ["shares", "fell", "film", "the"], "max_length": 4},
+                        inputs=texts, mixed_precision=False)  # strings in, ids out: no float computation
