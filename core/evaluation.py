@@ -10,7 +10,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 from core import checkpoints, distribute
-from core.config import RunOptions
+from core.config import RunOptions, UserError
 from core.task import Components, Task, build_components, named_metrics
 
 
@@ -18,6 +18,13 @@ def define_flags() -> None:
     """The flags of every project's `evaluate` binary: --split and --checkpoint."""
     flags.DEFINE_enum("split", "test", ["validation", "test"], "Which held-out split to evaluate.")
     checkpoints.define_checkpoint_flag("evaluate")
+
+
+def check_one_checkpoint_source(checkpoint: str | None, ensemble_with) -> None:
+    """--checkpoint and --ensemble_with (evaluate's mean of several model dirs) exclude each other."""
+    if checkpoint and ensemble_with:
+        raise UserError("--checkpoint picks a checkpoint of one model dir; --ensemble_with scores each model dir's "
+                        "newest (or averaged) one. Give one or the other.")
 
 
 def report_name(split: str, checkpoint: str | None) -> str:

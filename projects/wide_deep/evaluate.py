@@ -21,7 +21,6 @@ from absl import flags
 
 from core import checkpoints, evaluation, runtime
 from core import config as core_config
-from core.config import UserError
 from core.files import atomic_path, write_text_atomic
 
 from .scoring import regression_scores
@@ -77,9 +76,7 @@ def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict
     checkpoint is scored and the files are named `..._ckpt-N`. `show(report)`, if given, is called before
     anything is written, so a model dir that cannot be written still shows the results.
     """
-    if checkpoint and ensemble_with:
-        raise UserError("--checkpoint picks a checkpoint of one model dir; --ensemble_with scores each model dir's "
-                        "newest (or averaged) one. Give one or the other.")
+    evaluation.check_one_checkpoint_source(checkpoint, ensemble_with)
     chosen = checkpoints.checkpoint_path(options.model_dir, checkpoint)
     predictions, checkpoints_used, y_first = [], [], None
     for model_dir in (options.model_dir, *ensemble_with):

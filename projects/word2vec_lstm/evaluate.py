@@ -32,9 +32,7 @@ def main(argv: list[str]) -> None:
     options = runtime.setup(default_gin_from_model_dir=True)
     task = TextClassificationTask.from_model_dir(options.model_dir)
     if FLAGS.ensemble_with:
-        if FLAGS.checkpoint:
-            raise core_config.UserError("--checkpoint picks a checkpoint of one model dir; --ensemble_with scores "
-                                        "each model dir's newest (or averaged) one. Give one or the other.")
+        evaluation.check_one_checkpoint_source(FLAGS.checkpoint, FLAGS.ensemble_with)
         check_ensemble_members(options.model_dir, FLAGS.ensemble_with)
         reports.evaluate_classifier_ensemble(task, [options.model_dir, *FLAGS.ensemble_with], FLAGS.split)
     else:
