@@ -84,9 +84,6 @@ class FunctionLoss(keras.losses.Loss):
         return cls(**config)
 
 
-
-
-
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class MultiOutputLoss(keras.losses.Loss):
     """Per-output losses and their weights, for a model whose outputs (and labels) are dicts by output name.

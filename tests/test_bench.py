@@ -146,7 +146,6 @@ def test_bench_trainer_builds_under_the_options_policy_and_restores_the_one_befo
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
-
 class _SlowBatches(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         time.sleep(0.02)

@@ -43,9 +43,9 @@ def test_multi_output_loss_is_the_weighted_sum_of_keras_losses_and_serializes():
     expected = 0.25 * float(keras.losses.MeanSquaredError()(y_true["a"], y_pred["a"])) + float(
         keras.losses.MeanAbsoluteError()(y_true["b"], y_pred["b"]))  # "c" has no loss; "b" weighs 1 by default
     np.testing.assert_allclose(float(loss(y_true, y_pred)), expected, rtol=1e-6)
+    testing.check_loss(loss, y_true, y_pred)
     clone = keras.losses.deserialize(keras.losses.serialize(loss))
     assert clone.loss_weights == {"a": 0.25, "b": 1.0}
-    np.testing.assert_allclose(float(clone(y_true, y_pred)), expected, rtol=1e-6)
 
 
 def test_multi_output_loss_names_bad_weights_and_missing_outputs():

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import checkpoints
+from core import checkpoints, testing
 from core.config import UserError
 from projects.bert_similarity import hub
 
@@ -51,6 +51,12 @@ def test_hub_layer_passes_training_through_and_fine_tunes(saved):
     for _ in range(20):
         wrapper.train_on_batch(X, np.zeros((16, 2), "float32"))
     assert wrapper.evaluate(X, np.zeros((16, 2)), verbose=0) < before / 2
+
+
+def test_hub_layer_round_trips_through_config_and_keras_files(saved):
+    _, path = saved
+    testing.check_layer(hub.HubLayer, {"handle": path, "output_key": "y"}, inputs=X,
+                        dict_input=True, mixed_precision=False)  # the SavedModel's graph is float32
 
 
 def test_fine_tuned_hub_weights_are_in_checkpoints(saved, tmp_path):
