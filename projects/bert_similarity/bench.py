@@ -140,7 +140,7 @@ def main(argv: list[str]) -> None:
     task = our_task()
     parts = task_lib.build_components(task, tf.distribute.get_strategy(), options)
     steps_ours = bench.timed_fit(parts.model, budget, x=task.build_inputs("train"), steps_per_epoch=10).steps
-    score = tf.function(lambda a, b: tf.sigmoid(parts.model(task.features(a, b), training=False)))
+    score = tf.function(lambda a, b: tf.sigmoid(parts.model(task.preprocessor(a, b), training=False)))
     probabilities = np.concatenate([score(tf.constant(test_a[i:i + 64]), tf.constant(test_b[i:i + 64])).numpy()
                                     for i in range(0, len(test_a), 64)])
     accuracy_ours = float(np.mean((probabilities >= 0.5) == test_labels))

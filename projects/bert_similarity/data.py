@@ -8,6 +8,10 @@ and the World English Bible (Debian `sword-text-kjv`, `sword-text-web`, read wit
 Books, not verses, are split (a fixed rule on the book's position, moved by `book_split`), so no book
 is in two splits and the test set is text the model has never seen a verse of. `read_lcqmc`, `read_qqp` and `read_mrpc`
 read the standard pair files users bring into the same (text_a, text_b, label, kind) records.
+
+`make_dataset` is the input pipeline: the prepared pairs tokenized and packed once by the project's
+`PairPreprocessor` and cached, then batches of pairs of similar length, padded only to the longest pair
+in the batch (keras-hub and most tutorials pad every pair to 128).
 """
 
 from __future__ import annotations
@@ -237,3 +241,34 @@ def read_pairs(data_dir: str, split: str) -> tf.data.Dataset:
     there are none."""
     command = f"python -m projects.bert_similarity.prepare --output_dir={data_dir}"
     return prepared.read_split(data_dir, split, FEATURE_SPEC, command, "SimilarityTask.data_dir")
+
+
+def packed_pairs(data_dir: str, split: str, preprocessor, input_context=None) -> tf.data.Dataset:
+    """Per pair: `preprocessor.packed` of its texts (unpadded), and the label as float32."""
+    pairs = prepared.shard(read_pairs(data_dir, split), input_context)
+
+    def pack_batch(batch):
+        first, second = preprocessor.packed(batch["text_a"], batch["text_b"])
+        return first, second, tf.cast(batch["label"], tf.float32)
+
+    packed = pairs.batch(256).map(pack_batch, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
+    # Cache the training split (read many times over); the held-out ones are small, and a partial
+    # validation pass (TrainConfig.eval_steps) would leave a cache half-filled.
+    return packed.cache() if split == "train" else packed
+
+
+def make_dataset(data_dir: str, split: str, preprocessor, *, batch_size: int, bucket_boundaries: tuple[int, ...],
+                 shuffle_buffer: int = 10_000, seed: int | None = None, input_context=None) -> tf.data.Dataset:
+    """(inputs dict, label) batches of `batch_size` pairs: endless, shuffled and length-bucketed for "train";
+    one pass in file order for the others."""
+    training = split == "train"
+    dataset = packed_pairs(data_dir, split, preprocessor, input_context)
+    if training:
+        dataset = dataset.shuffle(shuffle_buffer, seed=seed).repeat()
+    dataset = dataset.map(lambda x, y, label: (x, y, tf.ones_like(x), tf.ones_like(y), label))
+    buckets = len(bucket_boundaries) + 1
+    dataset = dataset.bucket_by_sequence_length(
+        lambda x, y, *_: tf.maximum(tf.size(x), tf.size(y)), bucket_boundaries=list(bucket_boundaries),
+        bucket_batch_sizes=[batch_size] * buckets, pad_to_bucket_boundary=False, drop_remainder=training)
+    return dataset.map(lambda x, y, mask_x, mask_y, label: (preprocessor.from_padded(x, y, mask_x, mask_y), label),
+                       num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -32,6 +32,7 @@ from core.files import write_text_atomic
 from . import model as model_lib
 from . import scoring
 from .data import read_pairs
+from .preprocessor import PairPreprocessor
 from .task import SimilarityTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
@@ -54,12 +55,12 @@ def load_split(task: SimilarityTask, split: str) -> dict[str, np.ndarray]:
     return {key: np.array(values) for key, values in columns.items()}
 
 
-def score_pairs(task: SimilarityTask, model: keras.Model, pairs: dict, bi: bool, batch_size: int) -> np.ndarray:
+def score_pairs(preprocessor: PairPreprocessor, model: keras.Model, pairs: dict, batch_size: int) -> np.ndarray:
     """Match scores of the pairs in order: probabilities (cross-encoder) or cosine similarities (bi-encoder)."""
     @tf.function(input_signature=[tf.TensorSpec([None], tf.string)] * 2)
     def score(text_a, text_b):
-        outputs = model(task.features(text_a, text_b, bi=bi), training=False)
-        return outputs if bi else tf.sigmoid(outputs)
+        outputs = model(preprocessor(text_a, text_b), training=False)
+        return outputs if preprocessor.bi else tf.sigmoid(outputs)
 
     scores = []
     progress = keras.utils.Progbar(len(pairs["label"]), unit_name="pair", verbose=1 if sys.stdout.isatty() else 2)
@@ -70,18 +71,18 @@ def score_pairs(task: SimilarityTask, model: keras.Model, pairs: dict, bi: bool,
 
 
 def compare(task: SimilarityTask, models: dict, batch_size: int, split: str = "test") -> tuple[dict, dict]:
-    """For each (model, is_bi) in `models`: the threshold chosen on validation and the report on `split` (test,
-    or validation itself); and the pairs of `split` with every model's scores."""
+    """For each (model, its preprocessor) in `models`: the threshold chosen on validation and the report on
+    `split` (test, or validation itself); and the pairs of `split` with every model's scores."""
     validation = load_split(task, "validation")
     held_out = validation if split == "validation" else load_split(task, split)
     results, scores = {}, {}
-    for name, (model, bi) in models.items():
+    for name, (model, preprocessor) in models.items():
         also = "" if split == "validation" else f" and {len(held_out['label'])} {split}"
         print(f"Scoring {len(validation['label'])} validation{also} pairs: {name} ...")
-        validation_scores = score_pairs(task, model, validation, bi, batch_size)
+        validation_scores = score_pairs(preprocessor, model, validation, batch_size)
         threshold = scoring.best_threshold(validation["label"], validation_scores)
         scores[name] = (validation_scores if split == "validation"
-                        else score_pairs(task, model, held_out, bi, batch_size))
+                        else score_pairs(preprocessor, model, held_out, batch_size))
         results[name] = {"threshold": threshold,
                          **scoring.report(held_out["label"], scores[name], held_out["kind"], threshold),
                          "validation": scoring.report(validation["label"], validation_scores, validation["kind"],
@@ -98,9 +99,10 @@ def main(argv: list[str]) -> None:
         model = task.build_model()
         checkpoint = checkpoints.restore_model(model, options.model_dir,
                                                checkpoints.checkpoint_path(options.model_dir, FLAGS.checkpoint))
-        models["fine_tuned"] = (model, task.bi)
+        models["fine_tuned"] = (model, task.preprocessor)
     if FLAGS.baseline or FLAGS.baseline_only:
-        models["zero_shot_baseline"] = (model_lib.bi_encoder(encoder_handle=task.encoder_handle), True)
+        models["zero_shot_baseline"] = (model_lib.bi_encoder(encoder_handle=task.encoder_handle),
+                                        PairPreprocessor(task.preprocessor_handle, "bi", task.max_length))
     results, pairs = compare(task, models, FLAGS.batch_size, FLAGS.split)
     results["checkpoint"] = checkpoint
     print(f"{FLAGS.split.capitalize()} ({checkpoint or 'no checkpoint'}), thresholds chosen on validation:")

@@ -67,7 +67,7 @@ def serving_signatures(task: SimilarityTask, model: keras.Model, threshold: floa
     pair = [tf.TensorSpec([None], tf.string, name="text_a"), tf.TensorSpec([None], tf.string, name="text_b")]
 
     def serve(text_a, text_b):
-        score = tf.cast(model(task.features(text_a, text_b), training=False), tf.float32)
+        score = tf.cast(model(task.preprocessor(text_a, text_b), training=False), tf.float32)
         probability = (score + 1.0) / 2.0 if task.bi else tf.sigmoid(score)
         # The threshold applies to what evaluate scored: the cosine (bi) or the probability (cross).
         match = (score if task.bi else probability) >= threshold
@@ -78,7 +78,7 @@ def serving_signatures(task: SimilarityTask, model: keras.Model, threshold: floa
         embedder = model_lib.embedding_model(model)
 
         def embed(text):
-            return {"embedding": embedder(task.sentence_features(task.tokenize_texts(text)), training=False)}
+            return {"embedding": embedder(task.preprocessor.sentence_features(text), training=False)}
 
         signatures["embed"] = (embed, [tf.TensorSpec([None], tf.string, name="text")])
     return signatures
@@ -96,7 +96,7 @@ def main(argv: list[str]) -> None:
     source = "--threshold" if FLAGS.threshold is not None else "chosen on validation by evaluate"
     print(f"Decision threshold {threshold:.4f} ({source})")
     export.export_checkpoint(model, options.model_dir, serving_signatures(task, model, threshold),
-                             track=(task.preprocessor,), **(export.flag_values() | {"checkpoint": checkpoint}))
+                             track=(task.preprocessor.module,), **(export.flag_values() | {"checkpoint": checkpoint}))
 
 
 if __name__ == "__main__":

@@ -9,20 +9,29 @@ so code written for TF Hub's preprocessors runs on it unchanged, and the other w
 
 `pack_segments` is the packing itself, as a function of ragged piece ids: training uses it without
 padding (the input pipeline pads each length bucket only as far as it needs), the SavedModel with.
+
+`PairPreprocessor` is the Keras side, in the role of keras-hub's `TextClassifierPreprocessor`: a
+serializable layer over any such preprocessor (ours or TF Hub's) that turns raw sentence pairs into a
+cross- or bi-encoder's inputs. The input pipeline (`data.py`), `evaluate`, `export` and `predict` all
+go through it, so they pack pairs the same way.
 """
 
 from __future__ import annotations
 
 import os
 
+import keras
 import tensorflow as tf
 import tensorflow_text as tft
 
-from core.config import UserError
+from core.config import ConfigError, UserError
+
+from . import hub
 
 SPECIAL_TOKENS = {"start_of_sequence_id": "[CLS]", "end_of_segment_id": "[SEP]", "padding_id": "[PAD]",
                   "mask_id": "[MASK]"}
 DEFAULT_SEQ_LENGTH = 128
+ENCODERS = ("cross", "bi")
 
 
 def read_vocab(path: str) -> list[str]:
@@ -127,3 +136,80 @@ class BertPreprocessor(tf.Module):
             self.bert_pack_inputs.__call__.get_concrete_function([segment] * count, length)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         tf.saved_model.save(self, path)
+
+
+@keras.saving.register_keras_serializable(package=hub.PACKAGE)
+class PairPreprocessor(keras.layers.Layer):
+    """Raw (text_a, text_b) string batches to the encoder's input dict, with a preprocessor's tokenizer.
+
+      cross: {input_word_ids, input_mask, input_type_ids}            `[CLS] a [SEP] b [SEP]`, (B, S) int32
+      bi:    {a_input_word_ids, ..., b_input_type_ids}              `[CLS] a [SEP]` and `[CLS] b [SEP]`
+
+    padded to the batch's longest (at most `max_length` pieces). `handle` is a preprocessor folder or
+    TF Hub handle with `tokenize` (the wordpieces) and its special-token ids; the tokenizer's own
+    packing is not used, since it pads every pair to a fixed length.
+    """
+
+    def __init__(self, handle: str, encoder: str = "cross", max_length: int = DEFAULT_SEQ_LENGTH, **kwargs):
+        super().__init__(**kwargs)
+        if encoder not in ENCODERS:
+            raise ConfigError(f"encoder={encoder!r}: expected one of {ENCODERS}.")
+        if max_length < 8:
+            raise ConfigError(f"max_length={max_length}: must be >= 8.")
+        self.handle = handle
+        self.encoder = encoder
+        self.max_length = max_length
+        self.module = hub.load(handle)  # export tracks it: the SavedModel carries the vocabulary
+        self.special = {key: int(value) for key, value in self.module.tokenize.get_special_tokens_dict().items()}
+        # Strings in, ragged tensors inside: as keras-hub's preprocessing layers, no conversion of the inputs.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self.built = True
+
+    @property
+    def bi(self) -> bool:
+        return self.encoder == "bi"
+
+    def tokenize(self, texts: tf.Tensor) -> tf.RaggedTensor:
+        """(B,) strings -> (B, pieces) int32 ids."""
+        return self.module.tokenize(texts).merge_dims(-2, -1)
+
+    def pack(self, segments: list[tf.RaggedTensor]) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """Ragged (ids, type ids) of `[CLS] a [SEP] (b [SEP])`, trimmed to max_length."""
+        return pack_segments(segments, self.max_length, self.special["start_of_sequence_id"],
+                             self.special["end_of_segment_id"])
+
+    def packed(self, text_a: tf.Tensor, text_b: tf.Tensor) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
+        """What the input pipeline caches per pair, unpadded: (ids, type ids) of the pair (cross), or each
+        side's ids (bi; its type ids are all 0)."""
+        a, b = self.tokenize(text_a), self.tokenize(text_b)
+        if self.bi:
+            return self.pack([a])[0], self.pack([b])[0]
+        return self.pack([a, b])
+
+    def from_padded(self, first: tf.Tensor, second: tf.Tensor, mask_first: tf.Tensor,
+                    mask_second: tf.Tensor) -> dict[str, tf.Tensor]:
+        """The input dict from `packed`'s two tensors padded with 0 (padding id 0 is [PAD] in every BERT
+        vocab we know; the mask, not the id, tells the encoder what is padding) and their masks."""
+        if self.bi:
+            return {"a_input_word_ids": first, "a_input_mask": mask_first, "a_input_type_ids": tf.zeros_like(first),
+                    "b_input_word_ids": second, "b_input_mask": mask_second,
+                    "b_input_type_ids": tf.zeros_like(second)}
+        return {"input_word_ids": first, "input_mask": mask_first, "input_type_ids": second}
+
+    def sentence_features(self, texts: tf.Tensor) -> dict[str, tf.Tensor]:
+        """`[CLS] sentence [SEP]` inputs of (B,) strings, padded to the batch's longest (the bi-encoder's
+        one-sentence embedding model takes them)."""
+        ids, type_ids = self.pack([self.tokenize(texts)])
+        return pad_packed(ids, type_ids, ids.bounding_shape()[1], self.special["padding_id"])
+
+    def call(self, text_a, text_b) -> dict[str, tf.Tensor]:
+        text_a, text_b = tf.convert_to_tensor(text_a, tf.string), tf.convert_to_tensor(text_b, tf.string)
+        if self.bi:
+            return {prefix + key: value for prefix, texts in (("a_", text_a), ("b_", text_b))
+                    for key, value in self.sentence_features(texts).items()}
+        ids, type_ids = self.pack([self.tokenize(text_a), self.tokenize(text_b)])
+        return pad_packed(ids, type_ids, ids.bounding_shape()[1], self.special["padding_id"])
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "handle": self.handle, "encoder": self.encoder, "max_length": self.max_length}

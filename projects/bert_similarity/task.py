@@ -1,8 +1,7 @@
-"""The similarity Task: tokenized, cached, length-bucketed pairs; a cross- or bi-encoder; AdamW with warmup.
+"""The similarity Task: a cross- or bi-encoder (`encoder`, bound explicitly), its preprocessor, AdamW with warmup.
 
-Text is tokenized once by the TF Hub preprocessor's `tokenize` (so any TF Hub BERT preprocessor works)
-and cached; packing and padding happen per batch. Batches group pairs of similar length and pad only
-to the longest pair in the batch, where keras-hub and most tutorials pad every pair to 128.
+Text is tokenized by a TF Hub preprocessor's `tokenize` (so any TF Hub BERT preprocessor works) through
+`PairPreprocessor`; the input pipeline (data.py) caches the packed pairs and pads per length bucket.
   cross:  ({input_word_ids, input_mask, input_type_ids}: (B, S)) with label (B,) float32
   bi:     ({a_input_word_ids, ..., b_input_type_ids}: (B, S)) with label (B,) float32
 """
@@ -18,13 +17,12 @@ import tensorflow as tf
 
 from core import task as task_lib
 from core.config import ConfigError
-from core.data import prepared
 
-from . import hub
+from . import data
 from . import model as model_lib
-from .data import read_pairs  # also what the baselines import from here
+from .data import read_pairs  # noqa: F401  (what the baselines import from here)
 from .losses import CosineSimilarityLoss, contrastive_loss
-from .preprocessor import pack_segments, pad_packed
+from .preprocessor import ENCODERS, PairPreprocessor
 
 DEFAULT_MODEL_DIR = "models/all-MiniLM-L6-v2"
 
@@ -38,7 +36,8 @@ class SimilarityTask(task_lib.Task):
         data_dir: str = "data/bert_similarity/bible",
         preprocessor_handle: str = os.path.join(DEFAULT_MODEL_DIR, "preprocessor"),
         encoder_handle: str = os.path.join(DEFAULT_MODEL_DIR, "encoder"),
-        model_fn: Callable[..., keras.Model] = model_lib.cross_encoder,
+        encoder: str = "cross",  # "cross": one packed pair per example; "bi": each sentence apart
+        model_fn: Callable[..., keras.Model] = model_lib.cross_encoder,  # must build the `encoder` kind
         max_length: int = 128,  # pieces per packed sequence (cross: the pair; bi: each sentence)
         batch_size: int = 32,
         bucket_boundaries: tuple[int, ...] = (32, 48, 64, 96),
@@ -51,7 +50,10 @@ class SimilarityTask(task_lib.Task):
         shuffle_buffer: int = 10_000,
         seed: int | None = None,
     ):
-        self.bi = model_fn is model_lib.bi_encoder
+        if encoder not in ENCODERS:
+            raise ConfigError(f"SimilarityTask.encoder={encoder!r}: expected one of {ENCODERS}.")
+        self.encoder = encoder
+        self.bi = encoder == "bi"
         losses = ("cosine", "contrastive") if self.bi else ("crossentropy",)
         if loss not in losses:
             raise ConfigError(f"SimilarityTask.loss={loss!r}: the {'bi' if self.bi else 'cross'}-encoder takes "
@@ -66,8 +68,7 @@ class SimilarityTask(task_lib.Task):
         self.data_dir = data_dir
         self.preprocessor_handle = preprocessor_handle
         self.encoder_handle = encoder_handle
-        self.preprocessor = hub.load(preprocessor_handle)
-        self.special = {key: int(value) for key, value in self.preprocessor.tokenize.get_special_tokens_dict().items()}
+        self._preprocessor = None  # loaded on first use
         self.model_fn = model_fn
         self.max_length = max_length
         self.batch_size = batch_size
@@ -82,72 +83,29 @@ class SimilarityTask(task_lib.Task):
         self.seed = seed
 
     def build_model(self) -> keras.Model:
-        return self.model_fn(encoder_handle=self.encoder_handle)
+        model = self.model_fn(encoder_handle=self.encoder_handle)
+        expected = {prefix + name for prefix in (("a_", "b_") if self.bi else ("",)) for name in model_lib.ID_NAMES}
+        found = {tensor.name for tensor in model.inputs}
+        if found != expected:
+            raise ConfigError(f"SimilarityTask.encoder={self.encoder!r} feeds {sorted(expected)}, but "
+                              f"SimilarityTask.model_fn={getattr(self.model_fn, '__name__', self.model_fn)} builds a "
+                              f"model with inputs {sorted(found)}: bind SimilarityTask.encoder to "
+                              "the builder's kind ('bi' for two sentences encoded apart, 'cross' for one packed pair).")
+        return model
 
-    def pack(self, segments: list[tf.RaggedTensor]) -> tuple[tf.RaggedTensor, tf.RaggedTensor]:
-        """Ragged (ids, type ids) of `[CLS] a [SEP] (b [SEP])`, trimmed to max_length."""
-        return pack_segments(segments, self.max_length, self.special["start_of_sequence_id"],
-                             self.special["end_of_segment_id"])
-
-    def tokenize_texts(self, texts: tf.Tensor) -> tf.RaggedTensor:
-        """(B,) strings -> (B, pieces) ids."""
-        return self.preprocessor.tokenize(texts).merge_dims(-2, -1)
-
-    def sentence_features(self, pieces: tf.RaggedTensor) -> dict[str, tf.Tensor]:
-        """`[CLS] sentence [SEP]` ids for (B, pieces) token ids, padded to the batch's longest."""
-        ids, type_ids = self.pack([pieces])
-        return pad_packed(ids, type_ids, ids.bounding_shape()[1], self.special["padding_id"])
-
-    def features(self, text_a: tf.Tensor, text_b: tf.Tensor, bi: bool | None = None) -> dict[str, tf.Tensor]:
-        """The model's input dict for (B,) raw string pairs, padded to the batch's longest: what export,
-        evaluate and predict feed. `bi` overrides the task's model type (the zero-shot baseline is a bi-encoder)."""
-        bi = self.bi if bi is None else bi
-        a, b = self.tokenize_texts(text_a), self.tokenize_texts(text_b)
-        if bi:
-            return {prefix + key: value for prefix, side in (("a_", a), ("b_", b))
-                    for key, value in self.sentence_features(side).items()}
-        ids, type_ids = self.pack([a, b])
-        return pad_packed(ids, type_ids, ids.bounding_shape()[1], self.special["padding_id"])
-
-    def _packed(self, split: str, input_context) -> tf.data.Dataset:
-        """Per pair: packed ids and type ids (cross), or each side's packed ids (bi), and the label."""
-        pairs = prepared.shard(read_pairs(self.data_dir, split), input_context)
-
-        def pack_batch(batch):
-            a, b = self.tokenize_texts(batch["text_a"]), self.tokenize_texts(batch["text_b"])
-            label = tf.cast(batch["label"], tf.float32)
-            if self.bi:
-                (ids_a, _), (ids_b, _) = self.pack([a]), self.pack([b])
-                return ids_a, ids_b, label
-            ids, type_ids = self.pack([a, b])
-            return ids, type_ids, label
-
-        packed = pairs.batch(256).map(pack_batch, num_parallel_calls=tf.data.AUTOTUNE).unbatch()
-        # Cache the training split (read many times over); the held-out ones are small, and a partial
-        # validation pass (TrainConfig.eval_steps) would leave a cache half-filled.
-        return packed.cache() if split == "train" else packed
+    @property
+    def preprocessor(self) -> PairPreprocessor:
+        """Raw pairs to the model's inputs: what the input pipeline, evaluate, export and predict feed."""
+        if self._preprocessor is None:
+            self._preprocessor = PairPreprocessor(self.preprocessor_handle, self.encoder, self.max_length)
+        return self._preprocessor
 
     def build_inputs(self, split: str, input_context: tf.distribute.InputContext | None = None) -> tf.data.Dataset:
         """Endless shuffled, length-bucketed batches for "train"; one pass, in file order, for the others."""
-        training = split == "train"
         batch_size = task_lib.per_replica_batch_size(self.batch_size, input_context, "SimilarityTask.batch_size")
-        dataset = self._packed(split, input_context)
-        if training:
-            dataset = dataset.shuffle(self.shuffle_buffer, seed=self.seed).repeat()
-        dataset = dataset.map(lambda x, y, label: (x, y, tf.ones_like(x), tf.ones_like(y), label))
-        buckets = len(self.bucket_boundaries) + 1
-        dataset = dataset.bucket_by_sequence_length(
-            lambda x, y, *_: tf.maximum(tf.size(x), tf.size(y)), bucket_boundaries=list(self.bucket_boundaries),
-            bucket_batch_sizes=[batch_size] * buckets, pad_to_bucket_boundary=False, drop_remainder=training)
-        return dataset.map(self._features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
-
-    def _features(self, x, y, mask_x, mask_y, label):
-        """The model's input dict from padded batches (padding id 0 is [PAD] in every BERT vocab we know;
-        the mask, not the id, tells the encoder what is padding)."""
-        if self.bi:
-            return ({"a_input_word_ids": x, "a_input_mask": mask_x, "a_input_type_ids": tf.zeros_like(x),
-                     "b_input_word_ids": y, "b_input_mask": mask_y, "b_input_type_ids": tf.zeros_like(y)}, label)
-        return {"input_word_ids": x, "input_mask": mask_x, "input_type_ids": y}, label
+        return data.make_dataset(self.data_dir, split, self.preprocessor, batch_size=batch_size,
+                                 bucket_boundaries=self.bucket_boundaries, shuffle_buffer=self.shuffle_buffer,
+                                 seed=self.seed, input_context=input_context)
 
     def build_loss(self) -> keras.losses.Loss:
         if self.loss == "cosine":

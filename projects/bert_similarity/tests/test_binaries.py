@@ -12,8 +12,10 @@ import requests
 import tensorflow as tf
 
 from core import checkpoints, testing
+from core.config import ConfigError
 from serving import processes
 
+from .. import model as model_lib
 from .. import task as task_lib
 from . import helpers
 
@@ -69,6 +71,7 @@ def test_train_writes_its_config_and_resumes(run):
 def test_bi_encoder_trains_in_the_custom_loop_with_the_contrastive_loss(run):
     model_dir = str(run["root"] / "bi")
     result = _ok(_run("train", SMOKE, *run["bindings"], f"--model_dir={model_dir}",
+                      "--gin_bindings=SimilarityTask.encoder='bi'",
                       "--gin_bindings=SimilarityTask.model_fn=@bi_encoder",
                       "--gin_bindings=SimilarityTask.loss='contrastive'", "--gin_bindings=TrainConfig.loop='custom'"))
     assert "Finished at step 4" in result.stderr and "val_auc=" in result.stdout
@@ -139,7 +142,7 @@ def test_export_scores_raw_pairs_like_the_model_in_process(run):
     model = task.build_model()
     checkpoints.restore_model(model, model_dir)
     gin.clear_config()
-    expected = tf.sigmoid(model(task.features(tf.constant(PAIRS[0]), tf.constant(PAIRS[1])), training=False))
+    expected = tf.sigmoid(model(task.preprocessor(tf.constant(PAIRS[0]), tf.constant(PAIRS[1])), training=False))
     np.testing.assert_allclose(served["probability"].numpy(), expected.numpy(), atol=1e-5)
     printed = _ok(_run("predict", f"--export_dir={os.path.join(model_dir, 'export')}", PAIRS[0][0], PAIRS[1][0]))
     decision = "match" if served["match"].numpy()[0] else "no match"
@@ -159,6 +162,18 @@ def test_missing_converted_model_is_a_clear_error(run, tmp_path):
                   f"--model_dir={tmp_path / 'run'}")
     assert result.returncode == 2 and "SimilarityTask.encoder_handle" in result.stderr
     assert "python -m projects.bert_similarity.convert" in result.stderr
+
+
+def test_a_builder_of_the_other_encoder_kind_is_a_clear_error(run):
+    models = run["models"]
+    task = task_lib.SimilarityTask(data_dir=run["data_dir"], preprocessor_handle=f"{models}/preprocessor",
+                                   encoder_handle=f"{models}/encoder", model_fn=model_lib.bi_encoder)
+    with pytest.raises(ConfigError, match="SimilarityTask.encoder='cross' feeds .* bind SimilarityTask.encoder"):
+        task.build_model()
+    bi = task_lib.SimilarityTask(data_dir=run["data_dir"], preprocessor_handle=f"{models}/preprocessor",
+                                 encoder_handle=f"{models}/encoder", encoder="bi", loss="cosine",
+                                 model_fn=model_lib.bi_encoder)
+    assert {tensor.name for tensor in bi.build_model().inputs} == set(bi.preprocessor(["a"], ["b"]))
 
 
 @pytest.mark.slow  # a keras-hub fine-tune; its scoring and the results row's bookkeeping are in the default suite

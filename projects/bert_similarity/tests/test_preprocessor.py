@@ -4,9 +4,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core.config import UserError
+from core import testing
+from core.config import ConfigError, UserError
 
-from ..preprocessor import BertPreprocessor
+from ..preprocessor import BertPreprocessor, PairPreprocessor
 from . import helpers
 
 
@@ -80,3 +81,42 @@ def test_vocab_with_a_repeated_piece_is_rejected(tmp_path):
     path.write_text("[PAD]\n[UNK]\n[CLS]\n[SEP]\n[MASK]\ncat\ncat\n")
     with pytest.raises(UserError, match=r"vocab.txt:7: 'cat' is already on line 6"):
         BertPreprocessor(str(path))
+
+
+@pytest.fixture(scope="module")
+def saved_preprocessor(vocab_and_preprocessor, tmp_path_factory):
+    path = str(tmp_path_factory.mktemp("preprocessor") / "preprocessor")
+    vocab_and_preprocessor[1].save(path)
+    return path
+
+
+PAIR = {"text_a": np.array(["the cat sat on the mat", "jesus wept"]),
+        "text_b": np.array(["a dog", "how do i learn python"])}
+
+
+@pytest.mark.parametrize("encoder", ["cross", "bi"])
+def test_pair_preprocessor_is_serializable_and_the_same_in_tf_data_and_tf_function(saved_preprocessor, encoder):
+    testing.check_preprocessor(PairPreprocessor, {"handle": saved_preprocessor, "encoder": encoder, "max_length": 16},
+                               PAIR)
+
+
+def test_pair_preprocessor_packs_as_the_saved_preprocessor_and_pads_to_the_longest_pair(
+        vocab_and_preprocessor, saved_preprocessor):
+    vocab, pre = vocab_and_preprocessor
+    cross = PairPreprocessor(saved_preprocessor, "cross", max_length=16)(**PAIR)
+    texts = [tf.constant(PAIR["text_a"]), tf.constant(PAIR["text_b"])]
+    fixed = pre.bert_pack_inputs([pre.tokenize(t) for t in texts], 16)
+    length = cross["input_word_ids"].shape[1]
+    assert length == int(tf.reduce_max(tf.reduce_sum(fixed["input_mask"], axis=1)))  # the longest pair, not 16
+    for key, value in cross.items():
+        np.testing.assert_array_equal(value.numpy(), fixed[key].numpy()[:, :length])
+    bi = PairPreprocessor(saved_preprocessor, "bi", max_length=16)(**PAIR)
+    alone = pre.bert_pack_inputs([pre.tokenize(texts[1])], 16)
+    width = bi["b_input_word_ids"].shape[1]
+    np.testing.assert_array_equal(bi["b_input_word_ids"].numpy(), alone["input_word_ids"].numpy()[:, :width])
+    assert not bi["a_input_type_ids"].numpy().any() and not bi["b_input_type_ids"].numpy().any()
+
+
+def test_pair_preprocessor_rejects_an_unknown_encoder(saved_preprocessor):
+    with pytest.raises(ConfigError, match="encoder='dual'"):
+        PairPreprocessor(saved_preprocessor, "dual")

@@ -6,6 +6,7 @@ import json
 import os
 
 from core import results as core_results
+from core import results_table
 from core.testing import FakeBinaries
 from projects.bert_similarity import results
 
@@ -85,7 +86,7 @@ def test_the_table_gives_the_ratio_to_the_zero_shot_baseline(tmp_path, monkeypat
     store = core_results.Store(str(tmp_path / "results.jsonl"))
     runs = core_results.collect(store, results.TABLE.rows, [0, 1], [1, 2, 3],
                                 results.Runner(str(tmp_path / "work"), _binaries(tmp_path)), log=lambda _: None)
-    lines = core_results.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics,
+    lines = results_table.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics,
                                         baseline="zero_shot").splitlines()
     assert "| 98.00 ± 0.00 (worst 98.00) |" in lines[2] and "| 1.000x | 2 splits × 1 seed |" in lines[2]
     assert "| 97.80 ± 0.09 (worst 97.70) |" in lines[3] and "| 0.998x | 2 splits × 3 seeds |" in lines[3]
