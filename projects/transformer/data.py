@@ -158,7 +158,7 @@ def tokenized_pairs(data_dir: str, split: str, tokenizer, max_length: int,
     cached. Training pairs longer than `max_length` - 1 pieces are skipped, held-out ones truncated."""
     pairs = prepared.shard(read_pairs(data_dir, split), input_context)
     tokenized = pairs.batch(1024).map(
-        lambda b: (tokenizer.tokenize(b["source"]), tokenizer.tokenize(b["target"])),
+        lambda b: (tokenizer(b["source"]), tokenizer(b["target"])),
         num_parallel_calls=tf.data.AUTOTUNE).unbatch()
     limit = max_length - 1  # room for the end (or start) id
     if split == "train":  # a truncated pair teaches a wrong translation; skip it

@@ -124,7 +124,7 @@ def beam_search(model, source: tf.Tensor, max_length: int, beam_size: int = 4, a
 
 def encode_texts(tokenizer: Tokenizer, texts: tf.Tensor, max_length: int) -> tf.Tensor:
     """[batch] strings -> (B, <= max_length) source ids ending with the end id (truncated if longer), 0-padded."""
-    ids = tokenizer.tokenize(texts)[:, : max_length - 1]
+    ids = tokenizer(texts)[:, : max_length - 1]
     return tf.concat([ids, tf.fill([ids.nrows(), 1], EOS_ID)], axis=1).to_tensor(PAD_ID)
 
 

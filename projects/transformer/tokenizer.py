@@ -9,13 +9,19 @@ and byte fallback for characters never seen in training, so placeholders such as
 starts with them); `prepare` strips every text, so none reach the tokenizer.
 
 Ids 0..3 are reserved: 0 padding, 1 unknown, 2 start of sequence, 3 end of sequence.
+
+`Tokenizer` is a Keras preprocessing layer, in the role of keras-hub's `SentencePieceTokenizer`: its
+config carries the model proto, so it serializes with the model it belongs to; calling it tokenizes. The
+input pipeline (`data.py`), `evaluate`, `translate` and the export all call it the same way.
 """
 
 from __future__ import annotations
 
+import base64
 import io
 from collections.abc import Iterable
 
+import keras
 import sentencepiece
 import tensorflow as tf
 import tensorflow_text as tft
@@ -37,14 +43,26 @@ def train_sentencepiece(texts: Iterable[str], vocab_size: int = 8000, model_type
     return model.getvalue()
 
 
-class Tokenizer(tf.Module):
-    """Strings to ragged int32 ids and back, from a SentencePiece model proto; exportable in a SavedModel."""
+@keras.saving.register_keras_serializable(package="transformer")
+class Tokenizer(keras.layers.Layer):
+    """Strings to ragged int32 ids and back, from a SentencePiece model proto; serializable, and exportable in
+    a SavedModel. `proto` is the model's bytes (or, in a config, their base64 text)."""
 
-    def __init__(self, model_proto: bytes, name: str | None = None):
-        super().__init__(name=name)
-        self.model_proto = model_proto
-        self._sentencepiece = tft.SentencepieceTokenizer(model=model_proto, out_type=tf.int32)
+    def __init__(self, proto: bytes | str, **kwargs):
+        super().__init__(**kwargs)
+        self.model_proto = base64.b64decode(proto) if isinstance(proto, str) else bytes(proto)
+        self._sentencepiece = tft.SentencepieceTokenizer(model=self.model_proto, out_type=tf.int32)
         self.vocab_size = int(self._sentencepiece.vocab_size())
+        # Strings in, ragged ids out: as keras-hub's preprocessing layers, no conversion of the inputs.
+        self._convert_input_args = False
+        self._allow_non_tensor_positional_args = True
+        self.built = True
+
+    def get_config(self) -> dict:
+        return {**super().get_config(), "proto": base64.b64encode(self.model_proto).decode("ascii")}
+
+    def call(self, texts) -> tf.RaggedTensor:
+        return self.tokenize(texts)
 
     @classmethod
     def load(cls, path: str) -> Tokenizer:

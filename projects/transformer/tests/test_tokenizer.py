@@ -1,9 +1,13 @@
 """The subword tokenizer: exact round trips (placeholders, spacing, unseen characters), reserved ids,
 determinism, and the same ids after a SavedModel round trip."""
 
+import json
+
 import numpy as np
 import pytest
 import tensorflow as tf
+
+from core import testing
 
 from .. import tokenizer as tokenizer_lib
 
@@ -65,3 +69,11 @@ def test_tokenizes_inside_tf_data(tokenizer):
     dataset = tf.data.Dataset.from_tensor_slices(HARD[:3]).batch(3).map(tokenizer.tokenize)
     batch = next(iter(dataset))
     np.testing.assert_array_equal(batch.flat_values, tokenizer.tokenize(tf.constant(HARD[:3])).flat_values)
+
+
+def test_is_a_serializable_preprocessing_layer(tokenizer):
+    testing.check_preprocessor(tokenizer_lib.Tokenizer, {"proto": tokenizer.model_proto}, {"texts": np.array(HARD)})
+    config = tokenizer.get_config()
+    json.dumps(config)  # the proto travels as text in a .keras file's config
+    revived = tokenizer_lib.Tokenizer.from_config(config)
+    assert revived.model_proto == tokenizer.model_proto and revived.vocab_size == tokenizer.vocab_size
