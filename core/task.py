@@ -13,6 +13,7 @@ evaluate, export and predict build the Task with `from_model_dir(model_dir)`, as
 from __future__ import annotations
 
 import dataclasses
+import os
 from typing import TYPE_CHECKING
 
 import keras
@@ -118,6 +119,15 @@ class Task:
         if model.losses:
             losses += tf.cast(tf.add_n(model.losses), tf.float32)
         return losses
+
+
+def artifact_path(model_dir: str, name: str, run_kind: str) -> str:
+    """`model_dir/name`, a file a trained run keeps (`Task.save_artifacts`); says to train first when it is missing
+    (`run_kind` names the run in the message: "transformer", "classifier")."""
+    path = os.path.join(model_dir, name)
+    if not os.path.exists(path):
+        raise ConfigError(f"{path} not found: {model_dir} is not a trained {run_kind} run; train it first.")
+    return path
 
 
 def per_replica_batch_size(global_batch_size: int, input_context: tf.distribute.InputContext | None,

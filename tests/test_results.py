@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from core import results
+from core import results, results_table
 from core.config import UserError
 
 ACCURACY = results.Metric("accuracy", "accuracy %", higher_is_better=True, percent=True)
@@ -22,14 +22,14 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def test_summarize_matches_numpy():
     values = [0.97, 0.99, 0.95, 0.98]
-    s = results.summarize(values, higher_is_better=True)
+    s = results_table.summarize(values, higher_is_better=True)
     assert s.mean == pytest.approx(np.mean(values))
     assert s.std == pytest.approx(np.std(values, ddof=1))
     assert (s.worst, s.n) == (0.95, 4)
-    assert results.summarize(values, higher_is_better=False).worst == 0.99
-    assert results.summarize([3.0], higher_is_better=False) == results.Summary(3.0, 0.0, 3.0, 1)
+    assert results_table.summarize(values, higher_is_better=False).worst == 0.99
+    assert results_table.summarize([3.0], higher_is_better=False) == results_table.Summary(3.0, 0.0, 3.0, 1)
     with pytest.raises(ValueError):
-        results.summarize([], higher_is_better=True)
+        results_table.summarize([], higher_is_better=True)
 
 
 def test_store_keeps_runs_across_reopening_and_refuses_another_spec(tmp_path):
@@ -85,7 +85,7 @@ def test_markdown_table_gives_mean_std_worst_ratio_and_counts():
     ours = [2.0, 4.0, 6.0]
     runs = {"gbt": [_run("gbt", k, 0, rmse=4.0) for k in range(3)],
             "ours": [_run("ours", k, 1, seconds=120.0, rmse=v) for k, v in enumerate(ours)]}
-    table = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()
+    table = results_table.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()
     assert table[0] == "| row | RMSE | RMSE vs baseline | runs | training minutes per run |"
     assert table[2] == "| trees | 4.00 ± 0.00 (worst 4.00) | 1.000x | 3 splits × 1 seed | 1.0 |"
     std = statistics.stdev(ours)
@@ -95,17 +95,17 @@ def test_markdown_table_gives_mean_std_worst_ratio_and_counts():
 
 def test_markdown_table_prints_percentages():
     runs = {"a": [_run("a", 0, s, accuracy=v) for s, v in [(1, 0.98), (2, 0.99)]]}
-    table = results.markdown_table([results.Row("a", "a", "")], runs, [ACCURACY])
+    table = results_table.markdown_table([results.Row("a", "a", "")], runs, [ACCURACY])
     assert "| a | 98.50 ± 0.71 (worst 98.00) | 1 split × 2 seeds | 1.0 |" in table
 
 
 def test_replace_block_rewrites_only_between_the_markers(tmp_path):
     readme = tmp_path / "README.md"
     readme.write_text("# P\nbefore\n<!-- results:bbc -->\nold table\n<!-- /results:bbc -->\nafter\n")
-    results.replace_block(str(readme), "bbc", "| new |\n")
+    results_table.replace_block(str(readme), "bbc", "| new |\n")
     assert readme.read_text() == "# P\nbefore\n<!-- results:bbc -->\n| new |\n<!-- /results:bbc -->\nafter\n"
     with pytest.raises(UserError, match="results:other"):
-        results.replace_block(str(readme), "other", "x")
+        results_table.replace_block(str(readme), "other", "x")
 
 
 def test_gin_spec_changes_with_an_included_file(tmp_path):
@@ -203,21 +203,21 @@ def test_an_ensemble_row_costs_its_members_training():
     assert ensemble.label == "ours, mean prediction of seeds 1, 2, 3" and ensemble.spec != member.spec
     runs = {"ours": [_run("ours", 0, s, seconds=90.0, rmse=4.0) for s in (1, 2, 3)],
             "ours_ensemble": [_run("ours_ensemble", 0, 0, seconds=6.0, rmse=3.5)]}
-    table = results.markdown_table([member, ensemble], runs, [RMSE])
+    table = results_table.markdown_table([member, ensemble], runs, [RMSE])
     # Stored without its training time: its members' median, three times.
     assert table.splitlines()[3].endswith("| 1 split, 3 models each | 4.5 |")
     runs["ours_ensemble"][0]["metrics"]["train_seconds"] = 300.0  # what the Runner measured
-    assert results.markdown_table([member, ensemble], runs, [RMSE]).splitlines()[3].endswith("| 5.0 |")
+    assert results_table.markdown_table([member, ensemble], runs, [RMSE]).splitlines()[3].endswith("| 5.0 |")
 
 
 def test_the_table_says_when_a_grid_is_incomplete_and_compares_on_common_splits():
     rows = [results.Row("gbt", "trees", "", seeded=False), results.Row("ours", "ours", "")]
     runs = {"gbt": [_run("gbt", 0, 0, rmse=4.0), _run("gbt", 1, 0, rmse=8.0)],
             "ours": [_run("ours", 0, 1, rmse=5.0), _run("ours", 0, 2, rmse=5.0), _run("ours", 1, 1, rmse=6.0)]}
-    line = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()[3]
+    line = results_table.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()[3]
     assert "| 3 runs on 2 splits |" in line and "| 0.889x |" in line  # (5 + 5 + 6) / 3 over (4 + 8) / 2
     del runs["ours"][2]  # split 1 not run yet: the ratio is split 0's only
-    line = results.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()[3]
+    line = results_table.markdown_table(rows, runs, [RMSE], baseline="gbt").splitlines()[3]
     assert "| 1.250x |" in line and "| 1 split × 2 seeds |" in line
 
 
@@ -226,7 +226,7 @@ def test_split_table_gives_each_split_its_own_column():
             results.Row("later", "later", "")]
     runs = {"gbt": [_run("gbt", 0, 0, rmse=4.0), _run("gbt", 2, 0, rmse=8.0)],
             "ours": [_run("ours", 0, 1, rmse=5.0), _run("ours", 0, 2, rmse=7.0), _run("ours", 2, 1, rmse=6.0)]}
-    table = results.split_table(rows, runs, RMSE).splitlines()
+    table = results_table.split_table(rows, runs, RMSE).splitlines()
     assert table[0] == "| row | split 0 | split 2 |"
     assert table[2] == "| trees | 4.00 | 8.00 |"
     assert table[3] == f"| ours | 6.00 ± {statistics.stdev([5.0, 7.0]):.2f} | 6.00 |"
@@ -238,7 +238,8 @@ def test_split_table_gives_each_split_its_own_column():
 def test_every_results_table_has_its_block_in_its_readme_and_its_row_configs_exist(project):
     table = importlib.import_module(f"projects.{project}.results").TABLE
     assert table.project == project
-    results.replace_block(os.path.join(REPO, "projects", project, "README.md"), table.readme_block, None)  # raises
+    readme = os.path.join(REPO, "projects", project, "README.md")
+    results_table.replace_block(readme, table.readme_block, None)  # raises
     for row in table.rows:
         for path in row.gin_files:
             assert os.path.isfile(os.path.join(REPO, path)), (row.name, path)

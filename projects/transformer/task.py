@@ -41,10 +41,7 @@ def training_texts(data_dir: str):
 
 def tokenizer_file(model_dir: str) -> str:
     """The run's tokenizer.model; says to train first when it is missing."""
-    path = os.path.join(model_dir, TOKENIZER_FILE)
-    if not os.path.exists(path):
-        raise ConfigError(f"{path} not found: {model_dir} is not a trained transformer run; train it first.")
-    return path
+    return task_lib.artifact_path(model_dir, TOKENIZER_FILE, "transformer")
 
 
 @gin.configurable

@@ -2,7 +2,8 @@
 
 `Columns` builds fresh adapted layers for each model (vocabularies through `adapt`, the numeric mean and
 variance through `Normalization.adapt`), the models' inputs, and the output layers that put a unit-scale
-output into the target's units.
+output into the target's units. `MatrixColumns` splits a plain float matrix (what scikit-learn passes)
+into those named, typed columns.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import numpy as np
 from keras import layers
 
 from . import data
+
+PACKAGE = "wide_deep"  # what the project's Keras classes are registered under
 
 
 class Columns:
@@ -72,3 +75,26 @@ class Columns:
             return layers.Activation("exponential", name=name, dtype="float32")(x)
 
         return apply
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MatrixColumns(keras.layers.Layer):
+    """[batch, columns] float matrix -> {column: [batch, 1]}: float32 numerics, int64 category codes."""
+
+    def __init__(self, kinds: dict[str, str], **kwargs):
+        super().__init__(**kwargs)
+        self.kinds = dict(kinds)
+
+    def call(self, matrix):
+        out = {}
+        for i, (name, kind) in enumerate(self.kinds.items()):
+            column = matrix[:, i : i + 1]
+            out[name] = keras.ops.cast(column, data.DTYPES["numeric" if kind == "numeric" else "integer"])
+        return out
+
+    def compute_output_spec(self, matrix):
+        return {name: keras.KerasTensor((matrix.shape[0], 1), dtype="float32" if kind == "numeric" else "int64")
+                for name, kind in self.kinds.items()}
+
+    def get_config(self):
+        return {**super().get_config(), "kinds": self.kinds}

@@ -19,7 +19,7 @@ from absl import flags
 from core import export, runtime
 from core.config import UserError
 
-from . import data
+from . import table
 
 flags.DEFINE_string("export_dir", None, "An export version folder, or the base folder (its newest version).")
 flags.DEFINE_string("source", "package:ISLP/data/Bikeshare.csv", "CSV source (a path, package:..., #tar member).")
@@ -36,7 +36,7 @@ def main(argv: list[str]) -> None:
     path = export.resolve_export(FLAGS.export_dir)
     serve = tf.saved_model.load(path).signatures["serving_default"]
     inputs = serve.structured_input_signature[1]
-    text, name = data.read_csv_text(FLAGS.source)
+    text, name = table.read_csv_text(FLAGS.source)
     rows = list(csv.DictReader(io.StringIO(text)))[FLAGS.first_row:FLAGS.first_row + FLAGS.rows]
     if not rows:
         raise UserError(f"{name} has no rows from --first_row={FLAGS.first_row}.")

@@ -16,7 +16,7 @@ from absl import flags
 
 from core import config, runtime
 
-from . import data
+from . import data, table
 
 flags.adopt_module_key_flags(config)
 flags.DEFINE_string("output_dir", "data/wide_deep/bikeshare", "Where the shards and metadata.json go.")
@@ -27,7 +27,7 @@ FLAGS = flags.FLAGS
 def main(argv: list[str]) -> None:
     """Converts the configured table to TFRecord shards in --output_dir."""
     config.parse_gin(list(FLAGS.gin_file), list(FLAGS.gin_bindings))
-    metadata = data.prepare(data.TableSpec(), FLAGS.output_dir, FLAGS.num_shards)
+    metadata = data.prepare(table.TableSpec(), FLAGS.output_dir, FLAGS.num_shards)
     print(f"Prepared {metadata['counts']} rows of {metadata['source']} in {FLAGS.output_dir} "
           f"(target {metadata['target']!r}, {len(metadata['features'])} feature columns)")
 

@@ -33,6 +33,7 @@ from core import config as core_config
 from core import runtime
 from core.files import write_text_atomic
 
+from . import columns as columns_lib
 from . import data, reports
 from . import model as model_lib
 from .scoring import regression_scores
@@ -53,29 +54,6 @@ SEARCH_SPACE = {  # scipy.stats distributions or lists, sampled by sklearn's Par
 }
 
 
-@keras.saving.register_keras_serializable(package=model_lib.PACKAGE)
-class MatrixColumns(keras.layers.Layer):
-    """[batch, columns] float matrix -> {column: [batch, 1]}: float32 numerics, int64 category codes."""
-
-    def __init__(self, kinds: dict[str, str], **kwargs):
-        super().__init__(**kwargs)
-        self.kinds = dict(kinds)
-
-    def call(self, matrix):
-        out = {}
-        for i, (name, kind) in enumerate(self.kinds.items()):
-            column = matrix[:, i : i + 1]
-            out[name] = keras.ops.cast(column, data.DTYPES["numeric" if kind == "numeric" else "integer"])
-        return out
-
-    def compute_output_spec(self, matrix):
-        return {name: keras.KerasTensor((matrix.shape[0], 1), dtype="float32" if kind == "numeric" else "int64")
-                for name, kind in self.kinds.items()}
-
-    def get_config(self):
-        return {**super().get_config(), "kinds": self.kinds}
-
-
 def make_build_fn(columns: model_lib.Columns, model_fn, epochs: int, batch_size: int):
     """The callable SKLearnRegressor calls with (X, y, **model_kwargs) to get a new compiled model.
 
@@ -87,7 +65,7 @@ def make_build_fn(columns: model_lib.Columns, model_fn, epochs: int, batch_size:
         del y  # the target's scale comes from `columns`
         inputs = keras.Input((len(columns.kinds),), name="matrix")
         network = model_fn(columns, **model_kwargs)
-        model = keras.Model(inputs, network(MatrixColumns(columns.kinds)(inputs)))
+        model = keras.Model(inputs, network(columns_lib.MatrixColumns(columns.kinds)(inputs)))
         steps = epochs * -(-len(X) // batch_size)
         model.compile(keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(learning_rate, steps)), loss="mse")
         return model

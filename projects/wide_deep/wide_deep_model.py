@@ -11,9 +11,7 @@ from keras import layers
 from core.config import ConfigError
 
 from . import data
-from .columns import Columns
-
-PACKAGE = "wide_deep"
+from .columns import PACKAGE, Columns
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

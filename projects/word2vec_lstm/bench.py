@@ -36,7 +36,8 @@ from . import data, quality, vectors
 from . import text as text_lib
 from . import word2vec as w2v
 from .export import serving_signatures
-from .task import TextClassificationTask, Word2VecTask, corpus_texts
+from .task import TextClassificationTask
+from .word2vec_task import Word2VecTask, corpus_texts
 
 flags.adopt_module_key_flags(core_config)
 flags.DEFINE_integer("bench_epochs", 5, "Passes over the corpus per word2vec training (gensim's epochs).")

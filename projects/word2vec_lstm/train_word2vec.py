@@ -22,7 +22,7 @@ from core.files import atomic_path, write_text_atomic
 
 from . import text as text_lib
 from . import vectors
-from .task import Word2VecTask
+from .word2vec_task import Word2VecTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)

@@ -8,6 +8,7 @@ import os
 import pytest
 
 from core import results as core_results
+from core import results_table
 from core.config import UserError
 from core.testing import FakeBinaries
 from projects.cnn_vision import results
@@ -41,7 +42,7 @@ def test_seeds_of_each_row_on_the_fixed_test_set(tmp_path):
     assert [f["gin_file"][0].rsplit("/", 1)[-1] for f in trained[::3]] == ["keras_io_recipe.gin", "default.gin"]
     assert [f["seed"] for f in trained[:3]] == [["1"], ["2"], ["3"]]
     assert len({f["model_dir"][0] for f in trained}) == 6
-    table = core_results.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics)
+    table = results_table.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics)
     assert "| 92.20 ± 0.10 (worst 92.10) |" in table and "1 split × 3 seeds" in table
     with pytest.raises(UserError, match="one fixed test set"):
         results.Runner(str(tmp_path), binaries)(results.TABLE.rows[0], 1, 1)

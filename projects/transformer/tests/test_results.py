@@ -8,6 +8,7 @@ import os
 import pytest
 
 from core import results as core_results
+from core import results_table
 from core.config import UserError
 from core.testing import FakeBinaries
 from projects.transformer import results
@@ -92,7 +93,7 @@ def test_the_table_gives_the_ratio_to_the_recipe_on_the_same_splits(tmp_path):
     store = core_results.Store(str(tmp_path / "results.jsonl"))
     runs = core_results.collect(store, results.TABLE.rows, [0, 1], [1, 2, 3],
                                 results.Runner(str(tmp_path / "work"), _binaries()), log=lambda _: None)
-    lines = core_results.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics,
+    lines = results_table.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics,
                                         baseline="recipe").splitlines()
     assert "| 12.0 ± 0.9 (worst 11.0) |" in lines[2] and "| - | - |" in lines[2] and "| 1.000x |" in lines[2]
     assert "| 22.0 ± 0.9 (worst 21.0) |" in lines[3] and "| 1.833x | 2 splits × 3 seeds |" in lines[3]

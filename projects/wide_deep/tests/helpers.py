@@ -7,7 +7,7 @@ import subprocess
 
 from core import testing
 
-from .. import data
+from .. import table
 
 PROJECT_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PROJECT = os.path.basename(PROJECT_DIR)  # "wide_deep", or the copy's name
@@ -18,7 +18,7 @@ BIKESHARE_GIN = os.path.join(CONFIGS, "data_bikeshare.gin")
 
 def write_bikeshare_slice(path: str, rows: int = 720) -> str:
     """The first `rows` hours (30 days at 720) of the real Bikeshare.csv, header included."""
-    text, _ = data.read_csv_text("package:ISLP/data/Bikeshare.csv")
+    text, _ = table.read_csv_text("package:ISLP/data/Bikeshare.csv")
     lines = text.splitlines()
     with open(path, "w") as f:
         f.write("\n".join(lines[: rows + 1]) + "\n")

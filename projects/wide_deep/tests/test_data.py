@@ -8,18 +8,19 @@ import tarfile
 import numpy as np
 import pytest
 
-from core.config import ConfigError
+from core.config import ConfigError, UserError
 
 from .. import data
+from .. import table as table_lib
 from . import helpers
 
-SPEC = data.TableSpec(source="unused", numeric=("temp",), integer_categorical=("hr",), string_categorical=("mnth",),
-                      target="bikers", extra_targets=("casual",))
+SPEC = table_lib.TableSpec(source="unused", numeric=("temp",), integer_categorical=("hr",),
+                           string_categorical=("mnth",), target="bikers", extra_targets=("casual",))
 GOOD = "mnth,hr,temp,casual,bikers,day\nJan,0,0.24,3,16,1\nJan,\"1\",0.22,8,40,1\nFeb,2,0.5,0,1,2\n"
 
 
 def test_reads_typed_columns_and_ignores_undeclared_ones():
-    table = data.read_table(SPEC, GOOD, "t.csv")
+    table = table_lib.read_table(SPEC, GOOD, "t.csv")
     assert table["hr"].dtype == np.int64 and table["hr"].tolist() == [0, 1, 2]  # a quoted "1" is an integer
     assert table["temp"].tolist() == [0.24, 0.22, 0.5]
     assert table["mnth"].tolist() == ["Jan", "Jan", "Feb"]
@@ -37,21 +38,21 @@ def test_reads_typed_columns_and_ignores_undeclared_ones():
     ("", "t.csv: empty file"),
 ])
 def test_bad_values_name_the_file_line_and_column(text, message):
-    with pytest.raises(data.TableError, match=message):
-        data.read_table(SPEC, text, "t.csv")
+    with pytest.raises(table_lib.TableError, match=message):
+        table_lib.read_table(SPEC, text, "t.csv")
 
 
 def test_a_target_can_never_be_an_input():
     with pytest.raises(ConfigError, match="column 'casual' is declared twice"):
-        data.TableSpec(numeric=("temp", "casual"), target="bikers", extra_targets=("casual",))
+        table_lib.TableSpec(numeric=("temp", "casual"), target="bikers", extra_targets=("casual",))
     with pytest.raises(ConfigError, match="declares no feature columns"):
-        data.TableSpec(target="bikers")
+        table_lib.TableSpec(target="bikers")
     with pytest.raises(ConfigError, match="three fractions"):
-        data.SplitSpec(fractions=(0.8, 0.3, 0.1))
+        table_lib.SplitSpec(fractions=(0.8, 0.3, 0.1))
 
 
 def test_sources_resolve_in_packages_and_tar_members(tmp_path):
-    text, name = data.read_csv_text("package:ISLP/data/Bikeshare.csv")
+    text, name = table_lib.read_csv_text("package:ISLP/data/Bikeshare.csv")
     assert name.endswith("ISLP/data/Bikeshare.csv") and text.startswith('"season","mnth"')
     archive = tmp_path / "tables.tar.gz"
     with tarfile.open(archive, "w:gz") as tar:
@@ -59,42 +60,42 @@ def test_sources_resolve_in_packages_and_tar_members(tmp_path):
         info = tarfile.TarInfo("inner/t.csv")
         info.size = len(payload)
         tar.addfile(info, io.BytesIO(payload))
-    assert data.read_csv_text(f"{archive}#inner/t.csv") == (GOOD, f"{archive}#inner/t.csv")
-    with pytest.raises(data.UserError, match="has no file member 'inner/x.csv'"):
-        data.read_csv_text(f"{archive}#inner/x.csv")
-    with pytest.raises(data.UserError, match="package 'no_such_pkg' is not installed"):
-        data.read_csv_text("package:no_such_pkg/x.csv")
-    with pytest.raises(data.UserError, match="no such file"):
-        data.read_csv_text(str(tmp_path / "missing.csv"))
+    assert table_lib.read_csv_text(f"{archive}#inner/t.csv") == (GOOD, f"{archive}#inner/t.csv")
+    with pytest.raises(UserError, match="has no file member 'inner/x.csv'"):
+        table_lib.read_csv_text(f"{archive}#inner/x.csv")
+    with pytest.raises(UserError, match="package 'no_such_pkg' is not installed"):
+        table_lib.read_csv_text("package:no_such_pkg/x.csv")
+    with pytest.raises(UserError, match="no such file"):
+        table_lib.read_csv_text(str(tmp_path / "missing.csv"))
 
 
 def test_diamonds_is_read_from_pydataset_without_importing_it():
-    text, name = data.read_csv_text("package:pydataset/resources.tar.gz#resources/rdata/csv/ggplot2/diamonds.csv")
-    spec = data.TableSpec(source="", numeric=("carat",), string_categorical=("cut",), target="price")
-    table = data.read_table(spec, text, name)
+    text, name = table_lib.read_csv_text("package:pydataset/resources.tar.gz#resources/rdata/csv/ggplot2/diamonds.csv")
+    spec = table_lib.TableSpec(source="", numeric=("carat",), string_categorical=("cut",), target="price")
+    table = table_lib.read_table(spec, text, name)
     assert len(table["price"]) == 53_940 and set(table["cut"]) == {"Fair", "Good", "Very Good", "Premium", "Ideal"}
 
 
 def test_group_split_keeps_each_day_in_one_split_and_is_fixed_by_its_seed():
     days = np.repeat(np.arange(40), 24)
     table = {"day": days.astype(object)}
-    split = data.split_rows(table, data.SplitSpec(column="day", seed=3))
+    split = table_lib.split_rows(table, table_lib.SplitSpec(column="day", seed=3))
     assert sum(len(v) for v in split.values()) == len(days)
     seen = [set(days[idx]) for idx in split.values()]
     assert not (seen[0] & seen[1] or seen[0] & seen[2] or seen[1] & seen[2])
     assert [len(s) for s in seen] == [28, 6, 6]
-    again = data.split_rows(table, data.SplitSpec(column="day", seed=3))
-    other = data.split_rows(table, data.SplitSpec(column="day", seed=4))
+    again = table_lib.split_rows(table, table_lib.SplitSpec(column="day", seed=3))
+    other = table_lib.split_rows(table, table_lib.SplitSpec(column="day", seed=4))
     assert all(np.array_equal(split[k], again[k]) for k in split)
     assert not np.array_equal(split["test"], other["test"])
-    rows = data.split_rows(table, data.SplitSpec(fractions=(0.5, 0.25, 0.25)))
+    rows = table_lib.split_rows(table, table_lib.SplitSpec(fractions=(0.5, 0.25, 0.25)))
     assert [len(rows[k]) for k in data.SPLITS] == [480, 240, 240]
 
 
 def test_a_split_left_empty_is_refused_before_anything_is_written(tmp_path):
     csv_path = helpers.write_bikeshare_slice(str(tmp_path / "b.csv"), rows=72)  # 3 days: one split gets none
-    spec = data.TableSpec(source=str(csv_path), numeric=("temp",), target="bikers",
-                          split=data.SplitSpec(column="day"))
+    spec = table_lib.TableSpec(source=str(csv_path), numeric=("temp",), target="bikers",
+                               split=table_lib.SplitSpec(column="day"))
     with pytest.raises(ConfigError, match=r"leave the \w+ split\(s\) of .*b.csv empty \(72 rows\); give them more "
                                           r"values of column 'day'"):
         data.prepare(spec, str(tmp_path / "out"))
@@ -103,15 +104,16 @@ def test_a_split_left_empty_is_refused_before_anything_is_written(tmp_path):
 
 def test_prepare_writes_shards_that_read_back_as_the_csv_rows(tmp_path):
     csv_path = helpers.write_bikeshare_slice(str(tmp_path / "b.csv"), rows=96)  # 4 days
-    spec = data.TableSpec(source=str(csv_path), numeric=("temp",), integer_categorical=("hr",),
-                          string_categorical=("weathersit",), target="bikers", extra_targets=("casual", "registered"),
-                          split=data.SplitSpec(column="day", fractions=(0.5, 0.25, 0.25)))
+    spec = table_lib.TableSpec(source=str(csv_path), numeric=("temp",), integer_categorical=("hr",),
+                               string_categorical=("weathersit",), target="bikers",
+                               extra_targets=("casual", "registered"),
+                               split=table_lib.SplitSpec(column="day", fractions=(0.5, 0.25, 0.25)))
     metadata = data.prepare(spec, str(tmp_path / "out"))
     assert sum(metadata["counts"].values()) == 96 and metadata["counts"]["test"] in (23, 24)
     features, targets = data.load_arrays(str(tmp_path / "out"), "train")
     np.testing.assert_allclose(targets["bikers"], targets["casual"] + targets["registered"])
-    table = data.read_table(spec, open(csv_path).read(), "b")
-    train = data.split_rows(table, spec.split)["train"]
+    table = table_lib.read_table(spec, open(csv_path).read(), "b")
+    train = table_lib.split_rows(table, spec.split)["train"]
     assert sorted(features["hr"].tolist()) == sorted(table["hr"][train].tolist())
     np.testing.assert_allclose(metadata["target_stats"]["bikers"]["mean"], table["bikers"][train].mean())
     batch_features, batch_targets = next(iter(data.make_dataset(str(tmp_path / "out"), "train", 8, training=True)))
@@ -136,37 +138,38 @@ GIVEN = ("temp,bikers,part\n0.1,5,train\n0.2,6,test\n0.3,7, validation\n0.4,8,tr
 
 
 def test_a_given_split_column_puts_each_row_where_it_says():
-    spec = data.TableSpec(source="unused", numeric=("temp",), target="bikers",
-                          split=data.SplitSpec(split_column="part", seed=7, fractions=(0.2, 0.4, 0.4)))
-    table = data.read_table(spec, GIVEN, "given.csv")
-    rows = data.split_rows(table, spec.split)  # the seed and fractions play no part
+    spec = table_lib.TableSpec(source="unused", numeric=("temp",), target="bikers",
+                               split=table_lib.SplitSpec(split_column="part", seed=7, fractions=(0.2, 0.4, 0.4)))
+    table = table_lib.read_table(spec, GIVEN, "given.csv")
+    rows = table_lib.split_rows(table, spec.split)  # the seed and fractions play no part
     assert {k: v.tolist() for k, v in rows.items()} == {"train": [0, 3], "validation": [2], "test": [1]}
 
 
 def test_a_given_split_column_is_checked_by_line_and_named_in_errors(tmp_path):
-    spec = data.TableSpec(source="unused", numeric=("temp",), target="bikers",
-                          split=data.SplitSpec(split_column="part"))
-    with pytest.raises(data.TableError, match=r"given.csv line 3, column 'part' \(SplitSpec.split_column\): "
+    spec = table_lib.TableSpec(source="unused", numeric=("temp",), target="bikers",
+                               split=table_lib.SplitSpec(split_column="part"))
+    with pytest.raises(table_lib.TableError, match=r"given.csv line 3, column 'part' \(SplitSpec.split_column\): "
                                               r"'tset' is not a split; expected one of train, validation, test"):
-        data.read_table(spec, GIVEN.replace("test", "tset"), "given.csv")
-    with pytest.raises(data.TableError, match=r"no column\(s\) \['part'\]"):
-        data.read_table(spec, GIVEN.replace("part", "split"), "given.csv")
+        table_lib.read_table(spec, GIVEN.replace("test", "tset"), "given.csv")
+    with pytest.raises(table_lib.TableError, match=r"no column\(s\) \['part'\]"):
+        table_lib.read_table(spec, GIVEN.replace("part", "split"), "given.csv")
     no_test = tmp_path / "no_test.csv"
     no_test.write_text(GIVEN.replace("test", "train"))
-    with pytest.raises(data.TableError, match=r"no_test.csv: no row has 'test' in column 'part'"):
+    with pytest.raises(table_lib.TableError, match=r"no_test.csv: no row has 'test' in column 'part'"):
         data.prepare(dataclasses.replace(spec, source=str(no_test)), str(tmp_path / "out"))
     assert not os.path.exists(tmp_path / "out")
     with pytest.raises(ConfigError, match="set one of the two"):
-        data.SplitSpec(split_column="part", column="day")
+        table_lib.SplitSpec(split_column="part", column="day")
     with pytest.raises(ConfigError, match=r"split_column='temp' is also declared as a feature"):
-        data.TableSpec(source="unused", numeric=("temp",), target="bikers", split=data.SplitSpec(split_column="temp"))
+        table_lib.TableSpec(source="unused", numeric=("temp",), target="bikers",
+                            split=table_lib.SplitSpec(split_column="temp"))
 
 
 def test_prepare_with_a_given_split_writes_those_rows_to_each_split(tmp_path):
     given = tmp_path / "given.csv"
     given.write_text(GIVEN)
-    spec = data.TableSpec(source=str(given), numeric=("temp",), target="bikers",
-                          split=data.SplitSpec(split_column="part"))
+    spec = table_lib.TableSpec(source=str(given), numeric=("temp",), target="bikers",
+                               split=table_lib.SplitSpec(split_column="part"))
     metadata = data.prepare(spec, str(tmp_path / "out"))
     assert metadata["counts"] == {"train": 2, "validation": 1, "test": 1}
     assert metadata["split"]["split_column"] == "part"

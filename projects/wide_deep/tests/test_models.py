@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import checkpoints, config, trainer
+from core import checkpoints, config, testing, trainer
 from core import export as core_export
 from core import task as task_lib
 from core.config import ConfigError, RunOptions
 
-from .. import data, export
+from .. import columns as columns_lib
+from .. import data, export, table
 from .. import model as model_lib
 from ..task import RegressionTask
 from . import helpers
@@ -25,11 +26,11 @@ MODELS = ["mlp", "wide_deep", "wide_deep_multi_input", "wide_deep_multi_output",
 def data_dir(tmp_path_factory):
     root = str(tmp_path_factory.mktemp("bikeshare"))
     csv_path = helpers.write_bikeshare_slice(os.path.join(root, "b.csv"), rows=480)  # 20 days
-    spec = data.TableSpec(source=csv_path, numeric=("temp", "hum", "windspeed"),
-                          integer_categorical=("hr", "workingday", "weekday"),
-                          string_categorical=("weathersit", "mnth"),
-                          target="bikers", extra_targets=("casual", "registered"),
-                          split=data.SplitSpec(column="day", seed=1))
+    spec = table.TableSpec(source=csv_path, numeric=("temp", "hum", "windspeed"),
+                           integer_categorical=("hr", "workingday", "weekday"),
+                           string_categorical=("weathersit", "mnth"),
+                           target="bikers", extra_targets=("casual", "registered"),
+                           split=table.SplitSpec(column="day", seed=1))
     data.prepare(spec, os.path.join(root, "prepared"))
     return os.path.join(root, "prepared")
 
@@ -145,6 +146,16 @@ def test_subclassed_model_config_rebuilds_the_same_network(data_dir):
     clone.set_weights(model.get_weights())
     rows = _rows(data_dir)
     np.testing.assert_allclose(_prediction(task, clone, rows), _prediction(task, model, rows), rtol=1e-6)
+    testing.check_model(model, task.model_inputs({c: v[:, None] for c, v in rows.items()}))
+
+
+def test_matrix_columns_splits_a_matrix_into_typed_columns():
+    kinds = {"temp": "numeric", "hr": "integer", "weathersit": "string"}
+    matrix = np.array([[0.5, 3, 1], [0.25, 17, 0], [1.0, 23, 2]], "float32")
+    testing.check_layer(columns_lib.MatrixColumns, {"kinds": kinds}, inputs=matrix, mixed_precision=False)
+    columns = columns_lib.MatrixColumns(kinds)(matrix)
+    assert columns["temp"].dtype == "float32" and columns["hr"].dtype == "int64"
+    np.testing.assert_array_equal(columns["hr"].numpy()[:, 0], [3, 17, 23])
 
 
 def test_log_link_starts_at_the_training_mean_trains_on_poisson_and_exports_counts(data_dir, tmp_path):

@@ -7,6 +7,7 @@ import os
 import time
 
 from core import results as core_results
+from core import results_table
 from core.testing import FakeBinaries
 from projects.wide_deep import results
 
@@ -67,7 +68,7 @@ def test_the_table_gives_the_ratio_to_the_trees(tmp_path):
     store = core_results.Store(str(tmp_path / "results.jsonl"))
     runs = core_results.collect(store, results.TABLE.rows, [0], [1, 2, 3], results.Runner(str(tmp_path), _binaries()),
                                 log=lambda _: None)
-    table = core_results.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics, baseline="gbt")
+    table = results_table.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics, baseline="gbt")
     lines = table.splitlines()
     assert lines[2].startswith("| gradient-boosted trees, `baseline.py` | 40.00 ± 0.00 (worst 40.00) | 24.00")
     assert "| - | 1.000x | 1 split × 1 seed |" in lines[2]  # the trees have no validation score

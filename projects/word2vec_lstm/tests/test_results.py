@@ -8,6 +8,7 @@ import os
 import pytest
 
 from core import results as core_results
+from core import results_table
 from core.testing import FakeBinaries
 from projects.word2vec_lstm import results
 
@@ -92,7 +93,7 @@ def test_the_table_over_splits_and_seeds(tmp_path):
                                 log=lambda _: None)
     # Seeds 1, 2 (the table's) and 3 (the ensemble's third member) per split.
     assert binaries.modules().count("prepare") == 2 and binaries.modules().count("train") == 6
-    table = core_results.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics)
+    table = results_table.markdown_table(results.TABLE.rows, runs, results.TABLE.metrics)
     assert "| 97.00 ± 0.00 (worst 97.00) |" in table and "2 splits × 1 seed" in table
     # Seeds 1 and 2 score 91% and 92% on both splits: mean 91.50, sample std 0.58, worst 91.00.
     assert "| 91.50 ± 0.58 (worst 91.00) |" in table and "2 splits × 2 seeds" in table

@@ -10,8 +10,8 @@ import tensorflow as tf
 
 from core.config import ConfigError
 
-from .. import task as task_lib
 from .. import word2vec as w2v
+from .. import word2vec_task
 
 
 def _pairs(segments, reach, window):
@@ -153,7 +153,7 @@ def test_loss_is_word2vecs_written_out_pair_by_pair():
 def test_an_update_moves_only_its_rows_and_equals_dense_sgd(xla):
     # Two updates of the Task's train step (sparse: SGD on IndexedSlices) against the same two updates
     # done densely by hand: gradients converted to full tables, tables minus rate times gradient.
-    task = task_lib.Word2VecTask(vocabulary=[(w, 10) for w in "abcdef"], embedding_dim=3, window=2, sample=0,
+    task = word2vec_task.Word2VecTask(vocabulary=[(w, 10) for w in "abcdef"], embedding_dim=3, window=2, sample=0,
                                  tokens_per_step=8, tokens_per_update=4, shared_negatives=3,
                                  learning_rate=0.1, min_learning_rate=0.1, xla=xla)
     chunk = {"ids": [1, 2, 1, 3, 3, 2, 1, 2], "segments": [0] * 5 + [1] * 3, "reach": [2, 1, 2, 2, 1, 2, 1, 2],
@@ -182,7 +182,7 @@ def test_an_update_moves_only_its_rows_and_equals_dense_sgd(xla):
 
 
 def test_the_rate_decays_linearly_over_the_updates_of_decay_steps():
-    task = task_lib.Word2VecTask(vocabulary=[("a", 1), ("b", 1)], tokens_per_step=1024, tokens_per_update=256,
+    task = word2vec_task.Word2VecTask(vocabulary=[("a", 1), ("b", 1)], tokens_per_step=1024, tokens_per_update=256,
                                  learning_rate=0.025, min_learning_rate=1e-4, decay_steps=10)
     schedule = task.learning_rate_schedule()  # called with the optimizer's iterations: updates
     assert float(schedule(0)) == pytest.approx(0.025)
@@ -193,7 +193,7 @@ def test_the_rate_decays_linearly_over_the_updates_of_decay_steps():
 def test_word2vec_task_reads_a_one_sentence_per_line_corpus(tmp_path):
     corpus = tmp_path / "sentences.txt"
     corpus.write_text("the cat sat on the mat\nthe dog sat on the log\n" * 20)
-    task = task_lib.Word2VecTask(corpus=str(corpus), min_count=2, tokens_per_step=32, tokens_per_update=16,
+    task = word2vec_task.Word2VecTask(corpus=str(corpus), min_count=2, tokens_per_step=32, tokens_per_update=16,
                                  embedding_dim=4, sample=0)
     assert dict(task.vocabulary) == {"the": 80, "on": 40, "sat": 40, "cat": 20, "dog": 20, "log": 20, "mat": 20}
     chunk = next(iter(task.build_inputs("train")))
@@ -203,9 +203,9 @@ def test_word2vec_task_reads_a_one_sentence_per_line_corpus(tmp_path):
 
 def test_word2vec_task_names_a_corpus_that_matches_nothing(tmp_path):
     with pytest.raises(ConfigError, match="no files match"):
-        task_lib.Word2VecTask(corpus=str(tmp_path / "missing-*.txt"))
+        word2vec_task.Word2VecTask(corpus=str(tmp_path / "missing-*.txt"))
 
 
 def test_word2vec_task_says_when_updates_do_not_divide_a_step():
     with pytest.raises(ConfigError, match="tokens_per_step=1000 must be a multiple of .*tokens_per_update=256"):
-        task_lib.Word2VecTask(vocabulary=[("a", 1), ("b", 1)], tokens_per_step=1000)
+        word2vec_task.Word2VecTask(vocabulary=[("a", 1), ("b", 1)], tokens_per_step=1000)
