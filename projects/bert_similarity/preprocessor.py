@@ -12,8 +12,8 @@ padding (the input pipeline pads each length bucket only as far as it needs), th
 
 `PairPreprocessor` is the Keras side, in the role of keras-hub's `TextClassifierPreprocessor`: a
 serializable layer over any such preprocessor (ours or TF Hub's) that turns raw sentence pairs into a
-cross- or bi-encoder's inputs. The input pipeline (`data.py`), `evaluate`, `export` and `predict` all
-go through it, so they pack pairs the same way.
+cross- or bi-encoder's inputs. The input pipeline (`data.py`), `evaluate` and the export (and so
+`predict` and the server) all go through it, so they pack pairs the same way.
 """
 
 from __future__ import annotations
