@@ -25,7 +25,7 @@ from keras import layers
 from core.config import ConfigError
 
 from .columns import Columns
-from .wide_deep_model import PACKAGE, WideDeepModel  # noqa: F401 (PACKAGE: what the project registers under)
+from .wide_deep_model import WideDeepModel
 
 # The model functions below, by name (what RegressionTask.model_fn binds).
 MODEL_FUNCTIONS = ("mlp", "wide_deep", "wide_deep_multi_input", "wide_deep_multi_output", "wide_deep_subclass")
