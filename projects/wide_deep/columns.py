@@ -2,12 +2,14 @@
 
 `Columns` builds fresh adapted layers for each model (vocabularies through `adapt`, the numeric mean and
 variance through `Normalization.adapt`), the models' inputs, and the output layers that put a unit-scale
-output into the target's units. `MatrixColumns` splits a plain float matrix (what scikit-learn passes)
+output into the target's units. `Cyclical` turns a position on a cycle (an hour of the day) into its sine
+and cosine, so that 23 and 0 are neighbours. `MatrixColumns` splits a plain float matrix (what scikit-learn passes)
 into those named, typed columns.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import keras
@@ -98,3 +100,28 @@ class MatrixColumns(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "kinds": self.kinds}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class Cyclical(keras.layers.Layer):
+    """[batch, 1] positions on a cycle of `period` (hours of the day: 24) -> [batch, 2]: their sine and cosine.
+
+    Hour 23 and hour 0 become as close as hours 0 and 1, which a one-hot vector or a normalized number
+    cannot say.
+    """
+
+    def __init__(self, period: float, **kwargs):
+        super().__init__(**kwargs)
+        if not period > 0:
+            raise ValueError(f"Cyclical(period={period!r}): expected a positive period.")
+        self.period = float(period)
+
+    def call(self, positions):
+        angle = keras.ops.cast(positions, self.compute_dtype) * (2.0 * math.pi / self.period)
+        return keras.ops.concatenate([keras.ops.sin(angle), keras.ops.cos(angle)], axis=-1)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape[:-1], 2)
+
+    def get_config(self):
+        return {**super().get_config(), "period": self.period}

@@ -24,7 +24,7 @@ from keras import layers
 
 from core.config import ConfigError
 
-from .columns import Columns
+from .columns import Columns, Cyclical
 from .wide_deep_model import WideDeepModel
 
 # The model functions below, by name (what RegressionTask.model_fn binds).
@@ -71,9 +71,16 @@ def wide_features(columns: Columns, inputs: dict, lookups: dict, crosses: Sequen
     return parts[0] if len(parts) == 1 else layers.Concatenate(name="wide_features")(parts)
 
 
-def deep_features(columns: Columns, inputs: dict, lookups: dict, embedding_dim: int):
-    """Normalized numerics beside an embedding of every categorical column."""
+def deep_features(columns: Columns, inputs: dict, lookups: dict, embedding_dim: int,
+                  cyclical: dict[str, float] | None = None, model_fn: str = "wide_deep"):
+    """Normalized numerics beside an embedding of every categorical column, and the sine and cosine of
+    each integer column named in `cyclical` (column -> period, e.g. {'hr': 24})."""
     parts = []
+    for column, period in (cyclical or {}).items():
+        if columns.kinds.get(column) not in ("integer", "numeric"):
+            raise ConfigError(f"{model_fn}.cyclical names {column!r}: expected a numeric or integer column; "
+                              f"those are {sorted(c for c, k in columns.kinds.items() if k != 'string')}.")
+        parts.append(Cyclical(period, name=f"cyclical_{column}")(inputs[column]))
     if columns.numeric:
         parts.append(columns.normalization(columns.numeric)(_stack_numeric(columns, inputs)))
     for column in columns.categorical:
@@ -123,18 +130,21 @@ def _head(columns: Columns, link: str, model_fn: str) -> Callable[[str, str], Ca
 def wide_deep(columns: Columns, crosses: Sequence[Sequence[str]] = (), cross_bins: int = 64,
               embedding_dim: int = 8, hidden_units: Sequence[int] = (128, 64), activation: str = "relu",
               dropout: float = 0.0, kernel_initializer: str = "he_normal", l2: float = 0.0,
-              wide_l2: float = 0.0, batch_norm: bool = False, link: str = "identity") -> keras.Model:
+              wide_l2: float = 0.0, batch_norm: bool = False, link: str = "identity",
+              cyclical: dict[str, float] | None = None) -> keras.Model:
     """Functional API: the wide linear part and the deep network read the same raw columns; outputs summed.
 
     link: "identity" (the sum, scaled to the target's mean and std) or "log" (exp of the sum, started at
     the target's mean: effects multiply, as they do for counts; pair it with `RegressionTask.loss='poisson'`).
+    cyclical: column -> period ({'hr': 24, 'weekday': 7}): the deep part also reads each column's position
+    on its cycle as a sine and a cosine.
     """
     head = _head(columns, link, "wide_deep")
     inputs, lookups = columns.inputs(), columns.lookups()
     wide = layers.Dense(1, kernel_regularizer=keras.regularizers.L2(wide_l2) if wide_l2 else None, name="wide")(
         wide_features(columns, inputs, lookups, crosses, cross_bins))
-    deep = _dense_stack(deep_features(columns, inputs, lookups, embedding_dim), hidden_units, activation, dropout,
-                        kernel_initializer, l2, batch_norm)
+    deep = _dense_stack(deep_features(columns, inputs, lookups, embedding_dim, cyclical), hidden_units, activation,
+                        dropout, kernel_initializer, l2, batch_norm)
     deep = layers.Dense(1, name="deep")(deep)
     output = head(_target(columns), "prediction")(layers.Add(name="wide_plus_deep")([wide, deep]))
     return keras.Model(inputs, output, name="wide_deep")

@@ -40,7 +40,9 @@ def config_rows(name: str, gin_file: str, label: str | None = None) -> list[resu
 TABLE = results.Table(
     project="wide_deep",
     rows=[BASELINE, *config_rows("default", f"{CONFIGS}/default.gin", "`default.gin`"),
-          *config_rows("poisson", f"{CONFIGS}/poisson.gin", "**`poisson.gin`**: log link, Poisson loss, 15 epochs")],
+          *config_rows("poisson", f"{CONFIGS}/poisson.gin", "`poisson.gin`: log link, Poisson loss, 15 epochs"),
+          *config_rows("cyclical", f"{CONFIGS}/cyclical.gin",
+                       "**`cyclical.gin`**: `poisson.gin` plus the hour and weekday as sine and cosine")],
     metrics=[results.Metric("test_rmse", "test RMSE", higher_is_better=False),
              results.Metric("test_mae", "test MAE", higher_is_better=False),
              results.Metric("validation_rmse", "validation RMSE", higher_is_better=False)],

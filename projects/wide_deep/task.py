@@ -18,6 +18,10 @@ from core.losses import MultiOutputLoss
 from . import data
 from . import model as model_lib
 
+# mse: squared error; huber: squared near zero, linear beyond huber_delta; poisson: the negative
+# log-likelihood of counts (with a log link); msle: squared error of log(1 + y), the log1p-transformed target.
+LOSSES = ("mse", "huber", "poisson", "msle")
+
 
 @gin.configurable
 class RegressionTask(task_lib.Task):
@@ -48,8 +52,8 @@ class RegressionTask(task_lib.Task):
         self.learning_rate = learning_rate
         self.decay_steps = decay_steps  # > 0: cosine decay to zero over this many steps
         self.weight_decay = weight_decay
-        if loss not in ("mse", "huber", "poisson"):
-            raise ValueError(f"RegressionTask.loss={loss!r}: expected 'mse', 'huber' or 'poisson'.")
+        if loss not in LOSSES:
+            raise ValueError(f"RegressionTask.loss={loss!r}: expected one of {', '.join(map(repr, LOSSES))}.")
         self.loss = loss
         self.huber_delta = huber_delta  # in target units (bikers per hour)
         self.loss_weights = dict(loss_weights or {})  # multi-output: output name -> weight; unnamed outputs weigh 1
@@ -135,13 +139,14 @@ class RegressionTask(task_lib.Task):
         return dataset.map(lambda f, t: (self.model_inputs(f), self.labels(t)))
 
     def build_loss(self) -> keras.losses.Loss:
-        """Mean squared error (or Huber, or Poisson's negative log-likelihood for counts predicted through a
-        log link) per output; weighted per output for the multi-output model."""
+        """`loss` (see LOSSES) per output; weighted per output for the multi-output model."""
         def one():
             if self.loss == "huber":
                 return keras.losses.Huber(delta=self.huber_delta)
             if self.loss == "poisson":
                 return keras.losses.Poisson()
+            if self.loss == "msle":
+                return keras.losses.MeanSquaredLogarithmicError()
             return keras.losses.MeanSquaredError()
 
         if not self.multi_output:

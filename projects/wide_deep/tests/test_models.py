@@ -158,6 +158,47 @@ def test_matrix_columns_splits_a_matrix_into_typed_columns():
     np.testing.assert_array_equal(columns["hr"].numpy()[:, 0], [3, 17, 23])
 
 
+def test_cyclical_puts_the_ends_of_a_cycle_next_to_each_other():
+    hours = np.array([[0], [1], [23], [6], [12]], "int64")
+    testing.check_layer(columns_lib.Cyclical, {"period": 24}, inputs=hours)
+    encoded = columns_lib.Cyclical(24)(hours).numpy()
+    np.testing.assert_allclose(encoded[3], [1.0, 0.0], atol=1e-6)  # hour 6: a quarter of the day
+    np.testing.assert_allclose(encoded[4], [0.0, -1.0], atol=1e-6)
+    distance = np.linalg.norm(encoded[:, None] - encoded[None], axis=-1)
+    np.testing.assert_allclose(distance[0, 2], distance[0, 1], rtol=1e-5)  # 23 -> 0 is one hour, as 0 -> 1
+    with pytest.raises(ValueError, match="expected a positive period"):
+        columns_lib.Cyclical(0)
+
+
+def test_cyclical_columns_reach_the_deep_part_and_survive_keras_and_saved_model_round_trips(data_dir, tmp_path):
+    task = _configure(data_dir, "wide_deep", "wide_deep.cyclical = {'hr': 24, 'weekday': 7}")
+    model = task.build_model()
+    assert model.get_layer("cyclical_hr").period == 24 and model.get_layer("cyclical_weekday").period == 7
+    rows = _rows(data_dir)
+    path = str(tmp_path / "cyclical.keras")
+    model.save(path)
+    expected = _prediction(task, model, rows)
+    np.testing.assert_allclose(_prediction(task, keras.saving.load_model(path), rows), expected, rtol=1e-5)
+    exported = core_export.export_saved_model(model, str(tmp_path / "export"),
+                                              export.serving_signatures(task, model), version=1)
+    serve = tf.saved_model.load(exported).signatures["serving_default"]
+    np.testing.assert_allclose(serve(**{c: tf.constant(v) for c, v in rows.items()})["prediction"].numpy(), expected,
+                               rtol=1e-5, atol=1e-4)
+    with pytest.raises(ConfigError, match=r"wide_deep.cyclical names 'weathersit': expected a numeric or integer"):
+        _configure(data_dir, "wide_deep", "wide_deep.cyclical = {'weathersit': 4}").build_model()
+
+
+def test_msle_is_the_squared_error_of_log1p_counts_as_scikit_learn_computes_it(data_dir):
+    from sklearn.metrics import mean_squared_log_error
+
+    loss = _configure(data_dir, "wide_deep", "wide_deep.link = 'log'", "RegressionTask.loss = 'msle'").build_loss()
+    y_true = np.array([[0.0], [3.0], [120.0], [640.0]], "float32")
+    y_pred = np.array([[1.5], [2.0], [150.0], [500.0]], "float32")
+    np.testing.assert_allclose(float(loss(y_true, y_pred)), mean_squared_log_error(y_true, y_pred), rtol=1e-5)
+    with pytest.raises(ValueError, match="RegressionTask.loss='rmsle': expected one of 'mse', 'huber'"):
+        RegressionTask(data_dir=data_dir, loss="rmsle")
+
+
 def test_log_link_starts_at_the_training_mean_trains_on_poisson_and_exports_counts(data_dir, tmp_path):
     task = _configure(data_dir, "wide_deep", "wide_deep.link = 'log'", "RegressionTask.loss = 'poisson'")
     assert isinstance(task.build_loss(), keras.losses.Poisson)
