@@ -28,15 +28,24 @@ RESULTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/results.py))))
 PROJECTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/__init__.py))))
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 export PYTHONPATH := $(CURDIR)
+# Bare `make` lists the targets and installs nothing.
+.DEFAULT_GOAL := help
 
-.PHONY: setup system-packages demo demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving test test-core test-serving test-examples \
+.PHONY: help setup system-packages demo demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving test test-core test-serving test-examples \
 	test-slow bench lint freeze clean $(addprefix test-,$(PROJECTS)) $(addprefix results-,$(RESULTS))
 
-setup: system-packages $(STAMP)
+# Each target's line in `make help` is its "## " comment; a target without one fails tests/test_makefile.py.
+help: ## this list; installs nothing
+	@echo "Usage: make <target>. Every target but help and clean first installs what it needs (make setup)."
+	@awk 'BEGIN {FS = ":[^#]*## "} /^[a-z][a-z0-9_-]*:[^=]*## / {printf "  %-22s %s\n", $$1, $$2}' $(firstword $(MAKEFILE_LIST))
+	@printf "  %-22s %s\n" "test-<project>" "one project's tests: $(PROJECTS)" \
+	  "results-<project>" "one README results table over splits and seeds (hours): $(RESULTS)"
+
+setup: system-packages $(STAMP) ## the virtualenv (.venv) and the Debian packages the data comes from
 
 # Debian packages: the Fashion-MNIST data, graphviz (for model plots), gettext (msgfmt, for the
 # transformer's catalog tests), the King James and World English Bibles (bert_similarity's verse pairs).
-system-packages: $(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt $(KJV) $(WEB)
+system-packages: $(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt $(KJV) $(WEB) ## the Debian packages only (apt-get)
 $(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt $(KJV) $(WEB):
 	$(SUDO) apt-get update -q
 	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist graphviz gettext \
@@ -53,9 +62,9 @@ $(CNN_DATA)/metadata.json: | setup
 	$(PY) -m projects.cnn_vision.prepare --output_dir=$(CNN_DATA)
 
 # The whole tour (about 85 minutes on 2 cores): the projects trained, evaluated and exported, then served.
-demo: demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving
+demo: demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving ## the whole tour: every demo below
 
-demo-cnn_vision: setup $(CNN_DATA)/metadata.json
+demo-cnn_vision: setup $(CNN_DATA)/metadata.json ## Fashion-MNIST CNN: train, evaluate, export two versions
 	$(PY) -m projects.cnn_vision.train --gin_file=projects/cnn_vision/configs/default.gin --model_dir=$(CNN_RUN)
 	$(PY) -m projects.cnn_vision.evaluate --model_dir=$(CNN_RUN)
 	$(MAKE) --no-print-directory $(CNN_EXPORTS)
@@ -75,7 +84,7 @@ $(W2V_DATA)/metadata.json: | setup
 	$(PY) -m projects.word2vec_lstm.prepare --output_dir=$(W2V_DATA)
 
 # word2vec on the BBC News training split, then the LSTM classifier on its vectors (README commands).
-demo-word2vec_lstm: setup $(W2V_DATA)/metadata.json
+demo-word2vec_lstm: setup $(W2V_DATA)/metadata.json ## BBC News: word2vec, then the LSTM classifier; evaluate, export, predict
 	$(PY) -m projects.word2vec_lstm.train_word2vec --gin_file=projects/word2vec_lstm/configs/word2vec.gin \
 	  --model_dir=$(W2V_VECTORS)
 	$(PY) -m projects.word2vec_lstm.neighbors --model_dir=$(W2V_VECTORS) --word=market --word=film
@@ -89,7 +98,7 @@ $(MT_DATA)/metadata.json: | setup
 	$(PY) -m projects.transformer.prepare --output_dir=$(MT_DATA)
 
 # English->German from the gettext catalogs: 24 minutes of training, BLEU/chrF on the test split, export, translate.
-demo-transformer: setup $(MT_DATA)/metadata.json
+demo-transformer: setup $(MT_DATA)/metadata.json ## English->German Transformer: train, BLEU/chrF, export, translate
 	$(PY) -m projects.transformer.train --gin_file=projects/transformer/configs/default.gin --model_dir=$(MT_RUN)
 	$(PY) -m projects.transformer.evaluate --model_dir=$(MT_RUN)
 	[ -e $(MT_RUN)/export/1/saved_model.pb ] || $(PY) -m projects.transformer.export --model_dir=$(MT_RUN) --version=1
@@ -103,7 +112,7 @@ $(BERT_DATA)/metadata.json: | setup
 
 # all-MiniLM-L6-v2 converted to TF Hub format, fine-tuned as a cross-encoder on KJV/WEB verse pairs, evaluated
 # against the zero-shot baseline, exported, and asked about two pairs.
-demo-bert_similarity: setup $(BERT)/conversion.json $(BERT_DATA)/metadata.json
+demo-bert_similarity: setup $(BERT)/conversion.json $(BERT_DATA)/metadata.json ## MiniLM cross-encoder on Bible verse pairs: fine-tune, evaluate, export, predict
 	$(PY) -m projects.bert_similarity.train --gin_file=projects/bert_similarity/configs/default.gin --model_dir=$(BERT_RUN)
 	$(PY) -m projects.bert_similarity.evaluate --model_dir=$(BERT_RUN)
 	[ -e $(BERT_RUN)/export/1/saved_model.pb ] || $(PY) -m projects.bert_similarity.export --model_dir=$(BERT_RUN) --version=1
@@ -115,7 +124,7 @@ $(WD_DATA)/metadata.json: | setup
 
 # Bikeshare (hourly bikers, whole days held out): the gradient-boosted trees baseline, then the Functional
 # wide & deep model trained (about a minute), evaluated beside the baseline, exported and asked about 3 rows.
-demo-wide_deep: setup $(WD_DATA)/metadata.json
+demo-wide_deep: setup $(WD_DATA)/metadata.json ## Bikeshare wide & deep beside gradient-boosted trees: train, evaluate, export, predict
 	$(PY) -m projects.wide_deep.baseline --data_dir=$(WD_DATA)
 	$(PY) -m projects.wide_deep.train --gin_file=projects/wide_deep/configs/default.gin --model_dir=$(WD_RUN)
 	$(PY) -m projects.wide_deep.evaluate --model_dir=$(WD_RUN)
@@ -123,34 +132,35 @@ demo-wide_deep: setup $(WD_DATA)/metadata.json
 	$(PY) -m projects.wide_deep.predict --export_dir=$(WD_RUN)/export --first_row=4000 --rows=3
 
 # Serve the exports above with the embedded server and call it with every client; check the Docker config.
-demo-serving: setup $(CNN_EXPORTS) $(W2V_EXPORTS)
+demo-serving: setup $(CNN_EXPORTS) $(W2V_EXPORTS) ## serve the cnn_vision and word2vec_lstm exports and call them with every client
 	$(PY) -m projects.cnn_vision.samples --data_dir=$(CNN_DATA) --output_dir=$(SAMPLES) --count=4
 	$(PY) -m serving.config serving/docker/models.config --compose_file=serving/docker/docker-compose.yml \
 	  --batching_parameters_file=serving/docker/batching.config
 	$(PY) -m serving.demo --model_config_file=serving/models.config --image=$$(ls $(SAMPLES)/*.png | head -1) \
 	  --text="Shares in the bank fell after its profits missed forecasts"
 
-test: setup
+test: setup ## the default test suite (about 15 minutes on 2 cores; slow tests excluded)
 	$(PY) -m pytest -q
 
-test-core: setup
+test-core: setup ## core/'s tests
 	$(PY) -m pytest -q tests
 
 $(addprefix test-,$(PROJECTS)): test-%: setup
 	$(PY) -m pytest -q projects/$*
 
-test-serving: setup
+test-serving: setup ## serving/'s tests
 	$(PY) -m pytest -q serving
 
 # The examples/ scripts and the topic map (docs/TOPICS.md) that points at them.
-test-examples: setup
+test-examples: setup ## examples/ and the topic map docs/TOPICS.md
 	$(PY) -m pytest -q examples tests/test_topics.py
 
-test-slow: setup
+test-slow: setup ## only the tests marked slow
 	$(PY) -m pytest -q -m slow
 
-bench: setup $(CNN_DATA)/metadata.json $(W2V_DATA)/metadata.json $(MT_DATA)/metadata.json $(CNN_EXPORTS) \
-	  $(BERT)/conversion.json $(BERT_DATA)/metadata.json $(WD_DATA)/metadata.json
+BENCH_INPUTS := $(CNN_DATA)/metadata.json $(W2V_DATA)/metadata.json $(MT_DATA)/metadata.json $(CNN_EXPORTS) \
+	$(BERT)/conversion.json $(BERT_DATA)/metadata.json $(WD_DATA)/metadata.json
+bench: setup $(BENCH_INPUTS) ## every project's training speed and the server's, each beside its baseline
 	$(PY) -m projects.cnn_vision.bench
 	$(PY) -m projects.word2vec_lstm.bench
 	$(PY) -m projects.word2vec_lstm.baseline
@@ -167,12 +177,12 @@ bench: setup $(CNN_DATA)/metadata.json $(W2V_DATA)/metadata.json $(MT_DATA)/meta
 $(addprefix results-,$(RESULTS)): results-%: setup
 	$(PY) -m projects.$*.results --write_readme $(RESULTS_FLAGS)
 
-lint: setup
+lint: setup ## ruff
 	$(VENV)/bin/ruff check .
 
-freeze: $(STAMP)
+freeze: $(STAMP) ## pin every package of the venv into constraints.txt
 	{ echo "# Every package of the virtualenv, pinned (pip freeze). Regenerate with \`make freeze\`."; \
 	  $(PY) -m pip freeze | grep -v -E '^(pip|setuptools|wheel)=='; } > constraints.txt
 
-clean:
+clean: ## remove .venv, data, runs and models
 	rm -rf $(VENV) data runs models
