@@ -31,7 +31,7 @@ export PYTHONPATH := $(CURDIR)
 # Bare `make` lists the targets and installs nothing.
 .DEFAULT_GOAL := help
 
-.PHONY: help setup system-packages demo demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving test test-core test-serving test-examples \
+.PHONY: help setup system-packages quickstart demo demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving test test-core test-serving test-examples \
 	test-slow bench lint freeze clean $(addprefix test-,$(PROJECTS)) $(addprefix results-,$(RESULTS))
 
 # Each target's line in `make help` is its "## " comment; a target without one fails tests/test_makefile.py.
@@ -44,11 +44,12 @@ help: ## this list; installs nothing
 setup: system-packages $(STAMP) ## the virtualenv (.venv) and the Debian packages the data comes from
 
 # Debian packages: the Fashion-MNIST data, graphviz (for model plots), gettext (msgfmt, for the
-# transformer's catalog tests), the King James and World English Bibles (bert_similarity's verse pairs).
-system-packages: $(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt $(KJV) $(WEB) ## the Debian packages only (apt-get)
-$(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt $(KJV) $(WEB):
+# transformer's catalog tests), curl (the quickstart's and the serving demo's request), the King James and
+# World English Bibles (bert_similarity's verse pairs).
+system-packages: $(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt /usr/bin/curl $(KJV) $(WEB) ## the Debian packages only (apt-get)
+$(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt /usr/bin/curl $(KJV) $(WEB):
 	$(SUDO) apt-get update -q
-	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist graphviz gettext \
+	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist graphviz gettext curl \
 	  sword-text-kjv sword-text-web
 
 $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt constraints.txt
@@ -60,6 +61,11 @@ $(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt constrai
 
 $(CNN_DATA)/metadata.json: | setup
 	$(PY) -m projects.cnn_vision.prepare --output_dir=$(CNN_DATA)
+
+# One project end to end in about a minute after setup: wide_deep prepared, trained beside its baseline,
+# evaluated, exported, served and asked once with curl.
+quickstart: setup ## start here: one project end to end, from data to a served prediction, in about a minute
+	$(PY) -m projects.wide_deep.quickstart
 
 # The whole tour (about 85 minutes on 2 cores): the projects trained, evaluated and exported, then served.
 demo: demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving ## the whole tour: every demo below
