@@ -74,7 +74,7 @@ def wide_features(columns: Columns, inputs: dict, lookups: dict, crosses: Sequen
 def deep_features(columns: Columns, inputs: dict, lookups: dict, embedding_dim: int,
                   cyclical: dict[str, float] | None = None, model_fn: str = "wide_deep"):
     """Normalized numerics beside an embedding of every categorical column, and the sine and cosine of
-    each integer column named in `cyclical` (column -> period, e.g. {'hr': 24})."""
+    each numeric or integer column named in `cyclical` (column -> period, e.g. {'hr': 24})."""
     parts = []
     for column, period in (cyclical or {}).items():
         if columns.kinds.get(column) not in ("integer", "numeric"):
