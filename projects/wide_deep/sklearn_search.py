@@ -106,7 +106,8 @@ def run_search(data_dir: str, model_fn, n_iter: int, epochs: int, batch_size: in
     fold = np.concatenate([np.full(len(y["train"]), -1), np.zeros(len(y["validation"]))])
     search = RandomizedSearchCV(
         regressor, {"model_kwargs": candidates}, n_iter=len(candidates), cv=PredefinedSplit(fold),
-        scoring="neg_root_mean_squared_error", refit=True, random_state=seed, verbose=1)
+        # verbose=3: scikit-learn prints a line as each candidate finishes, with its score and time.
+        scoring="neg_root_mean_squared_error", refit=True, random_state=seed, verbose=3)
     start = time.perf_counter()
     # model.fit's arguments go through search.fit, not SKLearnRegressor(fit_kwargs=...): Keras 3.15's
     # __sklearn_clone__ drops fit_kwargs, so every candidate (a clone) would train for one epoch.

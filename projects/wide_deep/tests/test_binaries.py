@@ -3,6 +3,7 @@
 import csv
 import json
 import os
+import re
 import time
 
 import numpy as np
@@ -145,3 +146,6 @@ def test_sklearn_search_tunes_the_wrapped_model_and_scores_the_refit(data_dir, t
     best = json.load(open(tmp_path / "best.json"))
     assert f"test rmse={best['test']['rmse']:.3f}" in result.stdout and best["test"]["rmse"] > 0
     assert best["refit_epochs"] == 2  # --epochs reached model.fit (a clone of the wrapper once dropped it)
+    finished = re.findall(r"^\[CV 1/1\] END .*score=(-[\d.]+) total time=", result.stdout, re.M)
+    assert len(finished) == 2, result.stdout[-2000:]  # a progress line per candidate, with its score
+    assert sorted(-float(score) for score in finished) == pytest.approx([float(r["val_rmse"]) for r in rows], abs=1e-3)
