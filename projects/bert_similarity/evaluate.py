@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 
 import keras
 import numpy as np
@@ -28,6 +27,7 @@ from absl import flags
 from core import checkpoints, evaluation, runtime
 from core import config as core_config
 from core.files import write_text_atomic
+from core.progress import Progress
 
 from . import model as model_lib
 from . import scoring
@@ -63,7 +63,7 @@ def score_pairs(preprocessor: PairPreprocessor, model: keras.Model, pairs: dict,
         return outputs if preprocessor.bi else tf.sigmoid(outputs)
 
     scores = []
-    progress = keras.utils.Progbar(len(pairs["label"]), unit_name="pair", verbose=1 if sys.stdout.isatty() else 2)
+    progress = Progress(len(pairs["label"]), "pair", "scoring")
     for start in range(0, len(pairs["label"]), batch_size):
         scores.append(score(pairs["text_a"][start:start + batch_size], pairs["text_b"][start:start + batch_size]))
         progress.add(len(scores[-1]))

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import os
-import sys
 import time
 
 import keras
@@ -26,6 +25,7 @@ from absl import flags
 from core import checkpoints, evaluation, runtime
 from core import config as core_config
 from core.files import write_text_atomic
+from core.progress import Progress
 
 from . import decoding
 from .data import read_pairs
@@ -50,7 +50,7 @@ def translate_all(model: keras.Model, tokenizer, sources: list[str], batch_size:
                             input_signature=[tf.TensorSpec([None], tf.string)])
     order = np.argsort([len(s) for s in sources], kind="stable")
     results = [""] * len(sources)
-    progress = keras.utils.Progbar(len(sources), unit_name="sentence", verbose=1 if sys.stdout.isatty() else 2)
+    progress = Progress(len(sources), "sentence", f"translating (beam {beam_size})" if beam_size > 1 else "translating")
     for start in range(0, len(sources), batch_size):
         index = order[start:start + batch_size]
         for i, text in zip(index, translate(tf.constant([sources[i] for i in index])).numpy(), strict=True):

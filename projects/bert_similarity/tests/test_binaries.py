@@ -3,6 +3,7 @@ evaluate, export, reload, score raw pairs like the model in process, predict, se
 
 import json
 import os
+import re
 import shutil
 
 import gin
@@ -88,6 +89,7 @@ def test_bi_encoder_trains_in_the_custom_loop_with_the_contrastive_loss(run):
 def test_evaluate_reports_the_fine_tuned_model_and_the_zero_shot_baseline(run):
     result = _ok(_run("evaluate", f"--model_dir={run['model_dir']}"))
     report = json.load(open(os.path.join(run["model_dir"], "eval_test.json")))
+    assert re.search(r"^scoring: [\d,]+/[\d,]+ pairs \(100%\)", result.stdout, re.M)  # progress in a log
     for name in ("fine_tuned", "zero_shot_baseline"):
         assert set(report[name]["all"]) == {"accuracy", "precision", "recall", "f1", "roc_auc", "pairs"}
         assert 0.0 <= report[name]["all"]["accuracy"] <= 1.0

@@ -60,7 +60,8 @@ def test_custom_loop_trains_with_xla_and_bfloat16(run):
 
 
 def test_evaluate_scores_the_test_split_with_sacrebleu(run):
-    _ok(_run("evaluate", f"--model_dir={run['model_dir']}", "--beam_size=2"))
+    result = _ok(_run("evaluate", f"--model_dir={run['model_dir']}", "--beam_size=2"))
+    assert "translating (beam 2): 11/11 sentences (100%)" in result.stdout  # progress in a log, not only a TTY
     results = json.load(open(os.path.join(run["model_dir"], "eval_test.json")))
     assert results["sentences"] == 11 and 0.0 <= results["bleu"] <= 100.0 and results["chrf"] > 0.0
     assert 0.0 <= results["bleu_plain"] <= 100.0
