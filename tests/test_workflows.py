@@ -15,12 +15,12 @@ WORKFLOWS = os.path.join(REPO, ".github", "workflows")
 PROJECTS = sorted(os.path.basename(os.path.dirname(p))
                   for p in glob.glob(os.path.join(REPO, "projects", "*", "task.py")))
 ENVIRONMENT = {"requirements*.txt", "constraints.txt", "Makefile", "pyproject.toml", "conftest.py"}
-# Folders a part's tests read by path, not through imports: the checks in tests/ walk every project, the
-# docs and the examples; the topic map's test reads docs/ and checks pointers into every folder.
-READ_BY_PATH = {"core": {"projects/**", "docs/**", "examples/**"},
+# Folders a part's tests read by path, not through imports: `make test-core` runs tests/, the tests of core/,
+# whose checks walk every project, the docs and the examples; the topic map's test reads docs/ and checks
+# pointers into every folder.
+READ_BY_PATH = {"core": {"core/**", "projects/**", "docs/**", "examples/**"},
                 "examples": {"docs/**", "tests/test_topics.py", "core/**", "projects/**", "serving/**"}}
 PARTS = {**{p: f"projects/{p}" for p in PROJECTS}, "core": "tests", "serving": "serving", "examples": "examples"}
-READ_BY_PATH["core"] |= {"core/**"}  # `make test-core` runs tests/, the tests of core/
 
 
 def _imported_folders(folder: str) -> set[str]:
