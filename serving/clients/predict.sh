@@ -29,11 +29,12 @@ case "$url" in
   */v1/classify/*)
     exec curl --silent --show-error --fail-with-body -F "image=@$image" "$url" ;;
   *)
-    # The body goes through a file: an image's base64 can be longer than a command line may be.
+    # The body goes through a file: an image's base64 can be longer than a command line may be. Plain
+    # `base64 | tr -d` works with GNU's base64 (which wraps lines; BSD's and macOS' have no -w) and BSD's.
     body=$(mktemp)
     trap 'rm -f "$body"' EXIT
     printf '{"signature_name": "%s", "instances": [{"b64": "%s"}]}' "${SIGNATURE:-serving_bytes}" \
-      "$(base64 -w0 "$image")" > "$body"
+      "$(base64 < "$image" | tr -d '\n')" > "$body"
     curl --silent --show-error --fail-with-body -H 'Content-Type: application/json' --data-binary "@$body" \
       "$url:predict" ;;
 esac

@@ -105,6 +105,27 @@ def test_all_three_clients_agree_with_the_saved_model(exports, server, middlewar
         assert [p["score"] for p in answer["top_k"]] == sorted([p["score"] for p in answer["top_k"]], reverse=True)
 
 
+def test_curl_script_works_with_bsd_base64(exports, server, tmp_path):
+    """macOS' and BSD's base64 have no -w option and do not wrap lines: the script must not rely on GNU's."""
+    shim = tmp_path / "base64"
+    shim.write_text(textwrap.dedent(f"""\
+        #!{sys.executable}
+        import base64, sys
+        if len(sys.argv) > 1:
+            sys.exit(f"base64: illegal option -- {{sys.argv[1]}}")
+        sys.stdout.write(base64.b64encode(sys.stdin.buffer.read()).decode())
+        """))
+    shim.chmod(0o755)
+    image = exports["images"][1]
+    expected = _saved_model_outputs(os.path.join(exports["base"], "1"), image)
+    env = dict(os.environ, PATH=f"{tmp_path}{os.pathsep}{os.environ['PATH']}")
+    curl = subprocess.run([os.path.join(CLIENTS, "predict.sh"), f"{server.url}/v1/models/cnn_vision", image],
+                          capture_output=True, text=True, timeout=120, cwd=processes.REPO, env=env)
+    assert curl.returncode == 0, curl.stderr
+    prediction = json.loads(curl.stdout)["predictions"][0]
+    np.testing.assert_allclose(prediction["probabilities"], expected["probabilities"], rtol=1e-5, atol=1e-6)
+
+
 def test_middleware_takes_base64_other_formats_and_text(exports, middleware):
     image = exports["images"][1]
     top = _saved_model_outputs(os.path.join(exports["base"], "1"), image)["class_names"].decode()
