@@ -8,9 +8,10 @@ every `every_seconds` and once at the end.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 import keras
@@ -41,3 +42,14 @@ class Progress:
             share = f" ({100 * self.done / self.total:.0f}%)" if self.total else ""
             print(f"{self.label}: {self.done:,}/{self.total:,} {self.unit}s{share}, {now - self.started:.0f} s",
                   file=self.stream, flush=True)
+
+
+@contextlib.contextmanager
+def stage(what: str, stream: TextIO | None = None, clock: Callable[[], float] = time.monotonic) -> Iterator[None]:
+    """Prints `<what> ...` before a step of unknown length and `<what>: 12 s` after it, for jobs made of a few
+    such steps (a conversion, say) where a bar would have nothing to count."""
+    stream = stream or sys.stdout
+    started = clock()
+    print(f"{what} ...", file=stream, flush=True)
+    yield
+    print(f"{what}: {clock() - started:.0f} s", file=stream, flush=True)

@@ -2,7 +2,7 @@
 
 import io
 
-from core.progress import Progress
+from core.progress import Progress, stage
 
 
 class Clock:
@@ -37,3 +37,11 @@ def test_a_terminal_gets_keras_progbar():
     assert progress.bar is not None and progress.bar.target == 10
     progress.add(4)
     assert progress.done == 4 and progress.bar._seen_so_far == 4
+
+
+def test_a_stage_says_what_it_does_before_and_how_long_it_took_after():
+    log, clock = io.StringIO(), Clock()
+    with stage("Saving the encoder", stream=log, clock=clock):
+        assert log.getvalue() == "Saving the encoder ...\n"
+        clock.now += 12.4
+    assert log.getvalue().splitlines() == ["Saving the encoder ...", "Saving the encoder: 12 s"]

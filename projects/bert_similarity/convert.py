@@ -26,6 +26,7 @@ from absl import flags
 from core import runtime
 from core.config import UserError
 from core.files import write_text_atomic
+from core.progress import stage
 
 from . import encoder as encoder_lib
 from . import hub
@@ -67,16 +68,20 @@ def convert(hf_dir: str, output_dir: str, lower_case: bool = True, overwrite: bo
     if preprocessor.vocab_size != config.vocab_size:
         raise UserError(f"{paths['vocab.txt']} has {preprocessor.vocab_size} pieces, config.json says "
                         f"vocab_size={config.vocab_size}.")
-    model = encoder_lib.bert_encoder(**config.encoder_args())
-    loaded = encoder_lib.load_safetensors(model, paths["model.safetensors"], config.num_attention_heads)
-    check = check_encoder(model, preprocessor)
+    with stage(f"Loading {paths['model.safetensors']} into a {config.num_hidden_layers}-layer encoder"):
+        model = encoder_lib.bert_encoder(**config.encoder_args())
+        loaded = encoder_lib.load_safetensors(model, paths["model.safetensors"], config.num_attention_heads)
+    with stage(f"Checking the encoder on {len(CHECK_SENTENCES)} sentences"):
+        check = check_encoder(model, preprocessor)
 
     tmp = os.path.join(os.path.dirname(os.path.abspath(output_dir)), f".tmp-{os.getpid()}-convert")
     shutil.rmtree(tmp, ignore_errors=True)
     try:
-        preprocessor.save(os.path.join(tmp, "preprocessor"))
+        with stage("Saving the TF Hub preprocessor"):
+            preprocessor.save(os.path.join(tmp, "preprocessor"))
         spec = {name: tf.TensorSpec([None, None], tf.int32, name=name) for name in encoder_lib.INPUT_NAMES}
-        hub.save_reusable(model, os.path.join(tmp, "encoder"), spec)
+        with stage("Saving the TF Hub encoder (traces its training and inference functions)"):
+            hub.save_reusable(model, os.path.join(tmp, "encoder"), spec)
         report = {"hf_dir": os.path.abspath(hf_dir), "config": config.__dict__, "tensors_loaded": loaded,
                   "parameters": model.count_params(), "lower_case": lower_case, "check": check}
         write_text_atomic(os.path.join(tmp, "conversion.json"), json.dumps(report, indent=2) + "\n")

@@ -27,11 +27,11 @@ import re
 import zlib
 
 import tensorflow as tf
-from absl import logging
 
 from core.data import prepared, tfrecord
 from core.data.prepared import DataError
 from core.files import write_text_atomic
+from core.progress import Progress
 
 SPLITS = ("train", "validation", "test")
 KINDS = ("positive", "hard", "random", "pair")  # "pair": a labelled pair from a TSV file
@@ -66,8 +66,10 @@ def clean_markup(osis: str) -> str:
     return _SPACE_AFTER_OPENING.sub(r"\1", _SPACE_BEFORE_PUNCT.sub(r"\1", text))
 
 
-def read_bible(module: str, sword_dir: str = SWORD_DIR, books: list[str] | None = None) -> dict:
-    """{(book, chapter, verse): text} of one SWORD module; `books` (OSIS names, e.g. "Jude") limits it."""
+def read_bible(module: str, sword_dir: str = SWORD_DIR, books: list[str] | None = None,
+               every_seconds: float = 10.0) -> dict:
+    """{(book, chapter, verse): text} of one SWORD module; `books` (OSIS names, e.g. "Jude") limits it. Says how
+    many books it has read at most every `every_seconds` (a module takes about a minute)."""
     from pysword.modules import SwordModules  # only prepare needs it
 
     if not os.path.isdir(os.path.join(sword_dir, "mods.d")):
@@ -78,18 +80,18 @@ def read_bible(module: str, sword_dir: str = SWORD_DIR, books: list[str] | None 
     if module not in found:
         raise DataError(f"{sword_dir}: no SWORD module {module} (found: {', '.join(found) or 'none'}).")
     bible = modules.get_bible_from_module(module)
+    wanted = [book for testament in bible.get_structure().get_books().values() for book in testament
+              if books is None or book.osis_name in books]
+    progress = Progress(len(wanted), "book", f"Reading {module}", every_seconds=every_seconds)
     verses = {}
-    for testament in bible.get_structure().get_books().values():
-        for book in testament:
-            if books is not None and book.osis_name not in books:
-                continue
-            for chapter, count in enumerate(book.chapter_lengths, start=1):
-                texts = bible.get_iter(books=[book.osis_name], chapters=[chapter], clean=False)
-                for verse, text in enumerate(texts, start=1):
-                    text = clean_markup(text)
-                    if text and verse <= count:
-                        verses[(book.osis_name, chapter, verse)] = text
-        logging.info("Read %s: %d verses so far", module, len(verses))
+    for book in wanted:
+        for chapter, count in enumerate(book.chapter_lengths, start=1):
+            texts = bible.get_iter(books=[book.osis_name], chapters=[chapter], clean=False)
+            for verse, text in enumerate(texts, start=1):
+                text = clean_markup(text)
+                if text and verse <= count:
+                    verses[(book.osis_name, chapter, verse)] = text
+        progress.add(1)
     return verses
 
 

@@ -41,6 +41,7 @@ def run(tmp_path_factory):
     models = str(root / "tiny_bert")
     converted = _ok(_run("convert", f"--hf_dir={hf_dir}", f"--output_dir={models}"))
     assert "Converted 39 tensors" in converted.stdout
+    assert "Saving the TF Hub encoder (traces its training and inference functions): " in converted.stdout
     data_dir = str(root / "data")
     prepared = _ok(_run("prepare", "--format=qqp", f"--train={helpers.write_qqp(str(root / 'qqp.tsv'))}",
                         f"--output_dir={data_dir}"))

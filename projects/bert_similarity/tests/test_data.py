@@ -19,6 +19,14 @@ def jude():
     return {name: data.read_bible(name, books=["Jude", "Phlm"]) for name in (data.KJV, data.WEB)}
 
 
+def test_bible_reader_says_how_many_books_it_has_read(capsys):
+    data.read_bible(data.KJV, books=["Jude", "Phlm"], every_seconds=0)
+    lines = [line.rsplit(", ", 1) for line in capsys.readouterr().out.splitlines()]
+    assert [count for count, _ in lines] == [f"Reading {data.KJV}: 1/2 books (50%)",
+                                             f"Reading {data.KJV}: 2/2 books (100%)"]
+    assert all(seconds.endswith(" s") and seconds[:-2].isdigit() for _, seconds in lines)
+
+
 def test_bible_reader_aligns_the_two_translations_verse_by_verse(jude):
     kjv, web = jude[data.KJV], jude[data.WEB]
     assert len(kjv) == 25 + 25 and set(kjv) == set(web)  # Jude and Philemon: 25 verses each
