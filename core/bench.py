@@ -74,10 +74,36 @@ class StopAfter(keras.callbacks.Callback):
         return (self.end if self.end is not None else time.perf_counter()) - self.start
 
 
-def timed_fit(model: keras.Model, seconds: float, verbose: int | str = 0, **fit_kwargs) -> StopAfter:
-    """`model.fit(**fit_kwargs)` for `seconds` of wall time (as many epochs as fit in it); returns its clock."""
+class BudgetProgress(keras.callbacks.Callback):
+    """A line at most every `every_seconds` while `fit` trains for a wall-clock budget: seconds out of the budget
+    and steps so far (`fit`'s own bar, per epoch, says nothing useful about a budget, and nothing in a log)."""
+
+    def __init__(self, stop: StopAfter, label: str, every_seconds: float = 30.0):
+        super().__init__()
+        self.stop, self.label, self.every_seconds = stop, label, every_seconds
+        self.last = None
+
+    def on_train_begin(self, logs=None):
+        self.last = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = time.perf_counter()
+        if now - self.last >= self.every_seconds:
+            self.last = now
+            print(f"{self.label}: {self.stop.elapsed:.0f}/{self.stop.seconds:.0f} s, {self.stop.steps:,} steps",
+                  flush=True)
+
+    def on_train_end(self, logs=None):
+        print(f"{self.label}: {self.stop.steps:,} steps in {self.stop.elapsed:.0f} s", flush=True)
+
+
+def timed_fit(model: keras.Model, seconds: float, verbose: int | str = 0, label: str = "timed fit",
+              every_seconds: float = 30.0, **fit_kwargs) -> StopAfter:
+    """`model.fit(**fit_kwargs)` for `seconds` of wall time (as many epochs as fit in it); returns its clock.
+    Prints `<label>: 120/600 s, 512 steps` at most every `every_seconds`, and the total at the end."""
     stop = StopAfter(seconds)
-    model.fit(**fit_kwargs, epochs=10**6, callbacks=[stop], verbose=verbose)
+    model.fit(**fit_kwargs, epochs=10**6, callbacks=[stop, BudgetProgress(stop, label, every_seconds)],
+              verbose=verbose)
     return stop
 
 
@@ -261,10 +287,36 @@ def pipeline_rate(dataset, batch_size: int, batches: int = 500, warmup: int = 20
     return median_rate(read_batches, batches // 5 * batch_size, repeats=5)
 
 
+def _digits(value: float, reference: float) -> int:
+    return 1 if max(value, reference) < 100 else 0  # 7.4 pairs/s, not 7
+
+
+class Rows(list):
+    """A bench table's rows, (label, value, baseline) tuples, each printed as a line when it is appended (with the
+    seconds since the one before), so that a bench of many minutes says what it has measured while it runs;
+    `print_table` then lines them all up."""
+
+    def __init__(self, unit: str = "examples/s", rows: Sequence[tuple[str, float, float]] = (),
+                 clock: Callable[[], float] = time.perf_counter):
+        super().__init__()
+        self.unit, self.clock = unit, clock
+        self.last = clock()
+        for row in rows:
+            self.append(row)
+
+    def append(self, row: tuple[str, float, float]) -> None:
+        label, value, reference = row
+        super().append(row)
+        now, digits = self.clock(), _digits(value, reference)
+        print(f"measured {label}: {value:,.{digits}f} {self.unit}, {value / reference:.2f}x "
+              f"({now - self.last:.0f} s)", flush=True)
+        self.last = now
+
+
 def print_table(rows: list[tuple[str, float, float]], unit: str = "examples/s") -> None:
     """Rows of (label, value, baseline) with their ratio."""
     width = max(52, *(len(r[0]) for r in rows))
     print(f"{'measurement':<{width}} {unit:>11} {'baseline':>11} {'ratio':>7}")
     for label, value, reference in rows:
-        digits = 1 if max(value, reference) < 100 else 0  # 7.4 pairs/s, not 7
+        digits = _digits(value, reference)
         print(f"{label:<{width}} {value:>11.{digits}f} {reference:>11.{digits}f} {value / reference:>6.2f}x")

@@ -42,6 +42,16 @@ def _in_process(export_dir: str, png: bytes) -> dict:
     return loadtest.run_load(send, FLAGS.clients, FLAGS.seconds)
 
 
+class Rows(list):
+    """(label, load result) rows, each printed as a line when it is appended: the table comes at the end."""
+
+    def append(self, row: tuple[str, dict]) -> None:
+        super().append(row)
+        name, r = row
+        print(f"measured {name}: {r['requests_per_second']:.1f} req/s, p50 {r['p50_ms']:.1f} ms, "
+              f"{r['failures']} failed", flush=True)
+
+
 def main(argv: list[str]) -> None:
     """Measures every row and prints the table."""
     del argv
@@ -65,7 +75,7 @@ def main(argv: list[str]) -> None:
     def post(url, body):
         return lambda s: s.post(url, data=body, headers=headers, timeout=60)
 
-    rows = []
+    rows = Rows()
     print(f"Serving benchmark: {FLAGS.export_dir}, one {pixels.shape} image per request, {FLAGS.clients} clients, "
           f"{FLAGS.seconds:g} s per row.", flush=True)
     with processes.Child("serving.baseline", [f"--export_dir={FLAGS.export_dir}", "--port=0"], "Running on") as base_:

@@ -165,3 +165,23 @@ def test_timed_fit_stops_at_the_first_batch_end_past_its_budget_across_epochs():
     trained = stop.elapsed
     time.sleep(0.05)
     assert stop.elapsed == trained  # the clock stopped with fit: later work (scoring) is not training time
+
+
+def test_timed_fit_says_how_far_into_its_budget_it_is(capsys):
+    x, y = np.zeros((64, 2), "float32"), np.zeros(64)
+    model = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse")
+    stop = bench.timed_fit(model, 0.3, x=x, y=y, batch_size=16, label="keras-hub fit", every_seconds=0.0)
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == stop.steps + 1  # one a batch here (every_seconds=0), then the total
+    assert lines[0].startswith("keras-hub fit: ") and lines[0].endswith("/0 s, 1 steps")
+    assert lines[-1] == f"keras-hub fit: {stop.steps:,} steps in {stop.elapsed:.0f} s"
+
+
+def test_bench_rows_are_printed_as_they_are_measured(capsys):
+    times = iter([10.0, 12.0, 55.0])
+    rows = bench.Rows("rows/s", [("baseline", 200.0, 200.0)], clock=lambda: next(times))
+    assert capsys.readouterr().out == "measured baseline: 200 rows/s, 1.00x (2 s)\n"
+    rows.append(("ours", 7.25, 5.0))
+    assert capsys.readouterr().out == "measured ours: 7.2 rows/s, 1.45x (43 s)\n"
+    assert list(rows) == [("baseline", 200.0, 200.0), ("ours", 7.25, 5.0)]

@@ -118,7 +118,7 @@ def main(argv: list[str]) -> None:
     baseline, preprocessor = hub.classifier(hf_dir)
     arrays = hub.arrays(preprocessor, train_a[:n], train_b[:n])
     theirs = bench.bench_fit_arrays(baseline, arrays, train_labels[:n], batch_size=BATCH, window_steps=10)
-    rows = [("train: keras-hub BertTextClassifier, fit(arrays padded to 128)", theirs, theirs)]
+    rows = bench.Rows("pairs/s", [("train: keras-hub BertTextClassifier, fit(arrays padded to 128)", theirs, theirs)])
     ours = bench.bench_trainer(task, "fit", FLAGS.bench_steps, options, 1, BATCH, window_steps=10)
     rows.append(("train: ours, default.gin, length buckets, float32", ours, theirs))
     print("\nFine-tuning throughput, pairs/second (same pairs, batch 32):")
@@ -132,14 +132,16 @@ def main(argv: list[str]) -> None:
     baseline, preprocessor = hub.classifier(hf_dir)
     order = np.random.default_rng(0).permutation(len(train_labels))[: max(n, int(budget * theirs * 1.5))]
     arrays = hub.arrays(preprocessor, [train_a[i] for i in order], [train_b[i] for i in order])
-    steps_theirs = bench.timed_fit(baseline, budget, x=arrays, y=train_labels[order], batch_size=BATCH).steps
+    steps_theirs = bench.timed_fit(baseline, budget, label="keras-hub fit", x=arrays, y=train_labels[order],
+                                   batch_size=BATCH).steps
     test_arrays = hub.arrays(preprocessor, test_a, test_b)
     predicted = np.argmax(baseline.predict(test_arrays, batch_size=64, verbose=0), axis=-1)
     accuracy_theirs = float(np.mean(predicted == test_labels))
 
     task = our_task()
     parts = task_lib.build_components(task, tf.distribute.get_strategy(), options)
-    steps_ours = bench.timed_fit(parts.model, budget, x=task.build_inputs("train"), steps_per_epoch=10).steps
+    steps_ours = bench.timed_fit(parts.model, budget, label="our fit", x=task.build_inputs("train"),
+                                 steps_per_epoch=10).steps
     score = tf.function(lambda a, b: tf.sigmoid(parts.model(task.preprocessor(a, b), training=False)))
     probabilities = np.concatenate([score(tf.constant(test_a[i:i + 64]), tf.constant(test_b[i:i + 64])).numpy()
                                     for i in range(0, len(test_a), 64)])

@@ -135,7 +135,7 @@ def run_throughput(task: ImageClassificationTask, options) -> None:
           f"steps_per_execution={spe}, {FLAGS.bench_steps} timed steps, tf {tf.__version__}, "
           f"{os.cpu_count()} CPUs")
     baseline = bench_baseline_fit(task, x, y)
-    rows = [("train: tutorial model.fit(numpy, batch 32)", baseline, baseline)]
+    rows = bench.Rows("examples/s", [("train: tutorial model.fit(numpy, batch 32)", baseline, baseline)])
     for label, loop, overrides in (
         ("train: ours, fit over TFRecord pipeline", "fit", {}),
         ("train: ours, custom GradientTape loop", "custom", {}),

@@ -64,7 +64,8 @@ def bench_training(options) -> tuple[list, list]:
     peer_pairs = bench.bench_fit_arrays(peer, [inputs[0][:n], inputs[1][:n]], labels[:n], batch_size=64,
                                         window_steps=10)
     peer_tokens = peer_pairs * float(np.mean(np.count_nonzero(labels, axis=1)))
-    token_rows = [("train: keras-io recipe, model.fit(word arrays, batch 64)", peer_tokens, peer_tokens)]
+    token_rows = bench.Rows("tokens/s", [("train: keras-io recipe, model.fit(word arrays, batch 64)", peer_tokens,
+                                          peer_tokens)])
     pair_rows = [("train: keras-io recipe, model.fit(word arrays, batch 64)", peer_pairs, peer_pairs)]
 
     gin.clear_config()
@@ -106,7 +107,7 @@ def bench_decoding() -> list:
     texts = [p["source"] for p in read_pairs(task.data_dir, "test").take(FLAGS.decode_sentences).as_numpy_iterator()]
     ids = decoding.encode_texts(task.tokenizer, tf.constant(texts), task.max_length).numpy()
     one_by_one = [row[None, : np.count_nonzero(row)] for row in ids]
-    rows = []
+    rows = bench.Rows("sentences/s")
     for search, beam in (("greedy", 1), ("beam 4", 4)):
         for batch_name, sources in (("1 sentence", one_by_one), (f"{len(ids)} sentences", [ids])):
             rates = {}

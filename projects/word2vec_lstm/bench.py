@@ -231,8 +231,8 @@ def bench_classifier(options) -> list[tuple[str, float, float]]:
     baseline_model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
                            metrics=["accuracy"])
     baseline = bench.bench_fit_arrays(baseline_model, x, y, batch_size=32, window_steps=8)
-    rows = [(f"classifier train: tutorial model.fit(numpy ids padded to {task.encoder.max_length}, batch 32)",
-             baseline, baseline)]
+    rows = bench.Rows("articles/s", [(f"classifier train: tutorial model.fit(numpy ids padded to "
+                                      f"{task.encoder.max_length}, batch 32)", baseline, baseline)])
     recipe = (f"length buckets of {task.bucket_width}" if task.bucket_width else "no buckets") + \
         f", batch {task.batch_size}"
     spe = 8
