@@ -74,11 +74,13 @@ def find_checkpoints(model_dir: str) -> list[str]:
     files still say which checkpoints exist, so a restart never mistakes a trained run for a new one.
     """
     directory = checkpoint_dir(model_dir)
-    found = {path[: -len(".index")] for path in glob.glob(os.path.join(directory, "ckpt-*.index"))}
+    found = {os.path.normpath(path[: -len(".index")])
+             for path in glob.glob(os.path.join(directory, "ckpt-*.index"))}
     state = _read_index(model_dir)
     if state is not None:
-        for path in state.all_model_checkpoint_paths:  # listed but without files: reported unreadable when tried
-            found.add(path if os.path.isabs(path) else os.path.join(directory, path))
+        # Listed but without files: reported unreadable when tried. get_checkpoint_state has already put the
+        # folder in front of the index's relative names (joining it again broke relative model dirs).
+        found.update(os.path.normpath(path) for path in state.all_model_checkpoint_paths)
     return sorted((p for p in found if _step(p) >= 0), key=_step, reverse=True)
 
 

@@ -274,6 +274,16 @@ def test_average_checkpoints_writes_the_mean_of_the_newest_and_evaluate_restores
     np.testing.assert_allclose(results["loss"], keras_results["loss"], rtol=1e-5)
 
 
+def test_a_relative_model_dir_finds_and_restores_its_checkpoints(tmp_path, monkeypatch):
+    _train(tmp_path, "run", train_steps=30)
+    monkeypatch.chdir(tmp_path)  # `--model_dir=run`, as the Makefile's runs/<project>/default
+    assert checkpoints.find_checkpoints("run") == [os.path.join("run", "checkpoints", f"ckpt-{step}")
+                                                   for step in (30, 20, 10)]
+    older = checkpoints.checkpoint_path("run", "-2")
+    assert older == os.path.join("run", "checkpoints", "ckpt-20")
+    assert checkpoints.restore_model(TinyTask().build_model(), "run", older) == older
+
+
 def test_average_checkpoints_follows_the_run_when_it_resumes(tmp_path):
     model_dir, _ = _train(tmp_path, "run", train_steps=30, average_checkpoints=2)
     folder = os.path.join(model_dir, "checkpoints")
