@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 
 import numpy as np
 
@@ -47,22 +48,50 @@ def plot_confusion_matrix(matrix: np.ndarray, class_names: list[str], path: str,
     plt.close(fig)
 
 
+def per_class_report(matrix: np.ndarray, class_names: list[str]) -> tuple[str, dict]:
+    """scikit-learn's `classification_report` (precision, recall, F1 and support per class, and their averages)
+    of a confusion matrix, as text and as a dict: the matrix holds every (true, predicted) pair's count, so
+    expanding it gives the label arrays the report needs."""
+    from sklearn.metrics import classification_report
+
+    matrix = np.asarray(matrix).astype(int)
+    n = len(class_names)
+    y_true = np.repeat(np.repeat(np.arange(n), n), matrix.ravel())
+    y_pred = np.repeat(np.tile(np.arange(n), n), matrix.ravel())
+    kwargs = dict(labels=list(range(n)), target_names=list(class_names), zero_division=0)
+    return (classification_report(y_true, y_pred, digits=4, **kwargs),
+            classification_report(y_true, y_pred, output_dict=True, **kwargs))
+
+
 def write_classification_report(
-    results: dict, matrix: np.ndarray, class_names: list[str], model_dir: str, split: str, suffix: str = ""
+    results: dict, matrix: np.ndarray, class_names: list[str], model_dir: str, split: str, suffix: str = "",
+    step: int = 0, images: dict[str, bytes] | None = None
 ) -> dict[str, str]:
-    """Writes `eval_<split><suffix>.json` and `confusion_<split><suffix>.png` into model_dir; returns the paths."""
+    """Writes `eval_<split><suffix>.json` (with the per-class report) and `confusion_<split><suffix>.png` into
+    model_dir, and all of it (and any further `images`) to TensorBoard at `step`; returns the paths."""
+    text, per_class = per_class_report(matrix, class_names)
     report = {**results, "split": split, "class_names": class_names,
-              "confusion_matrix": np.asarray(matrix).astype(int).tolist()}
+              "confusion_matrix": np.asarray(matrix).astype(int).tolist(), "per_class": per_class}
     paths = {"json": os.path.join(model_dir, f"eval_{split}{suffix}.json"),
              "picture": os.path.join(model_dir, f"confusion_{split}{suffix}.png")}
     write_text_atomic(paths["json"], json.dumps(report, indent=2, ensure_ascii=False))
     plot_confusion_matrix(np.asarray(matrix), class_names, paths["picture"],
                           title=f"{split}: accuracy {results.get('accuracy', float('nan')):.4f}")
+    from core import board
+
+    # Under the split's name whichever checkpoint was scored: the step tells them apart, and a curve forms.
+    board.write_evaluation(model_dir, split + suffix.split("_ckpt-")[0], step, results,
+                           images={"confusion_matrix": paths["picture"], **(images or {})},
+                           texts={"classification_report": board.code_block(text)})
     return paths
 
 
-def evaluate_classifier(task, options, split: str, checkpoint: str | None = None) -> dict[str, float]:
+def evaluate_classifier(task, options, split: str, checkpoint: str | None = None,
+                        images: Callable[..., dict[str, bytes]] | None = None) -> dict[str, float]:
     """Evaluates a classification Task (one of its metrics a MacroF1) on `split` and writes the report.
+
+    `images(task, options, split, checkpoint_path)`, if given, makes a project's own pictures (name -> PNG
+    bytes) for TensorBoard, beside the confusion matrix.
 
     `checkpoint`: --checkpoint's value (a path, a step, or -1, -2, ...; default the newest), whose name the
     report files then carry. Prints the confusion matrix and the results before writing anything, so a
@@ -77,11 +106,15 @@ def evaluate_classifier(task, options, split: str, checkpoint: str | None = None
     if matrix is None:
         raise ValueError(f"{type(task).__name__}.build_metrics() has no MacroF1, so there is no confusion matrix.")
     print(format_confusion_matrix(matrix, task.class_names))
+    print(per_class_report(matrix, task.class_names)[0])
     print(f"{split}: {evaluation.format_results(results)}", flush=True)
     name = evaluation.report_name(split, path)
+    from core import board
+
     paths = write_classification_report(results, matrix, task.class_names, options.model_dir, split,
-                                        suffix=name[len(split):])
-    print(f"Wrote {paths['json']} and {paths['picture']}")
+                                        suffix=name[len(split):], step=board.evaluated_step(options.model_dir, path),
+                                        images=images(task, options, split, path) if images else None)
+    print(f"Wrote {paths['json']}, {paths['picture']} and TensorBoard's {board.EVALUATE_RUN}/ run")
     return results
 
 
@@ -115,9 +148,13 @@ def evaluate_classifier_ensemble(task, model_dirs: list[str], split: str) -> dic
     results = {"accuracy": float(np.mean(np.argmax(mean, axis=1) == labels)), "macro_f1": float(macro_f1.result()),
                "ensemble": {"model_dirs": list(model_dirs), "checkpoints": used, "member_accuracy": members}}
     print(format_confusion_matrix(matrix, task.class_names))
+    print(per_class_report(matrix, task.class_names)[0])
     print(f"{split}, each model alone: accuracy=" + ", ".join(f"{a:.4f}" for a in members))
     print(f"{split}, the mean of {len(model_dirs)} models: accuracy={results['accuracy']:.4f} "
           f"macro_f1={results['macro_f1']:.4f}", flush=True)
-    paths = write_classification_report(results, matrix, task.class_names, model_dirs[0], split, suffix="_ensemble")
-    print(f"Wrote {paths['json']} and {paths['picture']}")
+    from core import board
+
+    paths = write_classification_report(results, matrix, task.class_names, model_dirs[0], split, suffix="_ensemble",
+                                        step=board.checkpoint_step(used[0]))
+    print(f"Wrote {paths['json']}, {paths['picture']} and TensorBoard's {board.EVALUATE_RUN}/ run")
     return results

@@ -27,9 +27,9 @@ import keras
 import tensorflow as tf
 from absl import logging
 
+from core import board, checkpoints, distribute, loops, run_lock
 from core import callbacks as callbacks_lib
-from core import checkpoints, distribute, loops, run_lock
-from core.config import ConfigError, RunOptions, save_run_config
+from core.config import FLAGS, ConfigError, RunOptions, save_run_config
 from core.evaluation import format_results
 from core.task import Components, Task, build_components
 
@@ -244,6 +244,7 @@ def _train(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, co
         try:
             train_ds = stream.from_step(start)
             save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
+            board.write_run_config(out_dir, start, gin.operative_config_str(), FLAGS.flags_into_string())
             if loop == "fit":
                 logs = loops.run_fit(parts.model, config, plan, stream, train_ds, eval_ds, callbacks)
             else:

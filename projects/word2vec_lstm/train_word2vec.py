@@ -15,10 +15,10 @@ import os
 import numpy as np
 from absl import flags
 
-from core import checkpoints, evaluation, runtime, trainer
+from core import board, checkpoints, evaluation, runtime, trainer
 from core import config as core_config
 from core.config import ConfigError
-from core.files import atomic_path, write_text_atomic
+from core.files import atomic_path
 
 from . import text as text_lib
 from . import vectors
@@ -27,22 +27,11 @@ from .word2vec_task import Word2VecTask
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
 flags.adopt_module_key_flags(core_config)
 
-PROJECTOR_CONFIG = """embeddings {
-  tensor_name: "word2vec"
-  tensor_path: "vectors.tsv"
-  metadata_path: "metadata.tsv"
-}
-"""
-
-
 def save_vectors(model_dir: str, words: list[str], matrix: np.ndarray) -> None:
     """embeddings.npy, and the projector's TSV files (one vector / one word per line, same order)."""
     with atomic_path(os.path.join(model_dir, vectors.EMBEDDINGS_FILE)) as tmp:
         np.save(tmp, matrix.astype(np.float32))
-    write_text_atomic(os.path.join(model_dir, "vectors.tsv"),
-                      "".join("\t".join(f"{v:.5f}" for v in row) + "\n" for row in matrix))
-    write_text_atomic(os.path.join(model_dir, "metadata.tsv"), "".join(w + "\n" for w in words))
-    write_text_atomic(os.path.join(model_dir, "projector_config.pbtxt"), PROJECTOR_CONFIG)
+    board.write_projector(model_dir, "word2vec", words, matrix)
 
 
 def main(argv: list[str]) -> None:

@@ -12,6 +12,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from core import board
+
 from .. import data
 from . import helpers
 
@@ -65,6 +67,16 @@ def test_killed_training_resumes_then_evaluates_and_exports(data_dir, tmp_path):
     assert report["accuracy"] > 0.5  # 400 small steps on 1,800 images: well above 10% chance
     assert np.sum(report["confusion_matrix"]) == 500
     assert f"accuracy={report['accuracy']:.4f}" in evaluated.stdout
+    assert report["per_class"]["accuracy"] == pytest.approx(report["accuracy"])
+    assert set(report["per_class"]) >= {*report["class_names"], "macro avg", "weighted avg"}
+    shown = board.tags(os.path.join(model_dir, "evaluate"))
+    assert {tag: shown.get(tag) for tag in ("eval_test/accuracy", "eval_test/macro_f1", "eval_test/confusion_matrix",
+                                            "eval_test/predictions", "eval_test/classification_report")} == {
+        "eval_test/accuracy": "scalars", "eval_test/macro_f1": "scalars", "eval_test/confusion_matrix": "images",
+        "eval_test/predictions": "images", "eval_test/classification_report": "text"}
+    [(step, accuracy)] = board.values(os.path.join(model_dir, "evaluate"), "eval_test/accuracy")
+    assert step == 400 and float(accuracy) == pytest.approx(report["accuracy"])
+    assert board.tags(os.path.join(model_dir, "train"))["config/operative_gin"] == "text"
 
     exported = helpers.run_module("export", f"--model_dir={model_dir}")
     assert exported.returncode == 0, exported.stderr[-3000:]
@@ -78,6 +90,9 @@ def test_killed_training_resumes_then_evaluates_and_exports(data_dir, tmp_path):
     [older_report] = [name for name in os.listdir(model_dir) if name.startswith("eval_validation_ckpt-")]
     assert np.sum(json.load(open(os.path.join(model_dir, older_report)))["confusion_matrix"]) == 200
     assert json.load(open(os.path.join(model_dir, "eval_test.json"))) == report  # the newest's report is kept
+    older_step = int(older_report.split("ckpt-")[1].split(".")[0])
+    assert [step for step, _ in board.values(os.path.join(model_dir, "evaluate"), "eval_validation/accuracy")] == [
+        older_step]  # under the split's name, at the older checkpoint's step
 
 
 def _check_predict(export_dir, data_dir, tmp_path):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import checkpoints
+from core import board, checkpoints
 
 from .. import task as task_lib
 from . import helpers
@@ -97,6 +97,7 @@ def test_classifier_trains_from_word2vec_evaluates_exports_and_serves_raw_text(r
     task, model = _restored(model_dir)
     expected = tf.nn.softmax(model(task.encoder(tf.constant(TEXTS)), training=False)).numpy()
     np.testing.assert_allclose(served["probabilities"].numpy(), expected, atol=1e-5)
+    _check_board(os.path.join(model_dir, "evaluate"), task, model)
     names = [n.decode() for n in served["class_names"].numpy()]
     assert names == [task.class_names[i] for i in expected.argmax(axis=1)]
     assert [n.decode() for n in served["label_names"].numpy()[0]] == task.class_names
@@ -104,6 +105,21 @@ def test_classifier_trains_from_word2vec_evaluates_exports_and_serves_raw_text(r
     predicted = _ok(helpers.run_module("predict", f"--export_dir={os.path.join(model_dir, 'export')}", *TEXTS))
     lines = predicted.stdout.strip().splitlines()
     assert [line.split("\t")[0] for line in lines] == names
+
+
+def _check_board(log_dir, task, model):
+    """TensorBoard's evaluate run: scalars, the confusion matrix, the per-class report, and the projector's
+    table equal to the classifier's embedding rows of [UNK] and the most frequent words."""
+    shown = board.tags(log_dir)
+    assert {tag: shown.get(tag) for tag in ("eval_test/accuracy", "eval_test/confusion_matrix",
+                                            "eval_test/classification_report")} == {
+        "eval_test/accuracy": "scalars", "eval_test/confusion_matrix": "images",
+        "eval_test/classification_report": "text"}
+    assert 'tensor_path: "vectors.tsv"' in open(os.path.join(log_dir, "projector_config.pbtxt")).read()
+    words = open(os.path.join(log_dir, "metadata.tsv"), encoding="utf-8").read().splitlines()
+    assert words == ["[UNK]", *task.encoder.vocabulary][:5001]
+    table = np.loadtxt(os.path.join(log_dir, "vectors.tsv"), delimiter="\t", ndmin=2)
+    np.testing.assert_allclose(table, model.get_layer("embedding").embeddings.numpy()[1:len(words) + 1], atol=1e-5)
 
 
 def test_custom_loop_trains_the_classifier_with_frozen_embeddings(runs):

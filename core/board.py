@@ -1,0 +1,146 @@
+"""TensorBoard beyond training's scalars: what `evaluate` found, its pictures, and the run's configuration.
+
+    tensorboard --logdir=runs/<project>
+
+Training writes the runs `<model_dir>/train` and `<model_dir>/eval` (loss, metrics and learning rate at
+every loop; `core.callbacks.ScalarSummaries`) and, at its start, the operative gin config and the flags as
+text (`write_run_config`). Every project's `evaluate` adds the run `<model_dir>/evaluate`
+(`write_evaluation`):
+  scalars  `eval_<split>/<metric>` at the step of the checkpoint scored, so scoring older checkpoints
+           (--checkpoint) draws a curve; nested results become `eval_<split>/<model>/<subset>/<metric>`
+  images   `eval_<split>/<picture>`: the PNGs evaluate also writes into the model dir (a confusion
+           matrix, predicted against true, a ROC curve, attention weights)
+  text     `eval_<split>/<name>`: tables in markdown (a classification report, sample translations)
+Tests read them back with `tags` (TensorBoard's EventAccumulator).
+"""
+
+from __future__ import annotations
+
+import io
+import numbers
+import os
+from collections.abc import Mapping
+
+import numpy as np
+import tensorflow as tf
+
+EVALUATE_RUN = "evaluate"
+TRAIN_RUN = "train"
+
+
+def checkpoint_step(path: str | None) -> int:
+    """The step of a checkpoint prefix `.../ckpt-<step>` (averaged ones too); 0 when there is none."""
+    tail = (path or "").rsplit("-", 1)[-1]
+    return int(tail) if tail.isdigit() else 0
+
+
+def evaluated_step(model_dir: str, checkpoint: str | None = None) -> int:
+    """The step of `checkpoint`, or else of model_dir's newest checkpoint (what evaluate scores by default)."""
+    from core import checkpoints
+
+    return checkpoint_step(checkpoint or next(iter(checkpoints.find_checkpoints(model_dir)), None))
+
+
+def flat_scalars(results: Mapping, prefix: str = "") -> dict[str, float]:
+    """The numbers of a (nested) results dict as `a/b/c` tags; strings, lists and booleans are left out."""
+    flat = {}
+    for key, value in results.items():
+        tag = f"{prefix}{key}"
+        if isinstance(value, Mapping):
+            flat.update(flat_scalars(value, tag + "/"))
+        elif isinstance(value, numbers.Real) and not isinstance(value, bool) and np.isfinite(value):
+            flat[tag] = float(value)
+    return flat
+
+
+def figure_png(fig) -> bytes:
+    """A matplotlib figure as PNG bytes (for `write_evaluation`'s images)."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=100)
+    return buffer.getvalue()
+
+
+def code_block(text: str) -> str:
+    """`text` as a markdown code block (TensorBoard renders text summaries as markdown)."""
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+def markdown_table(header: list[str], rows: list[list]) -> str:
+    """A markdown table; `|` in cells is escaped so that a cell cannot split."""
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(map(cell, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(cell, row)) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def write_evaluation(model_dir: str, split: str, step: int, results: Mapping,
+                     images: Mapping[str, bytes | str] | None = None, texts: Mapping[str, str] | None = None) -> str:
+    """Writes one evaluation into the run `<model_dir>/evaluate` under `eval_<split>/`; returns its folder.
+
+    `results`: the numbers (nested dicts allowed); `images`: name -> PNG bytes or the path of a PNG file;
+    `texts`: name -> markdown. `split` may carry a suffix (`test_ensemble`, `test_greedy`).
+    """
+    log_dir = os.path.join(model_dir, EVALUATE_RUN)
+    writer = tf.summary.create_file_writer(log_dir)
+    with writer.as_default(step=step):
+        for tag, value in flat_scalars(results).items():
+            tf.summary.scalar(f"eval_{split}/{tag}", value)
+        for name, png in (images or {}).items():
+            if isinstance(png, str):
+                with open(png, "rb") as f:
+                    png = f.read()
+            tf.summary.image(f"eval_{split}/{name}", tf.io.decode_png(png, channels=4)[None])
+        for name, text in (texts or {}).items():
+            tf.summary.text(f"eval_{split}/{name}", text)
+    writer.close()
+    return log_dir
+
+
+def write_run_config(model_dir: str, step: int, operative_config: str, flags_text: str) -> None:
+    """The operative gin config and the flags of a run, as text in `<model_dir>/train` at `step`."""
+    writer = tf.summary.create_file_writer(os.path.join(model_dir, TRAIN_RUN))
+    with writer.as_default(step=step):
+        tf.summary.text("config/operative_gin", code_block(operative_config))
+        tf.summary.text("config/flags", code_block(flags_text))
+    writer.close()
+
+
+def write_projector(log_dir: str, name: str, words: list[str], matrix: np.ndarray, prefix: str = "") -> str:
+    """An embedding table for TensorBoard's projector in `log_dir`: `<prefix>vectors.tsv` and `<prefix>metadata.tsv`
+    (one row / one word per line, same order), then `projector_config.pbtxt` naming them, written last so that
+    its presence means the rest is complete. Returns the config's path."""
+    from core.files import write_text_atomic
+
+    if len(words) != len(matrix):
+        raise ValueError(f"write_projector: {len(words)} words for {len(matrix)} vectors")
+    os.makedirs(log_dir, exist_ok=True)
+    write_text_atomic(os.path.join(log_dir, f"{prefix}vectors.tsv"),
+                      "".join("\t".join(f"{v:.5f}" for v in row) + "\n" for row in matrix))
+    # A tab or newline in a word would shift the projector's rows: written as \t and \n.
+    write_text_atomic(os.path.join(log_dir, f"{prefix}metadata.tsv"),
+                      "".join(w.replace("\t", "\\t").replace("\n", "\\n") + "\n" for w in words))
+    config = os.path.join(log_dir, "projector_config.pbtxt")
+    write_text_atomic(config, f'embeddings {{\n  tensor_name: "{name}"\n  tensor_path: "{prefix}vectors.tsv"\n'
+                              f'  metadata_path: "{prefix}metadata.tsv"\n}}\n')
+    return config
+
+
+def tags(log_dir: str) -> dict[str, str]:
+    """{tag: TensorBoard plugin ("scalars", "images", "text", "hparams", ...)} of the event files in `log_dir`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(log_dir, size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return {tag: accumulator.SummaryMetadata(tag).plugin_data.plugin_name
+            for tag in accumulator.Tags()["tensors"]}
+
+
+def values(log_dir: str, tag: str) -> list[tuple[int, np.ndarray]]:
+    """(step, value) of every event of `tag` in `log_dir`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    accumulator = EventAccumulator(log_dir, size_guidance={"tensors": 0})
+    accumulator.Reload()
+    return [(event.step, tf.make_ndarray(event.tensor_proto)) for event in accumulator.Tensors(tag)]
