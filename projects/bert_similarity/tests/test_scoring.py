@@ -14,6 +14,10 @@ def test_roc_auc_matches_scikit_learn_with_ties():
     np.testing.assert_allclose(scoring.roc_auc(LABELS, SCORES), metrics.roc_auc_score(LABELS, SCORES), rtol=1e-12)
 
 
+def test_roc_auc_of_one_class_is_nan_not_an_error():
+    assert np.isnan(scoring.roc_auc(np.ones(5), np.arange(5.0)))
+
+
 def test_decisions_match_scikit_learn_at_a_threshold():
     ours = scoring.decisions(LABELS, SCORES, 0.2)
     predicted = SCORES >= 0.2
