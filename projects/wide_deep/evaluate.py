@@ -8,6 +8,8 @@ Uses the model dir's operative_config.gin unless --gin_file is given. Writes `<m
 and `<model_dir>/predicted_vs_true_<split>.png` (`eval_<split>_ensemble.json` and
 `predicted_vs_true_<split>_ensemble.png` with --ensemble_with), and prints the results beside the
 gradient-boosted trees baseline when `python -m projects.wide_deep.baseline` has scored the same data.
+TensorBoard's run `<model_dir>/evaluate` gets the scores (and the baseline's) under `eval_<split>/` at the
+checkpoint's step, and the picture.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from absl import flags
 
-from core import checkpoints, evaluation, runtime
+from core import board, checkpoints, evaluation, runtime
 from core import config as core_config
 from core.files import atomic_path, write_text_atomic
 
@@ -108,6 +110,10 @@ def evaluate_run(task: RegressionTask, options, split: str, show: Callable[[dict
     members = f", mean of {len(predictions)} models" if ensemble_with else ""
     plot_predictions(y_true, y_pred, report["picture"], f"{split}: RMSE {scores['rmse']:.2f}, MAE "
                      f"{scores['mae']:.2f}, R$^2$ {scores['r2']:.4f} ({len(y_true)} rows{members})", task.target)
+    shown = {**scores, "gbt_baseline": {k: v for k, v in report.get("gbt_baseline", {}).items() if k in scores}}
+    board.write_evaluation(options.model_dir, split + ("_ensemble" if ensemble_with else ""),
+                           board.checkpoint_step(checkpoints_used[0]), shown,
+                           images={"predicted_vs_true": report["picture"]})
     return report
 
 
@@ -138,7 +144,7 @@ def main(argv: list[str]) -> None:
         task.check_data(model_dir)
     report = evaluate_run(task, options, FLAGS.split, show=_print_report, ensemble_with=tuple(FLAGS.ensemble_with),
                           checkpoint=FLAGS.checkpoint)
-    print(f"Wrote {report['json']} and {report['picture']}")
+    print(f"Wrote {report['json']}, {report['picture']} and TensorBoard's {board.EVALUATE_RUN}/ run")
 
 
 def _print_report(report: dict) -> None:

@@ -11,6 +11,7 @@ import pytest
 import requests
 import tensorflow as tf
 
+from core import board
 from serving import middleware, processes
 
 from .. import data
@@ -58,6 +59,13 @@ def test_train_evaluate_export_and_serve_one_csv_row(data_dir, tmp_path):
     assert members[0] == pytest.approx(report["rmse"]) and members[1] != members[0]
     assert ensemble["rmse"] <= np.mean(members) + 1e-6 and ensemble["rmse"] not in members
     assert json.load(open(os.path.join(model_dir, "eval_test.json"))) == report
+    log_dir = os.path.join(model_dir, "evaluate")
+    shown = board.tags(log_dir)
+    for split in ("test", "validation", "test_ensemble"):
+        assert {shown.get(f"eval_{split}/{name}") for name in ("rmse", "mae", "r2")} == {"scalars"}
+        assert shown.get(f"eval_{split}/predicted_vs_true") == "images"
+    [(step, rmse)] = board.values(log_dir, "eval_test/rmse")
+    assert float(rmse) == pytest.approx(report["rmse"]) and step == board.checkpoint_step(report["checkpoint"]) > 0
     refused = helpers.run_module("evaluate", f"--model_dir={model_dir}", f"--ensemble_with={tmp_path}")
     assert refused.returncode == 2 and "no operative_config.gin" in refused.stderr
 
