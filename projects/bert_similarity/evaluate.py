@@ -9,8 +9,10 @@ is the one with the best validation accuracy, then applied unchanged to test; `e
 fine-tuned one into the SavedModel's decision. Reports all test pairs and the hard subset (positives
 with same-chapter negatives), and validation at the chosen threshold (optimistic: chosen there, so
 for comparing configs, not for reporting). Writes `<model_dir>/eval_test.json` and
-`<model_dir>/scores_test.tsv` (label, kind, score, baseline score, text_a, text_b); `..._validation` with
---split=validation (validation alone, at the threshold chosen there), `..._ckpt-N` with --checkpoint.
+`<model_dir>/scores_test.tsv` (label, kind, score, baseline score, text_a, text_b) and `scores_test.png` (each
+model's score histogram by kind of pair, and its ROC curves); `..._validation` with --split=validation
+(validation alone, at the threshold chosen there), `..._ckpt-N` with --checkpoint. TensorBoard's run
+`<model_dir>/evaluate` gets the numbers under `eval_<split>/<model>/<subset>/` and the picture.
 --baseline_only scores the zero-shot baseline alone: no checkpoint, give --gin_file for the data.
 """
 
@@ -24,9 +26,9 @@ import numpy as np
 import tensorflow as tf
 from absl import flags
 
-from core import checkpoints, evaluation, runtime
+from core import board, checkpoints, evaluation, runtime
 from core import config as core_config
-from core.files import write_text_atomic
+from core.files import atomic_path, write_text_atomic
 from core.progress import Progress
 
 from . import model as model_lib
@@ -90,6 +92,48 @@ def compare(task: SimilarityTask, models: dict, batch_size: int, split: str = "t
     return results, {**held_out, "scores": scores}
 
 
+def plot_scores(pairs: dict, results: dict, title: str) -> bytes:
+    """PNG: per model, the scores' histogram by kind of pair with the validation-chosen threshold, and the ROC
+    curves of all pairs and of the hard subset (scikit-learn's roc_curve)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from sklearn.metrics import roc_curve
+
+    names = list(pairs["scores"])
+    fig, axes = plt.subplots(len(names), 2, figsize=(10, 3.4 * len(names)), squeeze=False)
+    labels, kinds = pairs["label"].astype(int), pairs["kind"]
+    for (histogram, roc), name in zip(axes, names):
+        scores = pairs["scores"][name]
+        low, high = float(scores.min()), float(scores.max())
+        bins = np.linspace(low, high, 41) if high > low else 40
+        for kind in dict.fromkeys(kinds):
+            histogram.hist(scores[kinds == kind], bins=bins, alpha=0.55, label=f"{kind} ({np.sum(kinds == kind)})")
+        histogram.axvline(results[name]["threshold"], color="black", linestyle="--", label="threshold")
+        histogram.set_title(f"{name}: scores by kind of pair", fontsize=10)
+        histogram.set_xlabel("score")
+        histogram.legend(fontsize=8)
+        for subset, values in results[name].items():
+            if subset not in ("all", "hard"):
+                continue
+            keep = np.ones(len(labels), bool) if subset == "all" else np.isin(kinds, ["positive", "hard"])
+            if len(set(labels[keep])) < 2:
+                continue
+            fpr, tpr, _ = roc_curve(labels[keep], scores[keep])
+            roc.plot(fpr, tpr, label=f"{subset}: AUC {values['roc_auc']:.4f}")
+        roc.plot([0, 1], [0, 1], color="grey", linewidth=0.8)
+        roc.set_title(f"{name}: ROC", fontsize=10)
+        roc.set_xlabel("false positive rate")
+        roc.set_ylabel("true positive rate")
+        roc.legend(fontsize=8, loc="lower right")
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    png = board.figure_png(fig)
+    plt.close(fig)
+    return png
+
+
 def main(argv: list[str]) -> None:
     """Scores validation and test with the checkpoint (and the baseline); prints and writes the report."""
     options = runtime.setup(default_gin_from_model_dir=True)
@@ -119,6 +163,16 @@ def main(argv: list[str]) -> None:
     header = "label\tkind\t" + "\t".join(pairs["scores"]) + "\ttext_a\ttext_b\n"
     write_text_atomic(os.path.join(options.model_dir, f"scores_{name}.tsv"),
                       header + "".join("\t".join(map(str, row)) + "\n" for row in rows))
+    png = plot_scores(pairs, results, f"{FLAGS.split} ({checkpoint or 'no checkpoint'}), thresholds chosen on "
+                      "validation")
+    picture = os.path.join(options.model_dir, f"scores_{name}.png")
+    with atomic_path(picture) as tmp, open(tmp, "wb") as f:
+        f.write(png)
+    board.write_evaluation(options.model_dir, FLAGS.split, board.checkpoint_step(checkpoint),
+                           {model: {k: v for k, v in values.items() if k != "validation"}
+                            for model, values in results.items() if model in models}, images={"scores": png})
+    print(f"Wrote eval_{name}.json, scores_{name}.tsv, scores_{name}.png and TensorBoard's {board.EVALUATE_RUN}/ "
+          f"run in {options.model_dir}")
 
 
 if __name__ == "__main__":

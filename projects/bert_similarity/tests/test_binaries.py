@@ -12,7 +12,7 @@ import pytest
 import requests
 import tensorflow as tf
 
-from core import checkpoints, testing
+from core import board, checkpoints, testing
 from core.config import ConfigError
 from serving import processes
 
@@ -98,6 +98,15 @@ def test_evaluate_reports_the_fine_tuned_model_and_the_zero_shot_baseline(run):
     rows = open(os.path.join(run["model_dir"], "scores_test.tsv"), encoding="utf-8").read().splitlines()
     assert rows[0].split("\t") == ["label", "kind", "fine_tuned", "zero_shot_baseline", "text_a", "text_b"]
     assert len(rows) - 1 == report["fine_tuned"]["all"]["pairs"]
+    assert open(os.path.join(run["model_dir"], "scores_test.png"), "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    log_dir = os.path.join(run["model_dir"], "evaluate")
+    shown = board.tags(log_dir)
+    assert shown["eval_test/scores"] == "images" and shown["eval_test/fine_tuned/threshold"] == "scalars"
+    for name in ("fine_tuned", "zero_shot_baseline"):
+        assert {shown[f"eval_test/{name}/all/{m}"] for m in ("accuracy", "f1", "roc_auc")} == {"scalars"}
+    [(step, accuracy)] = board.values(log_dir, "eval_test/fine_tuned/all/accuracy")
+    assert float(accuracy) == pytest.approx(report["fine_tuned"]["all"]["accuracy"])
+    assert step == board.checkpoint_step(report["checkpoint"]) > 0
 
 
 def test_evaluate_scores_the_baseline_alone_without_a_checkpoint(run, tmp_path):
