@@ -118,6 +118,9 @@ class MultiHeadAttention(layers.Layer):
         self.value_dense = layers.EinsumDense("btd,dnh->btnh", name="value", **projection)
         self.dropout_layer = layers.Dropout(dropout, dtype=self.dtype_policy)
         self.output_dense = None  # its width is the query's, known in build
+        # A function given the (B, N, T, S) attention weights at every call, for pictures of what the layer
+        # attends to (eager calls; not saved with the layer). None: nothing is called.
+        self.weights_hook = None
 
     def build(self, query_shape, value_shape=None):
         value_shape = value_shape or query_shape
@@ -150,7 +153,10 @@ class MultiHeadAttention(layers.Layer):
         scores = ops.cast(scores, "float32")
         if attention_mask is not None:  # (B, T, S) or broadcastable; False -> weight 0
             scores = ops.where(ops.expand_dims(attention_mask, 1), scores, -1e9)
-        weights = self.dropout_layer(ops.cast(ops.softmax(scores, axis=-1), q.dtype), training=training)
+        weights = ops.cast(ops.softmax(scores, axis=-1), q.dtype)
+        if self.weights_hook is not None:
+            self.weights_hook(weights)
+        weights = self.dropout_layer(weights, training=training)
         output = self.output_dense(ops.einsum("bnts,bsnh->btnh", weights, v))  # (B, T, D)
         return (output, (k, v)) if cache is not None else output
 

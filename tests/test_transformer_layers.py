@@ -46,6 +46,26 @@ def test_attention_ignores_masked_keys_whatever_they_hold():
     assert not np.allclose(np.asarray(attention(query, changed, None))[0], out[0])
 
 
+def test_weights_hook_sees_the_weights_the_output_is_made_of():
+    attention = tl.MultiHeadAttention(num_heads=2, key_dim=4, use_bias=False)
+    query, value = RNG.normal(size=(2, 3, 8)), RNG.normal(size=(2, 5, 8))
+    mask = np.array([[True] * 3 + [False] * 2, [True] * 5])[:, None, :]
+    seen = []
+    attention.weights_hook = seen.append
+    out = np.asarray(attention(query, value, mask))
+    attention.weights_hook = None
+    attention(query, value, mask)
+    [weights] = [np.asarray(w) for w in seen]  # called once, while the hook was set
+    assert weights.shape == (2, 2, 3, 5)  # (batch, heads, query, key)
+    np.testing.assert_allclose(weights.sum(-1), 1.0, rtol=1e-5)
+    np.testing.assert_allclose(weights[0, :, :, 3:], 0.0, atol=1e-7)  # masked keys get nothing
+    v = np.einsum("bsd,dnh->bsnh", value, np.asarray(attention.value_dense.kernel))
+    mixed = np.einsum("bnts,bsnh->btnh", weights, v)
+    np.testing.assert_allclose(np.einsum("btnh,nhd->btd", mixed, np.asarray(attention.output_dense.kernel)), out,
+                               rtol=1e-4, atol=1e-5)
+    assert "weights_hook" not in attention.get_config()
+
+
 def test_attention_cache_steps_equal_causal_attention_over_the_sequence():
     attention = tl.MultiHeadAttention(num_heads=2, key_dim=4)
     x = RNG.normal(size=(2, 5, 8)).astype("float32")

@@ -8,7 +8,7 @@ import pytest
 import requests
 import tensorflow as tf
 
-from core import checkpoints, testing
+from core import board, checkpoints, testing
 from serving import processes
 
 from .. import decoding
@@ -68,6 +68,16 @@ def test_evaluate_scores_the_test_split_with_sacrebleu(run):
     assert 0.0 <= results["accuracy"] <= 1.0 and results["loss"] > 0.0
     rows = open(os.path.join(run["model_dir"], "translations_test.tsv"), encoding="utf-8").read().splitlines()
     assert len(rows) == 11 and all(len(row.split("\t")) == 3 for row in rows)
+    log_dir = os.path.join(run["model_dir"], "evaluate")
+    shown = board.tags(log_dir)
+    assert {shown[f"eval_test/{name}"] for name in ("bleu", "chrf", "bleu_plain", "loss", "accuracy")} == {"scalars"}
+    assert shown["eval_test/attention"] == "images" and shown["eval_test/translations"] == "text"
+    [(step, bleu)] = board.values(log_dir, "eval_test/bleu")
+    assert float(bleu) == pytest.approx(results["bleu"]) and step == board.checkpoint_step(results["checkpoint"]) > 0
+    [(_, table)] = board.values(log_dir, "eval_test/translations")
+    source, reference, translation = rows[0].split("\t")
+    row = board.markdown_table(["source", "reference", "translation"], [[source, reference, translation]])
+    assert row.splitlines()[-1] in table.item().decode().splitlines()
 
 
 def test_evaluate_an_older_checkpoint_on_a_few_pairs(run):
