@@ -11,7 +11,10 @@ text (`write_run_config`). Every project's `evaluate` adds the run `<model_dir>/
   images   `eval_<split>/<picture>`: the PNGs evaluate also writes into the model dir (a confusion
            matrix, predicted against true, a ROC curve, attention weights)
   text     `eval_<split>/<name>`: tables in markdown (a classification report, sample translations)
-Tests read them back with `tags` (TensorBoard's EventAccumulator).
+A search (wide_deep's KerasTuner and scikit-learn searches) writes its trials for the HParams dashboard
+(`write_hparams`), and word2vec's and the LSTM's word vectors go to the embedding projector
+(`write_projector`). Tests read all of it back with TensorBoard's EventAccumulator (`tags`, `values`,
+`session_hparams`).
 """
 
 from __future__ import annotations
@@ -125,6 +128,46 @@ def write_projector(log_dir: str, name: str, words: list[str], matrix: np.ndarra
     write_text_atomic(config, f'embeddings {{\n  tensor_name: "{name}"\n  tensor_path: "{prefix}vectors.tsv"\n'
                               f'  metadata_path: "{prefix}metadata.tsv"\n}}\n')
     return config
+
+
+def _hparam_value(value):
+    """A value the hparams plugin takes (bool, int, float or str): tuples and other objects as their text."""
+    return value if isinstance(value, (bool, int, float, str)) else str(value)
+
+
+def write_hparams(log_dir: str, trials: list[dict], hparams: list[str], metrics: list[str],
+                  trial_key: str | None = None) -> str:
+    """A search's trials for TensorBoard's HParams dashboard: the experiment (which columns are hyperparameters
+    and which are metrics) in `log_dir`, and one session per trial in `log_dir/<trial>` with its
+    hyperparameters and metrics. `trials` are rows of a ranked results table; `trial_key` names the column
+    that identifies a trial (default: its rank). Returns `log_dir`."""
+    from tensorboard.plugins.hparams import api as hp
+
+    with tf.summary.create_file_writer(log_dir).as_default():
+        hp.hparams_config(hparams=[hp.HParam(name) for name in hparams],
+                          metrics=[hp.Metric(name, display_name=name) for name in metrics])
+    for rank, trial in enumerate(trials, start=1):
+        name = str(trial[trial_key]) if trial_key else f"rank_{rank:03d}"
+        with tf.summary.create_file_writer(os.path.join(log_dir, name)).as_default():
+            hp.hparams({key: _hparam_value(trial[key]) for key in hparams if trial.get(key) is not None},
+                       trial_id=name)
+            for metric in metrics:
+                if isinstance(trial.get(metric), numbers.Real):
+                    tf.summary.scalar(metric, float(trial[metric]), step=0)
+    return log_dir
+
+
+def session_hparams(session_dir: str) -> dict:
+    """The hyperparameters one session of `write_hparams` recorded, as the dashboard reads them."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+    from tensorboard.plugins.hparams import metadata
+
+    accumulator = EventAccumulator(session_dir, size_guidance={"tensors": 0})
+    accumulator.Reload()
+    content = accumulator.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
+    info = metadata.parse_session_start_info_plugin_data(content)
+    return {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
+            for name, value in info.hparams.items()}
 
 
 def tags(log_dir: str) -> dict[str, str]:

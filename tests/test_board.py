@@ -71,3 +71,17 @@ def test_per_class_report_of_a_confusion_matrix_is_scikit_learns_on_the_labels()
     kwargs = dict(labels=range(4), target_names=names, zero_division=0)
     assert text == classification_report(y_true, y_pred, digits=4, **kwargs)
     assert as_dict == classification_report(y_true, y_pred, output_dict=True, **kwargs)
+
+
+def test_search_trials_land_in_the_hparams_dashboard(tmp_path):
+    trials = [{"trial": "07", "val_rmse": 40.5, "wide_deep.hidden_units": (64, 32), "lr": 0.01, "seconds": ""},
+              {"trial": "03", "val_rmse": 42.0, "wide_deep.hidden_units": (16,), "lr": 0.1, "seconds": 3.5}]
+    log_dir = board.write_hparams(str(tmp_path / "hparams"), trials, ["wide_deep.hidden_units", "lr"],
+                                  ["val_rmse", "seconds"], trial_key="trial")
+    assert board.tags(log_dir) == {"_hparams_/experiment": "hparams"}
+    assert sorted(p.name for p in (tmp_path / "hparams").iterdir() if p.is_dir()) == ["03", "07"]
+    session = os.path.join(log_dir, "07")
+    assert board.tags(session) == {"_hparams_/session_start_info": "hparams", "val_rmse": "scalars"}
+    assert board.session_hparams(session) == {"wide_deep.hidden_units": "(64, 32)", "lr": 0.01}
+    [(_, seconds)] = board.values(os.path.join(log_dir, "03"), "seconds")
+    assert float(seconds) == 3.5

@@ -17,6 +17,7 @@ trials of TrainConfig.train_steps each; Hyperband gives many trials a few epochs
 up to `--max_epochs` (an epoch here is TrainConfig.steps_per_loop steps); a promoted trial starts from a copy
 of the checkpoint it was promoted from and trains only the added epochs. After the search:
   <model_dir>/results.csv, results.md   every trial ranked by validation RMSE, with its bindings
+  <model_dir>/hparams/                  the same trials for TensorBoard's HParams dashboard
   <model_dir>/best/                     the best bindings retrained on train + validation, for the same
                                         number of epochs, then scored on the test split (eval_test.json)
 """
@@ -34,8 +35,8 @@ import time
 import gin
 from absl import flags, logging
 
+from core import board, runtime, trainer
 from core import config as core_config
-from core import runtime, trainer
 from core.config import ConfigError, RunOptions, UserError
 from core.files import write_text_atomic
 
@@ -254,9 +255,13 @@ def main(argv: list[str]) -> None:
     if not rows:
         raise UserError(f"no trial finished; see the logs under {options.model_dir}/trials.")
     csv_path, md_path = reports.write_ranked_tables(rows, options.model_dir)
+    hparams_dir = board.write_hparams(
+        os.path.join(options.model_dir, "hparams"), rows,
+        [d.binding for d in dimensions] + (["epochs"] if "epochs" in rows[0] else []),
+        [FLAGS.objective, "seconds"], trial_key="trial")
     with open(md_path) as f:
         print(f.read())
-    print(f"Wrote {csv_path} and {md_path}")
+    print(f"Wrote {csv_path}, {md_path} and the trials for TensorBoard's HParams dashboard ({hparams_dir})")
     if FLAGS.retrain_best:
         report = retrain_best(rows[0], dimensions, gin_files, base_bindings, options)
         print(f"Best trial {rows[0]['trial']} retrained on train + validation: test rmse={report['rmse']:.3f} "

@@ -15,7 +15,7 @@ gin-configured model function (wide_deep by default) with its lookups, crosses a
 The search samples `--n_iter` settings of learning rate, hidden units, dropout and embedding size, scores
 each on the validation split (a PredefinedSplit: the same split as every other run here, not k folds), refits
 the best on train + validation, and scores it on the test split. Writes results.csv, results.md and
-best.json into --output_dir.
+best.json into --output_dir, and the candidates into its hparams/ for TensorBoard's HParams dashboard.
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ import keras
 import numpy as np
 from absl import flags
 
+from core import board, runtime
 from core import config as core_config
-from core import runtime
 from core.files import write_text_atomic
 
 from . import columns as columns_lib
@@ -136,6 +136,9 @@ def main(argv: list[str]) -> None:
     result = run_search(task.data_dir, task.model_fn, FLAGS.n_iter, FLAGS.epochs, FLAGS.batch_size, FLAGS.seed)
     os.makedirs(FLAGS.output_dir, exist_ok=True)
     csv_path, md_path = reports.write_ranked_tables(result["rows"], FLAGS.output_dir)
+    metrics = ["val_rmse", "fit_seconds"]
+    board.write_hparams(os.path.join(FLAGS.output_dir, "hparams"), result["rows"],
+                        [k for k in dict.fromkeys(k for r in result["rows"] for k in r) if k not in metrics], metrics)
     write_text_atomic(os.path.join(FLAGS.output_dir, "best.json"), json.dumps(
         {"best": result["best"], "test": result["test"], "search_seconds": result["seconds"],
          "refit_epochs": result["refit_epochs"],
@@ -144,7 +147,8 @@ def main(argv: list[str]) -> None:
         print(f.read())
     test = result["test"]
     print(f"Best {result['best']} refit on train + validation: test rmse={test['rmse']:.3f} mae={test['mae']:.3f} "
-          f"r2={test['r2']:.4f}; search took {result['seconds']:.0f} s. Wrote {csv_path}, {md_path}")
+          f"r2={test['r2']:.4f}; search took {result['seconds']:.0f} s. Wrote {csv_path}, {md_path} and the "
+          f"candidates for TensorBoard's HParams dashboard ({os.path.join(FLAGS.output_dir, 'hparams')})")
 
 
 if __name__ == "__main__":

@@ -123,6 +123,13 @@ def test_search_runs_two_trials_writes_its_table_and_retrains_the_best(data_dir,
     for row in rows:  # every trial is a normal run in its own model dir
         assert os.path.exists(os.path.join(row["model_dir"], "operative_config.gin"))
     assert (model_dir / "results.md").read_text().startswith("| rank | trial | val_rmse |")
+    hparams = model_dir / "hparams"  # the same trials in TensorBoard's HParams dashboard
+    assert board.tags(str(hparams)) == {"_hparams_/experiment": "hparams"}
+    session = board.session_hparams(str(hparams / rows[0]["trial"]))
+    assert session["wide_deep.hidden_units"] == rows[0]["wide_deep.hidden_units"]
+    assert session["RegressionTask.learning_rate"] == pytest.approx(float(rows[0]["RegressionTask.learning_rate"]))
+    [(_, score)] = board.values(str(hparams / rows[0]["trial"]), "val_rmse")
+    assert float(score) == pytest.approx(float(rows[0]["val_rmse"]))
     best = model_dir / "best"
     operative = (best / "operative_config.gin").read_text()
     assert "RegressionTask.train_splits = ('train', 'validation')" in operative
@@ -157,3 +164,8 @@ def test_sklearn_search_tunes_the_wrapped_model_and_scores_the_refit(data_dir, t
     finished = re.findall(r"^\[CV 1/1\] END .*score=(-[\d.]+) total time=", result.stdout, re.M)
     assert len(finished) == 2, result.stdout[-2000:]  # a progress line per candidate, with its score
     assert sorted(-float(score) for score in finished) == pytest.approx([float(r["val_rmse"]) for r in rows], abs=1e-3)
+    assert sorted(p.name for p in (tmp_path / "hparams").iterdir() if p.is_dir()) == ["rank_001", "rank_002"]
+    [(_, score)] = board.values(str(tmp_path / "hparams" / "rank_001"), "val_rmse")
+    assert float(score) == pytest.approx(float(rows[0]["val_rmse"]))
+    assert set(board.session_hparams(str(tmp_path / "hparams" / "rank_001"))) == set(rows[0]) - {"val_rmse",
+                                                                                                  "fit_seconds"}
