@@ -168,16 +168,22 @@ def _label(value: str, path: str, number: int) -> int:
 
 
 def read_lcqmc(path: str) -> list[Pair]:
-    """LCQMC: `q1<TAB>q2<TAB>label` lines, no header (Chinese questions)."""
+    """LCQMC: `q1<TAB>q2<TAB>label` lines, no header (Chinese questions). An optional fourth column names the
+    pair's kind (`positive`, `hard`, `random` as in the Bible pairs, or any word), which evaluate reports on:
+    the hard subset is the `positive` and `hard` pairs."""
     pairs = []
     with _open_tsv(path) as f:
         for number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             fields = line.rstrip("\r\n").split("\t")
-            if len(fields) != 3:
-                raise DataError(f"{path}:{number}: expected q1<TAB>q2<TAB>label, got {len(fields)} fields.")
-            pairs.append(Pair(fields[0], fields[1], _label(fields[2], path, number), group=fields[0]))
+            if len(fields) not in (3, 4):
+                raise DataError(f"{path}:{number}: expected q1<TAB>q2<TAB>label[<TAB>kind], got {len(fields)} "
+                                "fields.")
+            kind = fields[3].strip() if len(fields) == 4 else Pair.kind
+            if not kind:
+                raise DataError(f"{path}:{number}: the fourth column (the pair's kind) is empty.")
+            pairs.append(Pair(fields[0], fields[1], _label(fields[2], path, number), kind=kind, group=fields[0]))
     return pairs
 
 

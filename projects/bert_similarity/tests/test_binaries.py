@@ -16,6 +16,7 @@ from core import board, checkpoints, testing
 from core.config import ConfigError
 from serving import processes
 
+from .. import data
 from .. import model as model_lib
 from .. import task as task_lib
 from . import helpers
@@ -107,6 +108,21 @@ def test_evaluate_reports_the_fine_tuned_model_and_the_zero_shot_baseline(run):
     [(step, accuracy)] = board.values(log_dir, "eval_test/fine_tuned/all/accuracy")
     assert float(accuracy) == pytest.approx(report["fine_tuned"]["all"]["accuracy"])
     assert step == board.checkpoint_step(report["checkpoint"]) > 0
+
+
+def test_evaluate_bounds_the_pairs_it_scores_by_a_fixed_sample(run, tmp_path):
+    model_dir = str(tmp_path / "copy")
+    shutil.copytree(run["model_dir"], model_dir, ignore=shutil.ignore_patterns("eval_*", "export", "evaluate"))
+    result = _ok(_run("evaluate", f"--model_dir={model_dir}", "--nobaseline", "--max_pairs=3"))
+    report = json.load(open(os.path.join(model_dir, "eval_test.json")))
+    assert report["max_pairs"] == 3 and report["fine_tuned"]["all"]["pairs"] == 3
+    assert report["fine_tuned"]["validation"]["all"]["pairs"] == 3
+    assert re.search(r"^--max_pairs=3: scoring a random sample of 3 of the [\d,]+ test pairs$", result.stdout, re.M)
+    rows = open(os.path.join(model_dir, "scores_test.tsv"), encoding="utf-8").read().splitlines()[1:]
+    in_file = [(p["text_a"].decode(), p["text_b"].decode())
+               for p in data.read_pairs(run["data_dir"], "test").as_numpy_iterator()]
+    positions = [in_file.index(tuple(r.split("\t")[-2:])) for r in rows]
+    assert positions == sorted(positions)  # a sample in file order
 
 
 def test_evaluate_scores_the_baseline_alone_without_a_checkpoint(run, tmp_path):

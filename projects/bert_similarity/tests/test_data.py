@@ -1,9 +1,10 @@
 """Readers: the Bible verse pairs from the installed SWORD modules, and LCQMC / QQP / MRPC files."""
 
+import numpy as np
 import pytest
 import tensorflow as tf
 
-from .. import data
+from .. import data, scoring
 from ..preprocessor import BertPreprocessor
 from . import helpers
 
@@ -81,8 +82,22 @@ def test_lcqmc_reader_and_chinese_tokenization(tmp_path):
     vocab = helpers.write_vocab(str(tmp_path / "vocab.txt"))
     pieces = BertPreprocessor(str(tmp_path / "vocab.txt")).tokenize(tf.constant([pairs[0].text_b]))
     assert pieces.merge_dims(-2, -1).to_list()[0] == [vocab.index(c) for c in "我爱天安门"]
+    assert {p.kind for p in pairs} == {"pair"}
     path.write_text("only\ttwo\n", encoding="utf-8")
-    with pytest.raises(data.DataError, match=r"lcqmc.tsv:1: expected q1<TAB>q2<TAB>label, got 2 fields"):
+    with pytest.raises(data.DataError, match=r"lcqmc.tsv:1: expected q1<TAB>q2<TAB>label\[<TAB>kind\], got 2 fields"):
+        data.read_lcqmc(str(path))
+
+
+def test_lcqmc_fourth_column_keeps_the_kind_of_pair_for_the_hard_subset(tmp_path):
+    path = tmp_path / "pairs.tsv"
+    path.write_text("a b\ta b\t1\tpositive\na b\tc d\t0\thard\na b\te f\t0\trandom\n", encoding="utf-8")
+    pairs = data.read_lcqmc(str(path))
+    assert [p.kind for p in pairs] == ["positive", "hard", "random"]
+    kinds = np.array([p.kind for p in pairs])
+    report = scoring.report(np.array([1, 0, 0]), np.array([0.9, 0.6, 0.1]), kinds, 0.5)
+    assert report["hard"]["pairs"] == 2 and report["all"]["pairs"] == 3
+    path.write_text("a\tb\t1\t \n", encoding="utf-8")
+    with pytest.raises(data.DataError, match=r"pairs.tsv:1: the fourth column \(the pair's kind\) is empty"):
         data.read_lcqmc(str(path))
 
 
