@@ -21,14 +21,17 @@ class Progress:
     """Counts units of work done out of `total`; shows them as a Progbar or as log lines (see the module)."""
 
     def __init__(self, total: int, unit: str, label: str, every_seconds: float = 30.0, stream: TextIO | None = None,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, bar: bool | None = None):
+        """`bar`: Keras' Progbar (which writes to stdout), or lines to `stream`; default: the bar on a terminal."""
         self.total, self.unit, self.label = int(total), unit, label
         self.every_seconds = every_seconds
         self.stream = stream or sys.stdout
         self.clock = clock
         self.done = 0
         self.started = self.last_line = clock()
-        self.bar = keras.utils.Progbar(self.total, unit_name=unit, verbose=1) if self.stream.isatty() else None
+        if bar is None:
+            bar = self.stream.isatty()
+        self.bar = keras.utils.Progbar(self.total, unit_name=unit, verbose=1) if bar else None
 
     def add(self, count: int) -> None:
         """`count` more units are done."""

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 
 import gin
 import pytest
@@ -108,6 +109,17 @@ def test_export_translates_raw_strings_like_the_model_in_process(run):
     gin.clear_config()
     printed = _ok(_run("translate", f"--export_dir={os.path.join(model_dir, 'export')}", *TEXTS[:2]))
     assert printed.stdout.splitlines() == [f"{t}\t{served['serving_default'][i]}" for i, t in enumerate(TEXTS[:2])]
+    # A file: batches of --batch_size lines, progress on stderr, blank lines skipped, indentation kept in front
+    # of the translation of the stripped text.
+    lines = [TEXTS[0], "", "    " + TEXTS[1], TEXTS[2]]
+    input_file = run["root"] / "to_translate.txt"
+    input_file.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from_file = _ok(_run("translate", f"--export_dir={os.path.join(model_dir, 'export')}",
+                         f"--input_file={input_file}", "--batch_size=2"))
+    assert from_file.stdout.splitlines() == [f"{TEXTS[0]}\t{served['serving_default'][0]}",
+                                             f"    {TEXTS[1]}\t    {served['serving_default'][1]}",
+                                             f"{TEXTS[2]}\t{served['serving_default'][2]}"]
+    assert re.search(r"^translating: 3/3 texts \(100%\)", from_file.stderr, re.M)
     # The project's model server (TF Serving's REST API) loads the tokenizer ops and answers the same.
     with processes.start_server("--model_name=transformer", f"--model_base_path={os.path.join(model_dir, 'export')}",
                                 "--file_system_poll_wait_seconds=0") as server:
