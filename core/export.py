@@ -1,4 +1,5 @@
-"""SavedModel export for TensorFlow Serving: versioned folders, named signatures, atomic writes.
+"""SavedModel export for TensorFlow Serving: versioned folders, named signatures, atomic writes; and the
+ONNX and LiteRT files written beside a SavedModel, each run once against the Keras model before it is kept.
 
 TF Serving watches `<export_base>/<integer version>/` and serves the highest version. A version
 folder must never be seen half-written, so each export is written to a hidden temporary folder
@@ -13,6 +14,7 @@ import shutil
 from collections.abc import Callable, Mapping
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
@@ -54,13 +56,16 @@ def export_saved_model(
     signatures: Mapping[str, tuple[Callable, list[tf.TensorSpec]]],
     version: int | None = None,
     track: tuple = (),
+    extras: Callable[[str], None] | None = None,
 ) -> str:
     """Writes `model` with the given signatures to `export_base/<version>` and returns that path.
 
     `signatures` maps a signature name to (function, input_signature); each function takes the
     signature's inputs and returns a dict of named outputs. The version defaults to one more than
     the highest existing one. `track` lists other layers the signatures use (a text encoder with
-    its lookup table): their variables and tables must be saved with the model.
+    its lookup table): their variables and tables must be saved with the model. `extras(folder)` writes
+    more files into the version folder (ONNX, LiteRT) before it is renamed into place, so they appear
+    with the SavedModel or not at all.
     """
     if not signatures:
         raise ValueError("export_saved_model needs at least one signature.")
@@ -78,11 +83,80 @@ def export_saved_model(
     tmp = files.temporary_path(final)
     try:
         archive.write_out(tmp, verbose=False)
+        if extras is not None:
+            extras(tmp)
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logging.info("Exported SavedModel version %d to %s (signatures: %s)", version, final, ", ".join(signatures))
     return final
+
+
+ONNX_FILE, LITERT_FILE = "model.onnx", "model.tflite"
+
+
+def write_onnx(model: keras.Model, folder: str, input_signature: list[tf.TensorSpec]) -> str:
+    """`folder/model.onnx`: Keras' ONNX export (tf2onnx under the TensorFlow backend) of a model whose graph
+    uses core TF ops only (lookup tables do not convert). Returns the path; `check_portable` runs it."""
+    path = os.path.join(folder, ONNX_FILE)
+    model.export(path, format="onnx", input_signature=input_signature, verbose=False)
+    return path
+
+
+def write_litert(model: keras.Model, folder: str, input_signature: list[tf.TensorSpec]) -> str:
+    """`folder/model.tflite`: Keras' LiteRT (TFLite) export. Returns the path; `check_portable` runs it."""
+    path = os.path.join(folder, LITERT_FILE)
+    model.export(path, format="litert", input_signature=input_signature, verbose=False)
+    return path
+
+
+def onnx_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """f(batch) -> the first output, with onnxruntime on the CPU."""
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(path, providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    return lambda batch: session.run(None, {name: batch})[0]
+
+
+def litert_runner(path: str) -> Callable[[np.ndarray], np.ndarray]:
+    """f(batch) -> the first output, with the LiteRT interpreter (resized to each batch's shape)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interpreter = Interpreter(model_path=path)
+    [entry], [exit_] = interpreter.get_input_details(), interpreter.get_output_details()
+    shape = None
+
+    def run(batch: np.ndarray) -> np.ndarray:
+        nonlocal shape
+        if batch.shape != shape:
+            interpreter.resize_tensor_input(entry["index"], batch.shape)
+            interpreter.allocate_tensors()
+            shape = batch.shape
+        interpreter.set_tensor(entry["index"], batch)
+        interpreter.invoke()
+        return interpreter.get_tensor(exit_["index"]).copy()
+
+    return run
+
+
+def check_portable(paths: Mapping[str, str], reference: Callable[[np.ndarray], np.ndarray], batch: np.ndarray,
+                   atol: float = 1e-5) -> dict[str, float]:
+    """Runs each written ONNX / LiteRT file on `batch` and compares it with `reference` (the Keras model);
+    returns the largest absolute differences, or raises UserError naming the file that differs. Keras'
+    ONNX export logs a failed conversion and still writes a file, so a file is never trusted unchecked."""
+    runners = {"onnx": onnx_runner, "litert": litert_runner}
+    expected = np.asarray(reference(batch))
+    differences = {}
+    for kind, path in paths.items():
+        try:
+            got = runners[kind](path)(batch)
+        except Exception as e:  # a broken file fails in the runtime's own way  # noqa: BLE001
+            raise UserError(f"{path} does not run ({type(e).__name__}: {str(e)[:300]}).") from e
+        differences[kind] = float(np.max(np.abs(got - expected)))
+        if not differences[kind] <= atol:
+            raise UserError(f"{path} differs from the Keras model by {differences[kind]:.2e} (more than {atol:g}).")
+    return differences
 
 
 def classifier_outputs(logits: tf.Tensor, class_names: list[str]) -> dict[str, tf.Tensor]:
@@ -139,6 +213,7 @@ def export_checkpoint(
     version: int | None = None,
     track: tuple = (),
     checkpoint: str | None = None,
+    extras: Callable[[str], None] | None = None,
 ) -> str:
     """What every project's `export` binary does: restore a checkpoint of `model_dir` into `model`,
     write the SavedModel to `export_dir` (default `<model_dir>/export`) and the Keras files beside it.
@@ -146,11 +221,13 @@ def export_checkpoint(
     `checkpoint` picks one by path, step or position (see core.checkpoints.checkpoint_path); the default is the newest
     that reads. The signatures may be built before the restore: they call `model`, whose variables are
     filled in place. With `export_dir` elsewhere, a read-only model dir is fine: the Keras files, which
-    belong beside the checkpoints, are then skipped with a note. Returns the version folder written.
+    belong beside the checkpoints, are then skipped with a note. `extras` as in `export_saved_model`. Returns the
+    version folder written.
     """
     checkpoint = checkpoints.restore_model(model, model_dir, checkpoints.checkpoint_path(model_dir, checkpoint))
     print(f"Restored {checkpoint}")
-    path = export_saved_model(model, export_dir or os.path.join(model_dir, "export"), signatures, version, track)
+    path = export_saved_model(model, export_dir or os.path.join(model_dir, "export"), signatures, version, track,
+                              extras)
     print(f"Exported SavedModel to {path}")
     try:
         files.remove_stale_temporaries(model_dir)  # e.g. half a model.keras of a killed export

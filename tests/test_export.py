@@ -8,6 +8,7 @@ import pytest
 import tensorflow as tf
 
 from core import checkpoints, export, testing
+from core.config import UserError
 
 
 def _model():
@@ -56,6 +57,36 @@ def test_failed_export_leaves_no_version(tmp_path):
         export.export_saved_model(model, str(tmp_path), {"serving_default": (broken, [tf.TensorSpec([None, 3])])})
     assert export.existing_versions(str(tmp_path)) == []
     assert os.listdir(tmp_path) == []  # the temporary folder is gone too
+
+
+def test_onnx_and_litert_files_land_in_the_version_folder_or_not_at_all(tmp_path):
+    model = _model()
+    spec = [tf.TensorSpec([None, 3], tf.float32, name="x")]
+    batch = np.random.default_rng(0).normal(size=(5, 3)).astype(np.float32)
+    seen = {}
+
+    def portable(folder):
+        paths = {"onnx": export.write_onnx(model, folder, spec), "litert": export.write_litert(model, folder, spec)}
+        seen.update(export.check_portable(paths, lambda x: model(x), batch))
+
+    path = export.export_saved_model(model, str(tmp_path), _signatures(model), extras=portable)
+    assert {export.ONNX_FILE, export.LITERT_FILE} <= set(os.listdir(path)) and set(seen) == {"onnx", "litert"}
+    assert max(seen.values()) < 1e-5
+    np.testing.assert_allclose(export.onnx_runner(os.path.join(path, export.ONNX_FILE))(batch), model(batch),
+                               atol=1e-5)
+
+    def wrong(folder):  # checked against another model: refused, and no version 2 appears
+        export.check_portable({"onnx": export.write_onnx(model, folder, spec)}, lambda x: model(x) + 1.0, batch)
+
+    with pytest.raises(UserError, match=r"model.onnx differs from the Keras model by 1.00e\+00"):
+        export.export_saved_model(model, str(tmp_path), _signatures(model), extras=wrong)
+    assert export.existing_versions(str(tmp_path)) == [1]
+
+
+def test_a_broken_onnx_file_is_refused_by_name(tmp_path):
+    (tmp_path / "model.onnx").write_bytes(b"not a model")
+    with pytest.raises(UserError, match=r"model.onnx does not run"):
+        export.check_portable({"onnx": str(tmp_path / "model.onnx")}, lambda x: x, np.zeros((1, 3), np.float32))
 
 
 def test_save_model_files_round_trip(tmp_path):

@@ -34,7 +34,7 @@ from core import config as core_config
 
 from . import data
 from .baseline import simple_convnet
-from .export import serving_signatures
+from .export import portable_files, serving_signatures
 from .task import ImageClassificationTask
 
 # List the common flags (--model_dir, --strategy, ...) in this binary's --help.
@@ -62,23 +62,32 @@ def bench_pipeline(task: ImageClassificationTask, batches: int) -> float:
     return bench.pipeline_rate(task.build_inputs("train"), task.batch_size, batches)
 
 
-def bench_inference(task: ImageClassificationTask, x: np.ndarray) -> tuple[float, float]:
+def bench_inference(task: ImageClassificationTask, x: np.ndarray) -> dict[str, float]:
+    """Images/s of the tutorial's model.predict, and of the export's SavedModel, ONNX and LiteRT files in batches
+    of 256 (what `export` writes, run by TF, ONNX Runtime and the LiteRT interpreter)."""
     model = task.build_model()
     model.predict(x[:64], verbose=0)
-    baseline = bench.median_rate(lambda: model.predict(x, verbose=0), len(x))
+    rates = {"predict": bench.median_rate(lambda: model.predict(x, verbose=0), len(x))}
+    batch = 256
     with tempfile.TemporaryDirectory() as tmp:
-        path = export.export_saved_model(model, tmp, serving_signatures(model, task.image_shape, task.class_names))
+        path = export.export_saved_model(model, tmp, serving_signatures(model, task.image_shape, task.class_names),
+                                         extras=portable_files(model, task.image_shape, onnx=True, litert=True))
         serve = tf.saved_model.load(path).signatures["serving_default"]
         images = tf.constant(x.astype(np.uint8))
-        batch = 256
-        serve(images=images[:batch])
+        pixels = x.astype(np.float32)
+        onnx = export.onnx_runner(os.path.join(path, export.ONNX_FILE))
+        litert = export.litert_runner(os.path.join(path, export.LITERT_FILE))
+        runners = {"saved_model": lambda i: serve(images=images[i:i + batch]),
+                   "onnx": lambda i: onnx(pixels[i:i + batch]), "litert": lambda i: litert(pixels[i:i + batch])}
+        for name, run in runners.items():
+            run(0)  # trace, allocate
 
-        def serve_all():
-            for i in range(0, len(x), batch):
-                serve(images=images[i:i + batch])
+            def all_batches(run=run):
+                for i in range(0, len(x) - len(x) % batch, batch):  # whole batches: no resize in the timing
+                    run(i)
 
-        ours = bench.median_rate(serve_all, len(x))
-    return ours, baseline
+            rates[name] = bench.median_rate(all_batches, len(x) - len(x) % batch)
+    return rates
 
 
 def race_tutorial(task: ImageClassificationTask, seed: int, train, validation) -> bench.TimeToAccuracy:
@@ -148,9 +157,12 @@ def run_throughput(task: ImageClassificationTask, options) -> None:
                      baseline))
     best_training = max(r[1] for r in rows[1:])
     rows.append(("input pipeline alone (vs our fastest training)", bench_pipeline(task, 500), best_training))
-    ours, base = bench_inference(task, x)
+    rates = bench_inference(task, x)
+    base = rates["predict"]
     rows.append(("inference: tutorial model.predict(numpy)", base, base))
-    rows.append(("inference: exported SavedModel, batch 256", ours, base))
+    rows.append(("inference: exported SavedModel, batch 256", rates["saved_model"], base))
+    rows.append(("inference: exported model.onnx in ONNX Runtime, batch 256", rates["onnx"], base))
+    rows.append(("inference: exported model.tflite in LiteRT, batch 256", rates["litert"], base))
     bench.print_table(rows)
 
 

@@ -128,8 +128,27 @@ def _check_export(export_dir, model_dir, data_dir):
     png = tf.stack([tf.io.encode_png(image) for image in images_uint8])
     from_bytes = served.signatures["serving_bytes"](image_bytes=png)
     np.testing.assert_allclose(from_bytes["probabilities"].numpy(), outputs["probabilities"].numpy(), atol=1e-6)
+    _check_portable(export_dir, images.numpy(), outputs["probabilities"].numpy())
     for name in ("model.keras", "model.weights.h5", "model_summary.txt"):
         assert os.path.exists(os.path.join(model_dir, name)), name
+
+
+def _check_portable(export_dir, images, probabilities):
+    """model.onnx in ONNX Runtime and model.tflite in the LiteRT interpreter give the SavedModel's probabilities
+    on real test images (raw pixel values in)."""
+    import onnxruntime
+    from ai_edge_litert.interpreter import Interpreter
+
+    session = onnxruntime.InferenceSession(os.path.join(export_dir, "model.onnx"), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["images"]
+    np.testing.assert_allclose(session.run(None, {"images": images})[0], probabilities, atol=1e-5)
+    interpreter = Interpreter(model_path=os.path.join(export_dir, "model.tflite"))
+    [entry], [exit_] = interpreter.get_input_details(), interpreter.get_output_details()
+    interpreter.resize_tensor_input(entry["index"], images.shape)
+    interpreter.allocate_tensors()
+    interpreter.set_tensor(entry["index"], images)
+    interpreter.invoke()
+    np.testing.assert_allclose(interpreter.get_tensor(exit_["index"]), probabilities, atol=1e-5)
 
 
 def test_custom_loop_on_two_mirrored_cpu_replicas(data_dir, tmp_path):
