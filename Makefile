@@ -23,6 +23,7 @@ WD_RUN := runs/wide_deep/default
 # The versions serving/models.config (and serving/docker/models.config) serve.
 CNN_EXPORTS := $(CNN_RUN)/export/1/saved_model.pb $(CNN_RUN)/export/2/saved_model.pb
 W2V_EXPORTS := $(W2V_RUN)/export/1/saved_model.pb
+WD_EXPORTS := $(WD_RUN)/export/1/saved_model.pb
 SAMPLES := runs/cnn_vision/samples
 RESULTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/results.py))))
 PROJECTS := $(notdir $(patsubst %/,%,$(dir $(wildcard projects/*/__init__.py))))
@@ -85,6 +86,8 @@ $(CNN_RUN)/export/2/saved_model.pb: | $(CNN_RUN)/export/1/saved_model.pb
 	$(PY) -m projects.cnn_vision.export --model_dir=$(CNN_RUN) --version=2
 $(W2V_RUN)/export/1/saved_model.pb:
 	$(PY) -m projects.word2vec_lstm.export --model_dir=$(W2V_RUN) --version=1
+$(WD_RUN)/export/1/saved_model.pb:
+	$(PY) -m projects.wide_deep.export --model_dir=$(WD_RUN) --version=1
 
 $(W2V_DATA)/metadata.json: | setup
 	$(PY) -m projects.word2vec_lstm.prepare --output_dir=$(W2V_DATA)
@@ -134,14 +137,18 @@ demo-wide_deep: setup $(WD_DATA)/metadata.json ## Bikeshare wide & deep beside g
 	$(PY) -m projects.wide_deep.baseline --data_dir=$(WD_DATA)
 	$(PY) -m projects.wide_deep.train --gin_file=projects/wide_deep/configs/default.gin --model_dir=$(WD_RUN)
 	$(PY) -m projects.wide_deep.evaluate --model_dir=$(WD_RUN)
-	[ -e $(WD_RUN)/export/1/saved_model.pb ] || $(PY) -m projects.wide_deep.export --model_dir=$(WD_RUN) --version=1
+	$(MAKE) --no-print-directory $(WD_EXPORTS)
 	$(PY) -m projects.wide_deep.predict --export_dir=$(WD_RUN)/export --first_row=4000 --rows=3
 
 # Serve the exports above with the embedded server and call it with every client; check the Docker config.
-demo-serving: setup $(CNN_EXPORTS) $(W2V_EXPORTS) ## serve the cnn_vision and word2vec_lstm exports and call them with every client
+demo-serving: setup $(CNN_EXPORTS) $(W2V_EXPORTS) $(WD_EXPORTS) ## serve the exports, call them with every client, check the Docker configs
 	$(PY) -m projects.cnn_vision.samples --data_dir=$(CNN_DATA) --output_dir=$(SAMPLES) --count=4
 	$(PY) -m serving.config serving/docker/models.config --compose_file=serving/docker/docker-compose.yml \
-	  --batching_parameters_file=serving/docker/batching.config
+	  --batching_parameters_file=serving/docker/batching.config --core_ops_only
+	@if [ -e $(MT_RUN)/export/1/saved_model.pb ] && [ -e $(BERT_RUN)/export/1/saved_model.pb ]; then \
+	  $(PY) -m serving.config serving/docker/models_text.config --compose_file=serving/docker/docker-compose.yml \
+	    --service=embedded-server; \
+	else echo "(no transformer or bert_similarity export yet: serving/docker/models_text.config not checked)"; fi
 	$(PY) -m serving.demo --model_config_file=serving/models.config --image=$$(ls $(SAMPLES)/*.png | head -1) \
 	  --text="Shares in the bank fell after its profits missed forecasts"
 

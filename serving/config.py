@@ -6,7 +6,8 @@ so a config tested here is a config TF Serving accepts.
     python -m serving.config serving/docker/models.config --compose_file=serving/docker/docker-compose.yml
 
 checks that the file parses and that every model it names has the versions it asks for, on this
-machine's side of the compose file's volume mounts.
+machine's side of the compose file's volume mounts; with --core_ops_only, also that those exports use no
+op outside core TensorFlow (what the stock tensorflow/serving image can run).
 """
 
 from __future__ import annotations
@@ -140,7 +141,9 @@ def read_batching_parameters(path: str):
 def host_path(container_path: str, mounts: dict[str, str]) -> str:
     """The host path behind a container path, given compose volume mounts {container: host}."""
     for target, source in sorted(mounts.items(), key=lambda item: -len(item[0])):
-        if container_path == target or container_path.startswith(target.rstrip("/") + "/"):
+        if container_path == target:  # a mounted file (or folder) itself
+            return source
+        if container_path.startswith(target.rstrip("/") + "/"):
             return os.path.join(source, os.path.relpath(container_path, target))
     return container_path
 
@@ -181,6 +184,32 @@ def missing_exports(configs: list[ModelConfig], mounts: dict[str, str] | None = 
     return problems
 
 
+def served_version_dirs(config: ModelConfig, mounts: dict[str, str] | None = None) -> list[str]:
+    """The version folders on disk that `config`'s policy serves (host paths)."""
+    base = host_path(config.base_path, mounts or {})
+    available = sorted(int(v) for v in os.listdir(base) if v.isdigit()
+                       and os.path.isfile(os.path.join(base, v, "saved_model.pb"))) if os.path.isdir(base) else []
+    return [os.path.join(base, str(v)) for v in sorted(choose_versions(config, available))]
+
+
+def ops_outside_core_tensorflow(export_dir: str) -> set[str]:
+    """The ops of a SavedModel (its graph and function library) that core TensorFlow does not register:
+    custom ops, such as tensorflow_text's, which the stock tensorflow/serving image cannot run. Meaningful
+    only in a process that has not imported a custom-op library (this module's command line does not)."""
+    from tensorflow.core.protobuf import saved_model_pb2
+    from tensorflow.python.framework import op_def_registry
+
+    saved_model = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        saved_model.ParseFromString(f.read())
+    ops = set()
+    for meta_graph in saved_model.meta_graphs:
+        ops.update(node.op for node in meta_graph.graph_def.node)
+        for function in meta_graph.graph_def.library.function:
+            ops.update(node.op for node in function.node_def)
+    return {op for op in ops if op_def_registry.get(op) is None}
+
+
 def main(argv: list[str]) -> int:
     """Checks a model config (and optionally its compose mounts); prints what it serves."""
     import argparse
@@ -190,6 +219,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--compose_file", help="map container paths to host paths with this compose file")
     parser.add_argument("--service", default="tensorflow-serving")
     parser.add_argument("--batching_parameters_file")
+    parser.add_argument("--core_ops_only", action="store_true",
+                        help="also check that every served export uses core TensorFlow ops only, as the stock "
+                             "tensorflow/serving image needs (no tensorflow_text ops)")
     args = parser.parse_args(argv)
     try:
         configs = read_model_configs(args.model_config_file, resolve_relative=not args.compose_file)
@@ -204,6 +236,14 @@ def main(argv: list[str]) -> int:
         policy = config.model_version_policy.WhichOneof("policy_choice") or "latest"
         print(f"{config.name}: {host_path(config.base_path, mounts)} (policy {policy}, labels {labels})")
     problems = missing_exports(configs, mounts)
+    if args.core_ops_only:
+        for config in configs:
+            for export_dir in served_version_dirs(config, mounts):
+                custom = ops_outside_core_tensorflow(export_dir)
+                if custom:
+                    problems.append(f"model {config.name!r}: {export_dir} uses ops that are not core TensorFlow "
+                                    f"({', '.join(sorted(custom))}); serve it with the embedded server's image "
+                                    "(serving/docker/Dockerfile.server), not stock TF Serving")
     for problem in problems:
         print(f"error: {args.model_config_file}: {problem}", file=sys.stderr)
     return 1 if problems else 0

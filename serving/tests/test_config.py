@@ -15,7 +15,7 @@ COMPOSE = os.path.join(DOCKER, "docker-compose.yml")
 
 def test_docker_model_config_serves_several_models_versions_and_labels():
     configs = {c.name: c for c in config.read_model_configs(MODELS_CONFIG, resolve_relative=False)}
-    assert set(configs) == {"cnn_vision", "word2vec_lstm"}
+    assert set(configs) == {"cnn_vision", "word2vec_lstm", "wide_deep"}
     assert all(os.path.isabs(c.base_path) for c in configs.values()), "TF Serving needs absolute base paths"
     assert config.required_versions(configs["cnn_vision"]) == {1, 2}
     assert dict(configs["cnn_vision"].version_labels) == {"stable": 1, "canary": 2}
@@ -78,7 +78,7 @@ def test_check_command_finds_missing_exports_through_the_compose_mounts(tmp_path
     # The repo's serving/docker files in a copy of the layout, with fake exports under runs/.
     docker = tmp_path / "serving" / "docker"
     shutil.copytree(DOCKER, docker)
-    for model, version in (("cnn_vision", 1), ("cnn_vision", 2), ("word2vec_lstm", 1)):
+    for model, version in (("cnn_vision", 1), ("cnn_vision", 2), ("word2vec_lstm", 1), ("wide_deep", 1)):
         folder = tmp_path / "runs" / model / "default" / "export" / str(version)
         folder.mkdir(parents=True)
         (folder / "saved_model.pb").write_bytes(b"")
