@@ -53,7 +53,7 @@ $(FASHION_MNIST) /usr/bin/dot /usr/bin/msgfmt /usr/bin/curl $(KJV) $(WEB):
 	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -q dataset-fashion-mnist graphviz gettext curl \
 	  sword-text-kjv sword-text-web
 
-$(STAMP): requirements.txt requirements-dev.txt requirements-nodeps.txt constraints.txt
+$(STAMP): requirements.txt requirements-extras.txt requirements-dev.txt requirements-nodeps.txt constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements-dev.txt -c constraints.txt

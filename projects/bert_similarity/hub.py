@@ -34,8 +34,11 @@ def resolve_handle(handle: str) -> str:
     if "://" not in handle:
         raise UserError(f"TF Hub handle {handle!r}: no such folder, and not a URL (https://tfhub.dev/..., "
                         "https://www.kaggle.com/models/...).")
-    import tensorflow_hub as hub  # imported here: it loads tf_keras, which only URL handles need
-
+    try:
+        import tensorflow_hub as hub  # imported here: it loads tf_keras, which only URL handles need
+    except ImportError as e:
+        raise UserError(f"TF Hub handle {handle!r} is a URL, and resolving one needs tensorflow-hub, an extra: "
+                        "pip install -r requirements-extras.txt (or give a local folder).") from e
     return hub.resolve(handle)
 
 

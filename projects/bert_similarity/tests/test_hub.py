@@ -1,5 +1,7 @@
 """hub.py: a Keras model written as a reusable SavedModel, loaded back as a fine-tunable Keras 3 layer."""
 
+import sys
+
 import keras
 import numpy as np
 import pytest
@@ -80,3 +82,9 @@ def test_bad_handles_are_clear_errors(tmp_path):
         hub.HubLayer(str(tmp_path))
     with pytest.raises(UserError, match="no such folder, and not a URL"):
         hub.HubLayer("nowhere/encoder")
+
+
+def test_a_url_handle_without_the_tensorflow_hub_extra_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "tensorflow_hub", None)  # as if the extra were not installed
+    with pytest.raises(UserError, match=r"needs tensorflow-hub, an extra: pip install -r requirements-extras.txt"):
+        hub.resolve_handle("https://tfhub.dev/google/some/encoder/1")

@@ -1,5 +1,6 @@
 import json
 import os
+import sys
 
 import numpy as np
 import pyarrow as pa
@@ -122,6 +123,12 @@ def test_glove_loader_reads_the_parquet_index_and_npy_matrix(tmp_path):
     words, matrix = vectors.load_glove(str(tmp_path))
     assert words == ["the", "market", "fell"]
     np.testing.assert_array_equal(matrix[1], [2, 3])
+
+
+def test_glove_without_the_extra_says_how_to_install_it(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "pyarrow.parquet", None)  # as if the extra were not installed
+    with pytest.raises(UserError, match=r"needs pyarrow, an extra: pip install -r requirements-extras.txt"):
+        vectors.load_glove(str(tmp_path))
 
 
 def test_installed_glove_vectors_know_common_words():
