@@ -109,44 +109,73 @@ def cifar10_class_names(directory: str) -> list[str]:
     return [str(i) for i in range(10)]
 
 
-def load_folder(directory: str, test_fraction: float = 0.1) -> tuple[dict, list[str]]:
-    """Reads a folder-per-class image tree; uses train/ and test/ subfolders when both exist.
+IMAGE_EXTENSIONS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")  # what image_dataset_from_directory reads
 
-    Without them, a stable hash of each file name puts `test_fraction` of the images in `test`.
-    All images must have the size and channel count of the first one.
+
+def _decode_one(path: str) -> np.ndarray:
+    try:
+        return tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
+    except tf.errors.InvalidArgumentError as e:
+        raise DataError(f"{path}: not a decodable PNG/JPEG/BMP/GIF image ({e.message}).") from e
+
+
+def load_folder(directory: str, test_fraction: float = 0.1,
+                image_size: tuple[int, int] | None = None) -> tuple[dict, list[str]]:
+    """Reads a folder-per-class image tree with `keras.utils.image_dataset_from_directory`; uses train/ and
+    test/ subfolders when both exist.
+
+    Without them, a stable hash of each `<class>/<file>` name puts `test_fraction` of the images in `test`
+    (a split that stays put as images are added). Images are resized (bilinear) to `image_size` (height,
+    width), by default the first image's, and read with its channel count. Files without an image extension
+    (.bmp .gif .jpeg .jpg .png) are skipped; a file that does not decode is named in the error.
     """
-    has_splits = all(os.path.isdir(os.path.join(directory, s)) for s in ("train", "test"))
-    roots = {s: os.path.join(directory, s) for s in ("train", "test")} if has_splits else {"all": directory}
+    import keras
+
     if not os.path.isdir(directory):
         raise DataError(f"{directory}: no such folder.")
-    class_names = sorted(d for d in os.listdir(next(iter(roots.values())))
-                         if os.path.isdir(os.path.join(next(iter(roots.values())), d)))
+    has_splits = all(os.path.isdir(os.path.join(directory, s)) for s in ("train", "test"))
+    roots = {s: os.path.join(directory, s) for s in ("train", "test")} if has_splits else {"all": directory}
+    first_root = next(iter(roots.values()))
+    class_names = sorted(d for d in os.listdir(first_root) if os.path.isdir(os.path.join(first_root, d)))
     if not class_names:
         raise DataError(f"{directory}: expected one sub-folder per class, found none.")
+    first = next((os.path.join(first_root, name, f) for name in class_names
+                  for f in sorted(os.listdir(os.path.join(first_root, name))) if f.lower().endswith(IMAGE_EXTENSIONS)),
+                 None)
+    if first is None:
+        raise DataError(f"{directory}: no {'/'.join(IMAGE_EXTENSIONS)} files in its class folders.")
+    height, width, channels = _decode_one(first).shape
+    color_mode = {1: "grayscale", 3: "rgb", 4: "rgba"}.get(channels)
+    if color_mode is None:
+        raise DataError(f"{first}: {channels} channels; expected 1, 3 or 4.")
+    image_size = tuple(image_size or (height, width))
     found: dict[str, tuple[list, list]] = {"train": ([], []), "test": ([], [])}
-    shape = None
     for root_split, root in roots.items():
-        for label, name in enumerate(class_names):
-            for file in sorted(os.listdir(os.path.join(root, name))):
-                path = os.path.join(root, name, file)
-                try:
-                    image = tf.io.decode_image(tf.io.read_file(path), expand_animations=False).numpy()
-                except tf.errors.InvalidArgumentError as e:
-                    raise DataError(f"{path}: not a decodable PNG/JPEG/BMP/GIF image ({e.message}).") from e
-                shape = shape or image.shape
-                if image.shape != shape:
-                    raise DataError(f"{path}: shape {image.shape}, but the first image was {shape}.")
-                split = root_split
-                if split == "all":
-                    bucket = int(hashlib.md5(f"{name}/{file}".encode()).hexdigest(), 16) % 1000
-                    split = "test" if bucket < test_fraction * 1000 else "train"
-                found[split][0].append(image)
-                found[split][1].append(label)
+        dataset = keras.utils.image_dataset_from_directory(
+            root, labels="inferred", label_mode="int", class_names=class_names, color_mode=color_mode,
+            batch_size=256, image_size=image_size, shuffle=False, verbose=False)
+        try:
+            batches = [(x.numpy(), y.numpy()) for x, y in dataset]
+        except tf.errors.InvalidArgumentError:  # name the file: the pipeline's error does not
+            for path in dataset.file_paths:
+                _decode_one(path)
+            raise
+        images = np.clip(np.round(np.concatenate([x for x, _ in batches])), 0, 255).astype(np.uint8)
+        labels = np.concatenate([y for _, y in batches]).astype(np.int64)
+        for path, image, label in zip(dataset.file_paths, images, labels, strict=True):
+            split = root_split
+            if split == "all":
+                name = os.path.relpath(path, root).replace(os.sep, "/")
+                bucket = int(hashlib.md5(name.encode()).hexdigest(), 16) % 1000
+                split = "test" if bucket < test_fraction * 1000 else "train"
+            found[split][0].append(image)
+            found[split][1].append(label)
     return {s: (np.stack(x), np.array(y, np.int64)) for s, (x, y) in found.items() if x}, class_names
 
 
-def load(source_dir: str, data_format: str) -> tuple[dict, list[str]]:
-    """Reads any supported raw format; returns ({split: (images, labels)}, class_names)."""
+def load(source_dir: str, data_format: str, image_size: tuple[int, int] | None = None) -> tuple[dict, list[str]]:
+    """Reads any supported raw format; returns ({split: (images, labels)}, class_names). `image_size`: the
+    folder format's (height, width)."""
     if data_format == "idx":
         splits = load_idx(source_dir)
         is_fashion = os.path.abspath(source_dir) == FASHION_MNIST_DIR or "fashion" in source_dir.lower()
@@ -155,19 +184,19 @@ def load(source_dir: str, data_format: str) -> tuple[dict, list[str]]:
     if data_format == "cifar10":
         return load_cifar10(source_dir), cifar10_class_names(source_dir)
     if data_format == "folder":
-        return load_folder(source_dir)
+        return load_folder(source_dir, image_size=image_size)
     raise DataError(f"--format={data_format}: expected one of {FORMATS}.")
 
 
 def prepare(source_dir: str, data_format: str, output_dir: str, validation_size: int = 5000,
-            num_shards: int = 4, seed: int = 0) -> dict:
+            num_shards: int = 4, seed: int = 0, image_size: tuple[int, int] | None = None) -> dict:
     """Converts raw data to train/validation/test TFRecord shards plus metadata.json; returns the metadata.
 
     Validation is a seeded random slice of the training split; the test split is left untouched.
     Earlier outputs in `output_dir` are removed first and metadata.json is written last, so its
     presence means the shards beside it are complete and all from this run.
     """
-    splits, class_names = load(source_dir, data_format)
+    splits, class_names = load(source_dir, data_format, image_size)
     for old in glob.glob(os.path.join(output_dir, "*.tfrecord")) + [os.path.join(output_dir, "metadata.json")]:
         if os.path.exists(old):
             os.remove(old)

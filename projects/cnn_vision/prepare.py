@@ -7,7 +7,7 @@ r"""Converts raw images (Fashion-MNIST by default) to TFRecord shards once; trai
 
 from __future__ import annotations
 
-from absl import flags
+from absl import app, flags
 
 from core import runtime
 
@@ -19,13 +19,20 @@ flags.DEFINE_string("output_dir", "data/cnn_vision/fashion_mnist", "Where the sh
 flags.DEFINE_integer("validation_size", 5000, "Training examples held out for validation.")
 flags.DEFINE_integer("num_shards", 4, "Shards per split.")
 flags.DEFINE_integer("split_seed", 0, "Seed of the train/validation split.")
+flags.DEFINE_list("image_size", None, "--format=folder: height,width every image is resized to (bilinear); "
+                  "default: the first image's size.")
 FLAGS = flags.FLAGS
 
 
 def main(argv: list[str]) -> None:
     """Converts --source_dir to TFRecord shards in --output_dir."""
+    image_size = None
+    if FLAGS.image_size:
+        if len(FLAGS.image_size) != 2 or not all(v.strip().isdigit() and int(v) > 0 for v in FLAGS.image_size):
+            raise app.UsageError(f"--image_size={','.join(FLAGS.image_size)}: expected height,width, e.g. 64,64")
+        image_size = (int(FLAGS.image_size[0]), int(FLAGS.image_size[1]))
     metadata = data.prepare(FLAGS.source_dir, FLAGS.format, FLAGS.output_dir, FLAGS.validation_size,
-                            FLAGS.num_shards, FLAGS.split_seed)
+                            FLAGS.num_shards, FLAGS.split_seed, image_size)
     print(f"Prepared {metadata['counts']} ({len(metadata['class_names'])} classes) in {FLAGS.output_dir}")
 
 

@@ -2,6 +2,7 @@ import json
 
 import numpy as np
 import pytest
+import tensorflow as tf
 
 from .. import data
 from . import helpers
@@ -68,6 +69,20 @@ def test_image_folder_reads_png_and_jpeg_with_a_stable_split(tmp_path):
     np.testing.assert_array_equal(again["test"][1], splits["test"][1])
 
 
+def test_image_folder_resizes_other_sizes_and_skips_files_that_are_not_images(tmp_path):
+    helpers.write_image_folder(str(tmp_path), per_class=4)  # 12 x 10 RGB
+    big = np.random.default_rng(1).integers(0, 256, size=(24, 20, 3), dtype=np.uint8)
+    tf.io.write_file(str(tmp_path / "dog" / "big.png"), tf.io.encode_png(big))
+    (tmp_path / "cat" / "notes.txt").write_text("not an image")
+    splits, _ = data.load_folder(str(tmp_path), test_fraction=0.0)
+    images = splits["train"][0]
+    assert images.shape == (9, 12, 10, 3) and images.dtype == np.uint8  # 4 + 5 images, notes.txt skipped
+    expected = tf.image.resize(big, (12, 10), method="bilinear").numpy()  # what Keras' reader does
+    assert np.abs(images[-1].astype(float) - expected).max() <= 0.5  # the last dog: big.png, rounded
+    resized, _ = data.load_folder(str(tmp_path), test_fraction=0.0, image_size=(6, 5))
+    assert resized["train"][0].shape == (9, 6, 5, 3)
+
+
 def test_image_folder_rejects_a_broken_image(tmp_path):
     helpers.write_image_folder(str(tmp_path))
     (tmp_path / "cat" / "bad.png").write_bytes(b"not an image")
@@ -101,3 +116,15 @@ def test_random_translate_moves_content_within_bounds():
     assert rows.min() >= 2 and rows.max() <= 6 and cols.min() >= 2 and cols.max() <= 6
     assert (shifted.sum(axis=(1, 2, 3)) == 1).all()  # a 2-pixel shift keeps the centre pixel
     assert len({tuple(np.argwhere(s[..., 0])[0]) for s in shifted}) > 5  # offsets differ per image
+
+
+def test_prepare_resizes_a_folder_to_image_size_and_refuses_a_bad_one(tmp_path):
+    helpers.write_image_folder(str(tmp_path / "raw"), per_class=6)
+    out = str(tmp_path / "out")
+    ok = helpers.run_module("prepare", "--format=folder", f"--source_dir={tmp_path / 'raw'}", f"--output_dir={out}",
+                            "--validation_size=2", "--image_size=8,6")
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert json.load(open(f"{out}/metadata.json"))["image_shape"] == [8, 6, 3]
+    bad = helpers.run_module("prepare", "--format=folder", f"--source_dir={tmp_path / 'raw'}", f"--output_dir={out}",
+                             "--image_size=8")
+    assert bad.returncode != 0 and "--image_size=8: expected height,width" in bad.stderr
