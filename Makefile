@@ -68,7 +68,8 @@ $(CNN_DATA)/metadata.json: | setup
 quickstart: setup ## start here: one project end to end, from data to a served prediction, in about a minute
 	$(PY) -m projects.wide_deep.quickstart
 
-# The whole tour (about 85 minutes on 2 cores): the projects trained, evaluated and exported, then served.
+# The whole tour (about 43 minutes on 2 cores; README.md times each part): the projects trained, evaluated and
+# exported, then served.
 demo: demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving ## the whole tour: every demo below
 
 demo-cnn_vision: setup $(CNN_DATA)/metadata.json ## Fashion-MNIST CNN: train, evaluate, export two versions
@@ -106,7 +107,8 @@ demo-word2vec_lstm: setup $(W2V_DATA)/metadata.json ## BBC News: word2vec, then 
 $(MT_DATA)/metadata.json: | setup
 	$(PY) -m projects.transformer.prepare --output_dir=$(MT_DATA)
 
-# English->German from the gettext catalogs: 24 minutes of training, BLEU/chrF on the test split, export, translate.
+# English->German from the gettext catalogs: about 17 minutes of training, BLEU/chrF on the test split, export,
+# translate.
 demo-transformer: setup $(MT_DATA)/metadata.json ## English->German Transformer: train, BLEU/chrF, export, translate
 	$(PY) -m projects.transformer.train --gin_file=projects/transformer/configs/default.gin --model_dir=$(MT_RUN)
 	$(PY) -m projects.transformer.evaluate --model_dir=$(MT_RUN)
