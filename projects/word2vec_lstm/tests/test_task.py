@@ -62,9 +62,9 @@ def test_ensemble_members_may_differ_in_their_word2vec_vectors_only(tmp_path):
 
 
 @contextlib.contextmanager
-def _config(name):
+def _config(name, *bindings):
     """The project's config `name` parsed for the block, and cleared after (gin bindings are process-wide)."""
-    config.parse_gin([os.path.join(helpers.CONFIGS, name)], [])
+    config.parse_gin([os.path.join(helpers.CONFIGS, name)], list(bindings))
     try:
         yield
     finally:
@@ -72,7 +72,10 @@ def _config(name):
 
 
 def test_averaged_config_is_word_dropout_tail_with_the_mean_of_the_last_three_checkpoints(tmp_path):
-    with _config("averaged.gin"):
+    bbc = tmp_path / "bbc"  # what prepare counts for BBC News: the loops are epochs of its 1,558 training articles
+    bbc.mkdir()
+    (bbc / "metadata.json").write_text(json.dumps({"counts": {"train": 1558, "validation": 389, "test": 278}}))
+    with _config("averaged.gin", f"TextClassificationTask.data_dir = '{bbc}'"):
         train_config = trainer.TrainConfig()
         assert (train_config.average_checkpoints, train_config.max_checkpoints) == (3, 3)
         assert train_config.train_steps == 360 and train_config.steps_per_loop == 24  # epochs 13-15 of 15
