@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import numbers
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import tensorflow as tf
@@ -35,13 +35,6 @@ def checkpoint_step(path: str | None) -> int:
     """The step of a checkpoint prefix `.../ckpt-<step>` (averaged ones too); 0 when there is none."""
     tail = (path or "").rsplit("-", 1)[-1]
     return int(tail) if tail.isdigit() else 0
-
-
-def evaluated_step(model_dir: str, checkpoint: str | None = None) -> int:
-    """The step of `checkpoint`, or else of model_dir's newest checkpoint (what evaluate scores by default)."""
-    from core import checkpoints
-
-    return checkpoint_step(checkpoint or next(iter(checkpoints.find_checkpoints(model_dir)), None))
 
 
 def flat_scalars(results: Mapping, prefix: str = "") -> dict[str, float]:
@@ -87,33 +80,40 @@ def write_evaluation(model_dir: str, split: str, step: int, results: Mapping,
     """
     log_dir = os.path.join(model_dir, EVALUATE_RUN)
     writer = tf.summary.create_file_writer(log_dir)
-    with writer.as_default(step=step):
-        for tag, value in flat_scalars(results).items():
-            tf.summary.scalar(f"eval_{split}/{tag}", value)
-        for name, png in (images or {}).items():
-            if isinstance(png, str):
-                with open(png, "rb") as f:
-                    png = f.read()
-            tf.summary.image(f"eval_{split}/{name}", tf.io.decode_png(png, channels=4)[None])
-        for name, text in (texts or {}).items():
-            tf.summary.text(f"eval_{split}/{name}", text)
-    writer.close()
+    try:
+        with writer.as_default(step=step):
+            for tag, value in flat_scalars(results).items():
+                tf.summary.scalar(f"eval_{split}/{tag}", value)
+            for name, png in (images or {}).items():
+                if isinstance(png, str):
+                    with open(png, "rb") as f:
+                        png = f.read()
+                tf.summary.image(f"eval_{split}/{name}", tf.io.decode_png(png, channels=4)[None])
+            for name, text in (texts or {}).items():
+                tf.summary.text(f"eval_{split}/{name}", text)
+    finally:
+        writer.close()
     return log_dir
 
 
 def write_run_config(model_dir: str, step: int, operative_config: str, flags_text: str) -> None:
     """The operative gin config and the flags of a run, as text in `<model_dir>/train` at `step`."""
     writer = tf.summary.create_file_writer(os.path.join(model_dir, TRAIN_RUN))
-    with writer.as_default(step=step):
-        tf.summary.text("config/operative_gin", code_block(operative_config))
-        tf.summary.text("config/flags", code_block(flags_text))
-    writer.close()
+    try:
+        with writer.as_default(step=step):
+            tf.summary.text("config/operative_gin", code_block(operative_config))
+            tf.summary.text("config/flags", code_block(flags_text))
+    finally:
+        writer.close()
 
 
-def write_projector(log_dir: str, name: str, words: list[str], matrix: np.ndarray, prefix: str = "") -> str:
+def write_projector(log_dir: str, name: str, words: list[str], matrix: np.ndarray, prefix: str = "",
+                    config_dirs: tuple[str, ...] = ()) -> str:
     """An embedding table for TensorBoard's projector in `log_dir`: `<prefix>vectors.tsv` and `<prefix>metadata.tsv`
     (one row / one word per line, same order), then `projector_config.pbtxt` naming them, written last so that
-    its presence means the rest is complete. Returns the config's path."""
+    its presence means the rest is complete. The projector reads a config only in a run's folder (one with
+    event files) or in the folder given to --logdir: `config_dirs` get a copy naming the same files by
+    relative path (e.g. a training's `train/` run beside them). Returns the config's path in `log_dir`."""
     from core.files import write_text_atomic
 
     if len(words) != len(matrix):
@@ -124,10 +124,14 @@ def write_projector(log_dir: str, name: str, words: list[str], matrix: np.ndarra
     # A tab or newline in a word would shift the projector's rows: written as \t and \n.
     write_text_atomic(os.path.join(log_dir, f"{prefix}metadata.tsv"),
                       "".join(w.replace("\t", "\\t").replace("\n", "\\n") + "\n" for w in words))
-    config = os.path.join(log_dir, "projector_config.pbtxt")
-    write_text_atomic(config, f'embeddings {{\n  tensor_name: "{name}"\n  tensor_path: "{prefix}vectors.tsv"\n'
-                              f'  metadata_path: "{prefix}metadata.tsv"\n}}\n')
-    return config
+    for folder in (*config_dirs, log_dir):  # log_dir's last: its presence means everything is written
+        os.makedirs(folder, exist_ok=True)
+        where = os.path.relpath(log_dir, folder)
+        write_text_atomic(os.path.join(folder, "projector_config.pbtxt"),
+                          f'embeddings {{\n  tensor_name: "{name}"\n'
+                          f'  tensor_path: "{os.path.normpath(os.path.join(where, prefix + "vectors.tsv"))}"\n'
+                          f'  metadata_path: "{os.path.normpath(os.path.join(where, prefix + "metadata.tsv"))}"\n}}\n')
+    return os.path.join(log_dir, "projector_config.pbtxt")
 
 
 def _hparam_value(value):
@@ -140,20 +144,35 @@ def write_hparams(log_dir: str, trials: list[dict], hparams: list[str], metrics:
     """A search's trials for TensorBoard's HParams dashboard: the experiment (which columns are hyperparameters
     and which are metrics) in `log_dir`, and one session per trial in `log_dir/<trial>` with its
     hyperparameters and metrics. `trials` are rows of a ranked results table; `trial_key` names the column
-    that identifies a trial (default: its rank). Returns `log_dir`."""
+    that identifies a trial (default: its rank). `log_dir` is replaced, as the table is: a search run again
+    shows its own trials only. Returns `log_dir`."""
+    import shutil
+
     from tensorboard.plugins.hparams import api as hp
 
-    with tf.summary.create_file_writer(log_dir).as_default():
-        hp.hparams_config(hparams=[hp.HParam(name) for name in hparams],
-                          metrics=[hp.Metric(name, display_name=name) for name in metrics])
+    shutil.rmtree(log_dir, ignore_errors=True)
+
+    def write(folder: str, summaries: Callable[[], None]) -> None:
+        writer = tf.summary.create_file_writer(folder)
+        try:
+            with writer.as_default():
+                summaries()
+        finally:
+            writer.close()
+
+    write(log_dir, lambda: hp.hparams_config(hparams=[hp.HParam(name) for name in hparams],
+                                             metrics=[hp.Metric(name, display_name=name) for name in metrics]))
     for rank, trial in enumerate(trials, start=1):
         name = str(trial[trial_key]) if trial_key else f"rank_{rank:03d}"
-        with tf.summary.create_file_writer(os.path.join(log_dir, name)).as_default():
+
+        def session(trial=trial, name=name):
             hp.hparams({key: _hparam_value(trial[key]) for key in hparams if trial.get(key) is not None},
                        trial_id=name)
             for metric in metrics:
                 if isinstance(trial.get(metric), numbers.Real):
                     tf.summary.scalar(metric, float(trial[metric]), step=0)
+
+        write(os.path.join(log_dir, name), session)
     return log_dir
 
 

@@ -72,12 +72,21 @@ def evaluate(
 
     Returns the results and the metric objects (for anything beyond a scalar, such as a confusion matrix).
     """
+    results, metrics, _ = evaluate_checkpoint(task, options, split, checkpoint)
+    return results, metrics
+
+
+def evaluate_checkpoint(
+    task: Task, options: RunOptions, split: str = "test", checkpoint: str | None = None
+) -> tuple[dict[str, float], list[keras.metrics.Metric], str]:
+    """`evaluate`, plus the path of the checkpoint it restored (the newest that reads, or its average, when
+    `checkpoint` is None): what a report names and TensorBoard keys by step."""
     strategy = distribute.create_strategy(options.strategy, options.tpu)
     parts = build_components(task, strategy, options)
     checkpoint = checkpoints.restore_model(parts.model, options.model_dir, checkpoint)
     logging.info("Evaluating %s on split %r", checkpoint, split)
     dataset = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(split, ctx))
-    return make_evaluate_fn(task, strategy, parts)(dataset), parts.metrics
+    return make_evaluate_fn(task, strategy, parts)(dataset), parts.metrics, checkpoint
 
 
 def format_results(results: dict[str, float]) -> str:

@@ -84,7 +84,10 @@ def export_saved_model(
     try:
         archive.write_out(tmp, verbose=False)
         if extras is not None:
-            extras(tmp)
+            try:
+                extras(tmp)
+            except UserError as e:  # it names a file in the folder about to be removed: name the version
+                raise UserError(f"{str(e).replace(tmp, final)} Version {version} was not written.") from e
         os.rename(tmp, final)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

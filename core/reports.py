@@ -65,10 +65,11 @@ def per_class_report(matrix: np.ndarray, class_names: list[str]) -> tuple[str, d
 
 def write_classification_report(
     results: dict, matrix: np.ndarray, class_names: list[str], model_dir: str, split: str, suffix: str = "",
-    step: int = 0, images: dict[str, bytes] | None = None
+    step: int = 0, images: Callable[[], dict[str, bytes]] | None = None
 ) -> dict[str, str]:
     """Writes `eval_<split><suffix>.json` (with the per-class report) and `confusion_<split><suffix>.png` into
-    model_dir, and all of it (and any further `images`) to TensorBoard at `step`; returns the paths."""
+    model_dir, then all of it to TensorBoard at `step`, with the pictures `images()` makes (after the JSON, so
+    that a failure there loses no result); returns the paths."""
     text, per_class = per_class_report(matrix, class_names)
     report = {**results, "split": split, "class_names": class_names,
               "confusion_matrix": np.asarray(matrix).astype(int).tolist(), "per_class": per_class}
@@ -81,7 +82,7 @@ def write_classification_report(
 
     # Under the split's name whichever checkpoint was scored: the step tells them apart, and a curve forms.
     board.write_evaluation(model_dir, split + suffix.split("_ckpt-")[0], step, results,
-                           images={"confusion_matrix": paths["picture"], **(images or {})},
+                           images={"confusion_matrix": paths["picture"], **(images() if images else {})},
                            texts={"classification_report": board.code_block(text)})
     return paths
 
@@ -101,7 +102,7 @@ def evaluate_classifier(task, options, split: str, checkpoint: str | None = None
     from core.metrics import MacroF1
 
     path = checkpoints.checkpoint_path(options.model_dir, checkpoint)
-    results, metrics = evaluation.evaluate(task, options, split=split, checkpoint=path)
+    results, metrics, restored = evaluation.evaluate_checkpoint(task, options, split=split, checkpoint=path)
     matrix = next((np.asarray(m.confusion_matrix()) for m in metrics if isinstance(m, MacroF1)), None)
     if matrix is None:
         raise ValueError(f"{type(task).__name__}.build_metrics() has no MacroF1, so there is no confusion matrix.")
@@ -112,8 +113,8 @@ def evaluate_classifier(task, options, split: str, checkpoint: str | None = None
     from core import board
 
     paths = write_classification_report(results, matrix, task.class_names, options.model_dir, split,
-                                        suffix=name[len(split):], step=board.evaluated_step(options.model_dir, path),
-                                        images=images(task, options, split, path) if images else None)
+                                        suffix=name[len(split):], step=board.checkpoint_step(restored),
+                                        images=(lambda: images(task, options, split, restored)) if images else None)
     print(f"Wrote {paths['json']}, {paths['picture']} and TensorBoard's {board.EVALUATE_RUN}/ run")
     return results
 

@@ -168,15 +168,20 @@ def compose_mounts(compose_file: str, service: str) -> dict[str, str]:
     return mounts
 
 
+def versions_on_disk(base: str) -> list[int]:
+    """The version folders under `base` that hold a saved_model.pb, ascending."""
+    if not os.path.isdir(base):
+        return []
+    return sorted(int(v) for v in os.listdir(base)
+                  if v.isdigit() and os.path.isfile(os.path.join(base, v, "saved_model.pb")))
+
+
 def missing_exports(configs: list[ModelConfig], mounts: dict[str, str] | None = None) -> list[str]:
     """What a config asks for that is not on disk: one line per model whose versions are absent."""
     problems = []
     for config in configs:
         base = host_path(config.base_path, mounts or {})
-        found = []
-        if os.path.isdir(base):
-            found = sorted(int(v) for v in os.listdir(base)
-                           if v.isdigit() and os.path.isfile(os.path.join(base, v, "saved_model.pb")))
+        found = versions_on_disk(base)
         wanted = required_versions(config)
         absent = sorted(wanted - set(found)) if wanted is not None else ([] if found else ["any"])
         if absent:
@@ -187,9 +192,7 @@ def missing_exports(configs: list[ModelConfig], mounts: dict[str, str] | None = 
 def served_version_dirs(config: ModelConfig, mounts: dict[str, str] | None = None) -> list[str]:
     """The version folders on disk that `config`'s policy serves (host paths)."""
     base = host_path(config.base_path, mounts or {})
-    available = sorted(int(v) for v in os.listdir(base) if v.isdigit()
-                       and os.path.isfile(os.path.join(base, v, "saved_model.pb"))) if os.path.isdir(base) else []
-    return [os.path.join(base, str(v)) for v in sorted(choose_versions(config, available))]
+    return [os.path.join(base, str(v)) for v in sorted(choose_versions(config, versions_on_disk(base)))]
 
 
 def ops_outside_core_tensorflow(export_dir: str) -> set[str]:

@@ -47,7 +47,7 @@ flags.DEFINE_bool("baseline_only", False, "Score only the zero-shot baseline (no
 flags.DEFINE_integer("batch_size", 64, "Pairs scored together.")
 flags.DEFINE_integer("max_pairs", 0, "Score a fixed random sample of at most this many pairs of validation (where "
                      "the threshold is chosen) and of --split, in file order; 0: every pair. Scoring is slow on a "
-                     "CPU: about 700 pairs a minute for both models.")
+                     "CPU: about 700 pairs a minute for both models.", lower_bound=0)
 FLAGS = flags.FLAGS
 
 

@@ -46,7 +46,9 @@ def serving_signatures(model: keras.Model, image_shape: list[int], class_names: 
 
     def decode(image_bytes):
         image = tf.io.decode_image(image_bytes, channels=channels, expand_animations=False)
-        image = tf.image.resize(image, [height, width], method="bilinear", antialias=True)
+        # Resized as `prepare` resizes a folder's images (image_dataset_from_directory: bilinear, no antialias),
+        # so the model is served the pixels it was trained on.
+        image = tf.image.resize(image, [height, width], method="bilinear")
         return tf.cast(tf.clip_by_value(tf.round(image), 0, 255), tf.uint8)
 
     def serve_images(images):

@@ -233,6 +233,8 @@ def retrain_best(best: dict, dimensions: list[Dimension], gin_files: list[str], 
     bindings = [*base_bindings, *bindings_for(dimensions, values),
                 "RegressionTask.train_splits = ('train', 'validation')"]
     if "epochs" in best:
+        # Loops of the retrain's own length: its data (train + validation) can make an epoch's steps differ.
+        core_config.parse_gin(gin_files, bindings)
         steps_per_loop = trainer.TrainConfig().steps_per_loop
         bindings.append(f"TrainConfig.train_steps = {best['epochs'] * steps_per_loop}")
     best_dir = os.path.join(options.model_dir, "best")

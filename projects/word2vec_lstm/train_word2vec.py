@@ -31,7 +31,8 @@ def save_vectors(model_dir: str, words: list[str], matrix: np.ndarray) -> None:
     """embeddings.npy, and the projector's TSV files (one vector / one word per line, same order)."""
     with atomic_path(os.path.join(model_dir, vectors.EMBEDDINGS_FILE)) as tmp:
         np.save(tmp, matrix.astype(np.float32))
-    board.write_projector(model_dir, "word2vec", words, matrix)
+    # A copy of the projector's config in the training's `train/` run, where TensorBoard's projector looks.
+    board.write_projector(model_dir, "word2vec", words, matrix, config_dirs=(os.path.join(model_dir, "train"),))
 
 
 def main(argv: list[str]) -> None:

@@ -129,6 +129,13 @@ def _check_export(export_dir, model_dir, data_dir):
     from_bytes = served.signatures["serving_bytes"](image_bytes=png)
     np.testing.assert_allclose(from_bytes["probabilities"].numpy(), outputs["probabilities"].numpy(), atol=1e-6)
     _check_portable(export_dir, images.numpy(), outputs["probabilities"].numpy())
+    # A larger file is resized as prepare resizes a folder's images (bilinear, no antialias; test_data checks
+    # prepare's side), so serving it matches serving those pixels.
+    big = tf.cast(tf.image.resize(images_uint8[:3], [56, 56], method="nearest"), tf.uint8)
+    from_big = served.signatures["serving_bytes"](image_bytes=tf.stack([tf.io.encode_png(b) for b in big]))
+    prepared_pixels = np.clip(np.round(tf.image.resize(tf.cast(big, tf.float32), [28, 28]).numpy()), 0, 255)
+    as_prepared = served.signatures["serving_default"](images=tf.constant(prepared_pixels.astype(np.uint8)))
+    np.testing.assert_allclose(from_big["probabilities"].numpy(), as_prepared["probabilities"].numpy(), atol=1e-6)
     for name in ("model.keras", "model.weights.h5", "model_summary.txt"):
         assert os.path.exists(os.path.join(model_dir, name)), name
 

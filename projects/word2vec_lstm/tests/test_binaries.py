@@ -48,6 +48,10 @@ def test_word2vec_writes_vectors_for_the_projector_and_neighbors_reads_them(runs
     assert matrix.shape == (len(words), 16) and words == [line.split("\t")[0] for line in vocabulary]
     assert len(open(os.path.join(w2v_dir, "vectors.tsv")).read().splitlines()) == len(words)
     assert 'tensor_path: "vectors.tsv"' in open(os.path.join(w2v_dir, "projector_config.pbtxt")).read()
+    # The projector reads configs in runs (folders with event files): the training's train/ has one, by path.
+    run_config = open(os.path.join(w2v_dir, "train", "projector_config.pbtxt")).read()
+    assert 'tensor_path: "../vectors.tsv"' in run_config and 'metadata_path: "../metadata.tsv"' in run_config
+    assert any(name.startswith("events.out.tfevents") for name in os.listdir(os.path.join(w2v_dir, "train")))
     assert os.path.exists(os.path.join(w2v_dir, "operative_config.gin"))
     result = _ok(helpers.run_module("neighbors", f"--model_dir={w2v_dir}", "--word=Market", "--k=3"))
     assert result.stdout.startswith("market: ") and result.stdout.count(",") == 2

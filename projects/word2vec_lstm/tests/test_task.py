@@ -80,6 +80,7 @@ def test_averaged_config_is_word_dropout_tail_with_the_mean_of_the_last_three_ch
         assert (train_config.average_checkpoints, train_config.max_checkpoints) == (3, 3)
         assert train_config.train_steps == 360 and train_config.steps_per_loop == 24  # epochs 13-15 of 15
         task = _task(tmp_path)
+        assert task.freeze_embedding_steps == 120  # frozen for the first 5 epochs
         assert (task.encoder.max_length, task.encoder.tail_length) == (512, 128)
         assert task.build_model().get_layer("word_dropout").rate == 0.4
 
