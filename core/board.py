@@ -49,10 +49,21 @@ def flat_scalars(results: Mapping, prefix: str = "") -> dict[str, float]:
     return flat
 
 
+def pyplot():
+    """matplotlib.pyplot on the Agg backend (no display needed), for the pictures evaluate draws."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def figure_png(fig) -> bytes:
-    """A matplotlib figure as PNG bytes (for `write_evaluation`'s images)."""
+    """A matplotlib figure as PNG bytes (for `write_evaluation`'s images); the figure is closed."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=100)
+    pyplot().close(fig)
     return buffer.getvalue()
 
 
@@ -178,31 +189,30 @@ def write_hparams(log_dir: str, trials: list[dict], hparams: list[str], metrics:
 
 def session_hparams(session_dir: str) -> dict:
     """The hyperparameters one session of `write_hparams` recorded, as the dashboard reads them."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
     from tensorboard.plugins.hparams import metadata
 
-    accumulator = EventAccumulator(session_dir, size_guidance={"tensors": 0})
-    accumulator.Reload()
-    content = accumulator.SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
+    content = _accumulator(session_dir).SummaryMetadata(metadata.SESSION_START_INFO_TAG).plugin_data.content
     info = metadata.parse_session_start_info_plugin_data(content)
     return {name: value.WhichOneof("kind") and getattr(value, value.WhichOneof("kind"))
             for name, value in info.hparams.items()}
 
 
-def tags(log_dir: str) -> dict[str, str]:
-    """{tag: TensorBoard plugin ("scalars", "images", "text", "hparams", ...)} of the event files in `log_dir`."""
+def _accumulator(log_dir: str):
+    """TensorBoard's EventAccumulator over the event files of `log_dir`, every event kept, loaded."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     accumulator = EventAccumulator(log_dir, size_guidance={"tensors": 0})
     accumulator.Reload()
+    return accumulator
+
+
+def tags(log_dir: str) -> dict[str, str]:
+    """{tag: TensorBoard plugin ("scalars", "images", "text", "hparams", ...)} of the event files in `log_dir`."""
+    accumulator = _accumulator(log_dir)
     return {tag: accumulator.SummaryMetadata(tag).plugin_data.plugin_name
             for tag in accumulator.Tags()["tensors"]}
 
 
 def values(log_dir: str, tag: str) -> list[tuple[int, np.ndarray]]:
     """(step, value) of every event of `tag` in `log_dir`."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    accumulator = EventAccumulator(log_dir, size_guidance={"tensors": 0})
-    accumulator.Reload()
-    return [(event.step, tf.make_ndarray(event.tensor_proto)) for event in accumulator.Tensors(tag)]
+    return [(event.step, tf.make_ndarray(event.tensor_proto)) for event in _accumulator(log_dir).Tensors(tag)]

@@ -60,7 +60,6 @@ def shard(dataset: tf.data.Dataset, input_context: tf.distribute.InputContext | 
     return dataset.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
 
 
-
 def _setting(configurable: str, name: str):
     """The value gin gives `configurable.name`: its binding, else the default in its signature."""
     try:

@@ -110,12 +110,9 @@ def compare(task: SimilarityTask, models: dict, batch_size: int, split: str = "t
 def plot_scores(pairs: dict, results: dict, title: str) -> bytes:
     """PNG: per model, the scores' histogram by kind of pair with the validation-chosen threshold, and the ROC
     curves of all pairs and of the hard subset (scikit-learn's roc_curve)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
     from sklearn.metrics import roc_curve
 
+    plt = board.pyplot()
     names = list(pairs["scores"])
     fig, axes = plt.subplots(len(names), 2, figsize=(10, 3.4 * len(names)), squeeze=False)
     labels, kinds = pairs["label"].astype(int), pairs["kind"]
@@ -145,7 +142,6 @@ def plot_scores(pairs: dict, results: dict, title: str) -> bytes:
     fig.suptitle(title, fontsize=10)
     fig.tight_layout()
     png = board.figure_png(fig)
-    plt.close(fig)
     return png
 
 

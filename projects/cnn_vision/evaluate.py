@@ -31,10 +31,7 @@ def prediction_grid(task: ImageClassificationTask, options, split: str, checkpoi
                     count: int = 25) -> dict[str, bytes]:
     """{"predictions": PNG}: `count` images of `split` titled `predicted / true`, the misclassified first (in
     red), then correctly classified ones, in split order."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = board.pyplot()
 
     model = task.build_model()
     checkpoints.restore_model(model, options.model_dir, checkpoint)
@@ -60,7 +57,6 @@ def prediction_grid(task: ImageClassificationTask, options, split: str, checkpoi
     fig.suptitle(f"{split}: predicted / true, {len(wrong)} misclassified first", fontsize=9)
     fig.tight_layout()
     png = board.figure_png(fig)
-    plt.close(fig)
     return {"predictions": png}
 
 

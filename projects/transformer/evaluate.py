@@ -67,10 +67,7 @@ def translate_all(model: keras.Model, tokenizer, sources: list[str], batch_size:
 def attention_picture(model: keras.Model, tokenizer, source: str, translation: str) -> bytes:
     """PNG: the last decoder block's attention over the source, per head, while the model reads `translation`
     back (teacher forcing): row t is where it looks when it predicts target piece t."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = board.pyplot()
 
     source_ids = decoding.encode_texts(tokenizer, tf.constant([source]), model.max_length)
     target = tokenizer.tokenize(tf.constant([translation]))[0][: model.max_length - 1].numpy()
@@ -97,7 +94,6 @@ def attention_picture(model: keras.Model, tokenizer, source: str, translation: s
     fig.suptitle(f"last decoder block's attention over the source: {source}", fontsize=9)
     fig.tight_layout()
     png = board.figure_png(fig)
-    plt.close(fig)
     return png
 
 

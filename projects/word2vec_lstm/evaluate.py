@@ -13,6 +13,8 @@ classifier's learned word vectors (the --projector_words most frequent words) fo
 
 from __future__ import annotations
 
+import os
+
 import keras
 import numpy as np
 from absl import flags
@@ -41,7 +43,7 @@ def write_projector(task: TextClassificationTask, options, checkpoint: str | Non
     checkpoints.restore_model(model, options.model_dir, checkpoint)
     [embedding] = [layer for layer in model.layers if isinstance(layer, keras.layers.Embedding)]
     matrix = np.asarray(embedding.embeddings)[1:words + 2]
-    return board.write_projector(f"{options.model_dir}/{board.EVALUATE_RUN}", "lstm_classifier_embedding",
+    return board.write_projector(os.path.join(options.model_dir, board.EVALUATE_RUN), "lstm_classifier_embedding",
                                  [OOV, *task.encoder.vocabulary][:len(matrix)], matrix)
 
 
