@@ -13,6 +13,7 @@ import binascii
 import json
 
 import numpy as np
+import orjson
 import tensorflow as tf
 
 
@@ -55,15 +56,23 @@ def run_error(error: Exception) -> ApiError:
 
 
 def parse_json(body: bytes) -> dict:
-    """The request body as a JSON object (NaN and Infinity allowed, as in TF Serving)."""
+    """The request body as a JSON object (NaN and Infinity allowed, as in TF Serving).
+
+    orjson parses at about twice the speed of the json module; what it refuses (NaN, Infinity, integers
+    beyond 64 bits, and every malformed document) goes through the json module, which reads the first
+    three and words the error for the rest.
+    """
     if not body.strip():
         raise BadRequest("JSON Parse error: The document is empty")
     try:
-        request = json.loads(body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise BadRequest(f"JSON Parse error: {e}") from e
-    except RecursionError as e:
-        raise BadRequest("JSON Parse error: nested too deeply") from e
+        request = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        try:
+            request = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as e:
+            raise BadRequest(f"JSON Parse error: {e}") from e
+        except RecursionError as e:
+            raise BadRequest("JSON Parse error: nested too deeply") from e
     if not isinstance(request, dict):
         raise BadRequest(f"JSON Value: {_preview(request)} Is not object")
     return request
@@ -239,14 +248,20 @@ def request_inputs(request: dict, specs: dict[str, tf.TensorSpec]) -> tuple[dict
 
 
 def _json_values(name: str, array: np.ndarray):
-    """An output tensor as nested JSON values: strings as UTF-8 text, `*_bytes` outputs as {"b64": ...}."""
+    """An output tensor as JSON values: strings as UTF-8 text, `*_bytes` outputs as {"b64": ...}; numbers stay a
+    numpy array, which `dumps` writes without building a Python list."""
     if array.dtype == object or array.dtype.kind == "S":
         if name.endswith("_bytes"):
             encode = np.frompyfunc(lambda b: {"b64": base64.b64encode(b).decode("ascii")}, 1, 1)
         else:
             encode = np.frompyfunc(lambda b: b.decode("utf-8", errors="replace"), 1, 1)
         return encode(array).tolist() if array.ndim else encode(array)
-    if array.dtype == np.float32:
+    return array
+
+
+def _python_values(array: np.ndarray):
+    """A numeric array as nested Python numbers, floats as their shortest repr in the array's own precision."""
+    if array.dtype.kind == "f" and array.dtype != np.float64:
         # Each value as its shortest float32 repr (0.1, not 0.10000000149011612): str() of a numpy float32
         # scalar gives that; TF Serving prints float32 the same way, with at most 9 digits.
         shortest = np.array([float(str(v)) for v in array.ravel()], dtype=np.float64).reshape(array.shape)
@@ -270,6 +285,22 @@ def response(outputs: dict[str, np.ndarray], row_format: bool, batch_size: int |
     return {"predictions": [{name: values[name][i] for name in names} for i in range(rows)]}
 
 
+def _default(value):
+    if isinstance(value, np.ndarray | np.generic):
+        return _python_values(np.asarray(value))
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
 def dumps(payload: dict) -> bytes:
-    """JSON for a response body; NaN and Infinity written as TF Serving writes them."""
-    return json.dumps(payload, allow_nan=True, separators=(",", ":")).encode("utf-8")
+    """JSON for a response body; NaN and Infinity written as TF Serving writes them.
+
+    orjson writes numpy arrays directly, float32 in its shortest repr as TF Serving does. It writes NaN and
+    Infinity as null, which no tensor holds, so a body with null in it is written again by the json module.
+    """
+    try:
+        body = orjson.dumps(payload, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+    except TypeError:  # e.g. a dict key that is not a string
+        body = b"null"
+    if b"null" not in body:
+        return body
+    return json.dumps(payload, allow_nan=True, separators=(",", ":"), default=_default).encode("utf-8")

@@ -9,19 +9,24 @@ Serves the same exports, URLs and JSON as `tensorflow_model_server --rest_api_po
     GET  /v1/models/NAME[/versions/N|/labels/L]           version status
     GET  /v1/models/NAME[/versions/N|/labels/L]/metadata  signatures
 
-on waitress, a production WSGI server. Flags keep TF Serving's names where it has them. The port is
-bound before the models load, so a port in use fails at once. New version folders that appear under a
-base path are loaded and removed ones unloaded, every --file_system_poll_wait_seconds.
+on uvicorn (uvloop, httptools), with the model calls in a thread pool. Flags keep TF Serving's names
+where it has them. The port is bound before the models load, so a port in use fails at once. New
+version folders that appear under a base path are loaded and removed ones unloaded, every
+--file_system_poll_wait_seconds.
 """
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
+import gc
 import os
 import re
+import socket
 import sys
+from http import HTTPStatus
 
-import flask
-import waitress
+import uvicorn
 from absl import app as absl_app
 from absl import flags, logging
 
@@ -53,41 +58,54 @@ _URL = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/l
                   r"(?::(?P<verb>predict|classify|regress)|(?P<metadata>/metadata))?$")
 
 
-def _json(payload: dict, status: int = 200) -> flask.Response:
-    return flask.Response(rest.dumps(payload), status=status, mimetype="application/json")
+class RestApi:
+    """TF Serving's REST API over a model registry, apart from any HTTP server: `respond` maps one request
+    (method, path, body) to a status and a JSON body. The WSGI and ASGI adapters below only move bytes."""
 
+    def __init__(self, registry: models.ModelRegistry, max_request_bytes: int = 32 << 20,
+                 batcher: batching.Batcher | None = None):
+        self.registry, self.max_request_bytes, self.batcher = registry, max_request_bytes, batcher
 
-def _error(message: str, status: int) -> flask.Response:
-    return _json({"error": message}, status)
+    def too_large(self, declared_length: int | None) -> tuple[int, bytes] | None:
+        """The 413 for a declared body size over the limit, answered before the body is read."""
+        if declared_length is not None and declared_length > self.max_request_bytes:
+            return _error(f"Request body of {declared_length} bytes exceeds the limit of {self.max_request_bytes} "
+                          "bytes (--max_request_bytes).", 413)
+        return None
 
+    def respond(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
+        """The status and JSON body for one request; `body` holds at most max_request_bytes + 1 bytes."""
+        try:
+            return self._respond(method, path, body)
+        except Exception as e:  # noqa: BLE001 - any failure is a JSON 500, and the server goes on
+            logging.exception("Request failed: %s %s", method, path)
+            return _error(f"Internal error: {type(e).__name__}: {e}", 500)
 
-def create_app(registry: models.ModelRegistry, max_request_bytes: int = 32 << 20,
-               batcher: batching.Batcher | None = None) -> flask.Flask:
-    """The WSGI application; `registry` must already be started."""
-    app = flask.Flask(__name__)
-
-    @app.route("/v1/models/<path:_rest>", methods=["GET", "POST"])
-    def models_api(_rest):
-        # Flask has already split the path; parse the raw one so ':' verbs and labels match TF Serving.
-        match = _URL.match(flask.request.path)
-        if not match:
-            return _error(f"Malformed request: {flask.request.method} {flask.request.path}", 400)
+    def _respond(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+        match = _URL.match(path)
+        if not match or method not in ("GET", "POST"):
+            if path.startswith("/v1/"):  # TF Serving answers anything else under /v1/ as malformed
+                return _error(f"Malformed request: {method} {path}", 400)
+            return _error(f"Not found: {path}; the API lives under /v1/models/", 404)
         name, label = match["name"], match["label"]
         version = int(match["version"]) if match["version"] else None
         try:
-            model = registry.get(name)
-            if flask.request.method == "GET":
+            model = self.registry.get(name)
+            if method == "GET":
                 if match["verb"]:
-                    return _error(f"Malformed request: GET {flask.request.path}", 400)
+                    return _error(f"Malformed request: GET {path}", 400)
                 if match["metadata"]:
                     return _json(_metadata(model, version, label))
                 return _json(model.status(version, label))
             if match["verb"] != "predict":
                 if not match["verb"]:
-                    return _error(f"Malformed request: POST {flask.request.path}", 400)
+                    return _error(f"Malformed request: POST {path}", 400)
                 return _error(f"{match['verb']} is not implemented by this server: it serves :predict (classify "
                               "and regress take tf.Example signatures, which the projects do not export)", 501)
-            return _json(_predict(model.resolve(version, label), _body(max_request_bytes), batcher))
+            if len(body) > self.max_request_bytes:
+                raise rest.ApiError(f"Request body exceeds the limit of {self.max_request_bytes} bytes "
+                                    "(--max_request_bytes).", 413)
+            return _json(_predict(model.resolve(version, label), body, self.batcher))
         except models.NotFound as e:
             return _error(str(e), 404)
         except models.UnknownLabel as e:
@@ -95,36 +113,85 @@ def create_app(registry: models.ModelRegistry, max_request_bytes: int = 32 << 20
         except rest.ApiError as e:
             return _error(str(e), e.status)
 
-    @app.route("/v1/<path:_rest>", methods=["GET", "POST", "PUT", "DELETE", "PATCH"])
-    def other_v1(_rest):
-        return _error(f"Malformed request: {flask.request.method} {flask.request.path}", 400)
 
-    @app.errorhandler(404)
-    def not_found(_):
-        return _error(f"Not found: {flask.request.path}; the API lives under /v1/models/", 404)
-
-    @app.errorhandler(405)
-    def bad_method(_):  # TF Serving answers other methods on /v1/ paths as malformed requests
-        return _error(f"Malformed request: {flask.request.method} {flask.request.path}", 400)
-
-    @app.errorhandler(Exception)
-    def internal(e):
-        logging.exception("Request failed: %s %s", flask.request.method, flask.request.path)
-        return _error(f"Internal error: {type(e).__name__}: {e}", 500)
-
-    return app
+def _json(payload: dict, status: int = 200) -> tuple[int, bytes]:
+    return status, rest.dumps(payload)
 
 
-def _body(limit: int) -> bytes:
-    """The request body, refusing more than `limit` bytes before reading them where the size is declared."""
-    length = flask.request.content_length
-    if length is not None and length > limit:
-        raise rest.ApiError(f"Request body of {length} bytes exceeds the limit of {limit} bytes (--max_request_bytes).",
-                            413)
-    body = flask.request.stream.read(limit + 1)
-    if len(body) > limit:
-        raise rest.ApiError(f"Request body exceeds the limit of {limit} bytes (--max_request_bytes).", 413)
-    return body
+def _error(message: str, status: int) -> tuple[int, bytes]:
+    return _json({"error": message}, status)
+
+
+def _headers(body: bytes) -> list[tuple[str, str]]:
+    return [("Content-Type", "application/json"), ("Content-Length", str(len(body)))]
+
+
+class WsgiApp:
+    """The API as a WSGI application (any WSGI server; the tests drive it with werkzeug's client)."""
+
+    def __init__(self, api: RestApi):
+        self.api = api
+
+    def __call__(self, environ: dict, start_response):
+        method, path = environ["REQUEST_METHOD"], environ.get("PATH_INFO") or "/"
+        length = int(environ["CONTENT_LENGTH"]) if environ.get("CONTENT_LENGTH", "").isdigit() else None
+        answer = self.api.too_large(length) if method == "POST" else None
+        if answer is None:
+            body = environ["wsgi.input"].read(self.api.max_request_bytes + 1) if method == "POST" else b""
+            answer = self.api.respond(method, path, body)
+        status, payload = answer
+        start_response(f"{status} {HTTPStatus(status).phrase}", _headers(payload))
+        return [payload]
+
+    def test_client(self):
+        """werkzeug's test client (requests without a server), as Flask's test_client gives."""
+        from werkzeug.test import Client, TestResponse
+
+        return Client(self, TestResponse)
+
+
+class AsgiApp:
+    """The API as an ASGI application, which the binary serves with uvicorn: the event loop (uvloop, with
+    httptools parsing HTTP in C) reads requests and writes answers; `respond` runs in a thread pool, where
+    the model call releases the GIL."""
+
+    def __init__(self, api: RestApi, threads: int):
+        self.api = api
+        self.pool = concurrent.futures.ThreadPoolExecutor(threads, thread_name_prefix="rest")
+
+    async def __call__(self, scope: dict, receive, send) -> None:
+        if scope["type"] != "http":  # lifespan and websockets: nothing to do
+            return
+        method, path = scope["method"], scope["path"]
+        length = next((int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()), None)
+        answer = self.api.too_large(length) if method == "POST" else None
+        if answer is None:
+            body = await _read_body(receive, self.api.max_request_bytes + 1) if method == "POST" else b""
+            answer = await asyncio.get_running_loop().run_in_executor(self.pool, self.api.respond, method, path, body)
+        status, payload = answer
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(k.lower().encode(), v.encode()) for k, v in _headers(payload)]})
+        await send({"type": "http.response.body", "body": payload})
+
+
+async def _read_body(receive, limit: int) -> bytes:
+    """The request body, stopping once it holds more than `limit` bytes (the caller answers 413)."""
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunks.append(message.get("body", b""))
+        size += len(chunks[-1])
+        if size >= limit or not message.get("more_body"):
+            break
+    return b"".join(chunks)
+
+
+def create_app(registry: models.ModelRegistry, max_request_bytes: int = 32 << 20,
+               batcher: batching.Batcher | None = None) -> WsgiApp:
+    """The WSGI application; `registry` must already be started."""
+    return WsgiApp(RestApi(registry, max_request_bytes, batcher))
 
 
 def _signature(servable: models.SavedModelVersion, request: dict) -> str:
@@ -181,6 +248,7 @@ def model_configs() -> list[serving_config.ModelConfig]:
 def main(argv: list[str]) -> None:
     """Binds the port, loads the models, starts the version poller and serves until interrupted."""
     del argv
+    sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))
     try:
         configs = model_configs()
         params = serving_config.read_batching_parameters(FLAGS.batching_parameters_file) \
@@ -192,31 +260,37 @@ def main(argv: list[str]) -> None:
     batcher = batching.Batcher(params) if FLAGS.enable_batching else None
     threads = FLAGS.rest_api_num_threads or (os.cpu_count() or 2) * (4 if batcher else 1)
     try:
-        # Bound before any model loads, so a port in use fails at once instead of after minutes of loading;
-        # connections made meanwhile wait in the listen backlog. waitress's own body limit sits well above
-        # ours, so oversized bodies get the JSON 413 from the app.
-        server = waitress.create_server(create_app(registry, FLAGS.max_request_bytes, batcher), host=FLAGS.host,
-                                        port=FLAGS.rest_api_port, threads=threads,
-                                        max_request_body_size=8 * FLAGS.max_request_bytes, ident="serving.server")
+        # Bound and listening before any model loads, so a port in use fails at once instead of after minutes of
+        # loading; connections made meanwhile wait in the listen backlog.
+        family = socket.AF_INET6 if ":" in FLAGS.host else socket.AF_INET
+        sock = socket.create_server((FLAGS.host, FLAGS.rest_api_port), family=family, backlog=2048)
     except OSError as e:
-        print(f"error: cannot listen on {FLAGS.host}:{FLAGS.rest_api_port} (--host, --rest_api_port): {e.strerror}",
+        reason = os.strerror(e.errno) if e.errno else str(e)
+        print(f"error: cannot listen on {FLAGS.host}:{FLAGS.rest_api_port} (--host, --rest_api_port): {reason}",
               file=sys.stderr)
         sys.exit(2)
+    app = AsgiApp(RestApi(registry, FLAGS.max_request_bytes, batcher), threads)
+    server = uvicorn.Server(uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="off", access_log=False,
+                                           log_level="warning"))
     try:
         registry.start()
+        # The objects alive now (TensorFlow, the models) leave the garbage collector's generations: a full collection
+        # over them takes about 100 ms, which JSON parsing's allocations would trigger every few hundred requests.
+        gc.freeze()
         for model in registry.models.values():
             if not model.available():
                 logging.warning("No version of %s is loadable yet under %s; waiting for one to appear.",
                                 model.name, model.base_path)
-        print(f"Exporting HTTP/REST API at: http://{FLAGS.host}:{server.effective_port} "
+        print(f"Exporting HTTP/REST API at: http://{FLAGS.host}:{sock.getsockname()[1]} "
               f"(models: {', '.join(registry.models)})", flush=True)
-        server.run()
+        server.run(sockets=[sock])  # until SIGINT or SIGTERM, then answers what is in flight
     except KeyboardInterrupt:
         pass
     finally:
         registry.stop()
         if batcher is not None:
             batcher.stop()
+        app.pool.shutdown(wait=False, cancel_futures=True)
 
 
 if __name__ == "__main__":

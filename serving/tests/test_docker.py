@@ -3,6 +3,7 @@ image that can run its ops; images install what requirements.txt pins and copy w
 imports; and `serving.config --core_ops_only` tells a tensorflow_text export from a core-TF one."""
 
 import ast
+import importlib.metadata
 import os
 import re
 import shlex
@@ -109,20 +110,71 @@ def _local_imports(module_path):
     return found
 
 
-@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=os.path.basename)
-def test_images_copy_every_module_their_entrypoint_imports(dockerfile):
-    instructions = _instructions(dockerfile)
+def _third_party_imports(module_path):
+    """The packages a module imports at its top (imports inside functions serve checks, not the server) that are
+    neither the standard library nor serving/."""
+    found = set()
+    for node in ast.parse(open(module_path).read()).body:
+        names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+            [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
+        found.update(n.split(".")[0] for n in names)
+    return found - set(sys.stdlib_module_names) - {"serving", "__future__"}
+
+
+def _normalized(name):
+    return re.sub(r"[-_.]+", "-", name.lower())
+
+
+def _with_dependencies(distributions):
+    """The distributions and everything they require (markers and extras ignored: a superset is fine here)."""
+    found, todo = set(), [_normalized(d) for d in distributions]
+    while todo:
+        name = todo.pop()
+        if name in found:
+            continue
+        found.add(name)
+        try:
+            requires = importlib.metadata.requires(name) or []
+        except importlib.metadata.PackageNotFoundError:
+            continue
+        todo += [_normalized(re.split(r"[ ;<>=!~\[(]", r, maxsplit=1)[0]) for r in requires if "extra ==" not in r]
+    return found
+
+
+def _entrypoint_closure(instructions):
+    """The serving/ modules the image's entrypoint imports, itself included."""
     [entrypoint] = [ast.literal_eval(a) for k, a in instructions if k == "ENTRYPOINT"]
     module = entrypoint[entrypoint.index("-m") + 1].split(".")[1]
-    copied = {os.path.basename(p)[:-3] for k, a in instructions if k == "COPY" for p in a.split()[:-1]
-              if p.startswith("serving/")}
     needed, todo = {"__init__"}, [module]
     while todo:
         name = todo.pop()
         if name not in needed:
             needed.add(name)
             todo += _local_imports(os.path.join(REPO, "serving", f"{name}.py"))
+    return needed
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=os.path.basename)
+def test_images_copy_every_module_their_entrypoint_imports(dockerfile):
+    instructions = _instructions(dockerfile)
+    copied = {os.path.basename(p)[:-3] for k, a in instructions if k == "COPY" for p in a.split()[:-1]
+              if p.startswith("serving/")}
+    needed = _entrypoint_closure(instructions)
     assert needed <= copied, f"{dockerfile} does not copy {sorted(needed - copied)}"
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=os.path.basename)
+def test_images_install_every_package_their_modules_import(dockerfile):
+    instructions = _instructions(dockerfile)
+    installed = _with_dependencies(word.split("==")[0] for kind, argument in instructions
+                                   if kind == "RUN" and "pip install" in argument
+                                   for word in shlex.split(argument) if "==" in word)
+    owners = importlib.metadata.packages_distributions()
+    for module in sorted(_entrypoint_closure(instructions) - {"__init__"}):
+        for package in _third_party_imports(os.path.join(REPO, "serving", f"{module}.py")):
+            distributions = {_normalized(d) for d in owners.get(package, [package])}
+            assert distributions & installed, f"{dockerfile}: serving/{module}.py imports {package}, which the " \
+                                              f"image does not install ({sorted(distributions)})"
 
 
 def test_core_ops_check_tells_a_tensorflow_text_export_from_a_core_one(tmp_path):
