@@ -46,7 +46,7 @@ def test_batching_parameters_parse_and_drive_the_batcher():
     assert params.max_batch_size.value == 32 and list(params.allowed_batch_sizes) == [8, 16, 32]
     batcher = batching.Batcher(params)
     try:
-        assert (batcher.max_batch_size, batcher.timeout) == (32, 0.002)
+        assert (batcher.max_batch_size, batcher.timeout) == (32, 0.0)
     finally:
         batcher.stop()
 
