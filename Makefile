@@ -33,7 +33,7 @@ export PYTHONPATH := $(CURDIR)
 .DEFAULT_GOAL := help
 
 .PHONY: help setup system-packages quickstart demo demo-cnn_vision demo-word2vec_lstm demo-transformer demo-bert_similarity demo-wide_deep demo-serving test test-core test-serving test-examples \
-	test-slow bench lint freeze clean $(addprefix test-,$(PROJECTS)) $(addprefix results-,$(RESULTS))
+	test-slow bench bench-serving lint freeze clean $(addprefix test-,$(PROJECTS)) $(addprefix results-,$(RESULTS))
 
 # Each target's line in `make help` is its "## " comment; a target without one fails tests/test_makefile.py.
 help: ## this list; installs nothing
@@ -182,8 +182,14 @@ bench: setup $(BENCH_INPUTS) ## every project's training speed and the server's,
 	$(PY) -m projects.transformer.bench
 	$(PY) -m projects.bert_similarity.bench
 	$(PY) -m projects.wide_deep.bench
+	$(MAKE) --no-print-directory bench-serving
+
+bench-serving: setup $(CNN_EXPORTS) $(W2V_EXPORTS) $(WD_EXPORTS) ## the servers beside the in-process call and Flask (about 10 min)
 	$(PY) -m projects.cnn_vision.samples --data_dir=$(CNN_DATA) --output_dir=$(SAMPLES) --count=4
-	$(PY) -m serving.bench --export_dir=$(CNN_RUN)/export/2 --image=$$(ls $(SAMPLES)/*.png | head -1)
+	$(PY) -m serving.bench --export_dir=$(CNN_RUN)/export/2 --image=$$(ls $(SAMPLES)/*.png | head -1) \
+	  --text_export_dir=$(W2V_RUN)/export/1 --wide_deep_export_dir=$(WD_RUN)/export/1 --json=runs/serving_bench.json \
+	  $(if $(wildcard $(MT_RUN)/export/1/saved_model.pb),--transformer_export_dir=$(MT_RUN)/export/1) \
+	  $(if $(wildcard $(BERT_RUN)/export/1/saved_model.pb),--bert_similarity_export_dir=$(BERT_RUN)/export/1)
 
 # The README results tables: every row over its project's splits and seeds, written into the README
 # (hours, not part of `make test`; finished runs are kept in runs/<project>/results and resume).

@@ -2,11 +2,13 @@
 directly with TF Serving's row format and through the middleware (in-process) with JSON column values; also
 the middleware's JSON parsing and its /healthz against that server."""
 
+import io
 import json
 import time
 
 import pytest
 import requests
+from PIL import Image
 
 from serving import middleware, processes
 
@@ -181,3 +183,15 @@ def test_malformed_json_is_a_400_with_the_parsers_message(client):
     assert (response.status_code, response.get_json()) == (400, {"error": "invalid JSON: nested too deeply"})
     response = client.post("/v1/predict/bikes", data="temp=0.25", content_type="application/x-www-form-urlencoded")
     assert response.status_code == 400 and response.get_json()["error"].startswith("expected a multipart upload")
+
+
+def test_images_go_upstream_as_they_are_unless_exif_turns_them(tmp_path):
+    png = io.BytesIO()
+    Image.new("L", (3, 2), 7).save(png, format="PNG")
+    assert middleware.prepare_image(png.getvalue(), "x") == png.getvalue()  # not decoded and encoded again
+    turned = io.BytesIO()
+    exif = Image.Exif()
+    exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to view
+    Image.new("RGB", (3, 2), (1, 2, 3)).save(turned, format="JPEG", exif=exif)
+    upright = Image.open(io.BytesIO(middleware.prepare_image(turned.getvalue(), "x")))
+    assert (upright.format, upright.size) == ("PNG", (2, 3))

@@ -215,6 +215,26 @@ def test_concurrent_load_has_no_failures(exports, server, middleware):
         assert result["requests"] > 8
 
 
+def test_bench_measures_every_row_and_writes_them_as_json(exports, tmp_path):
+    out = tmp_path / "rows.json"
+    result = _run(sys.executable, "-m", "serving.bench", f"--export_dir={exports['base']}/1",
+                  f"--image={exports['images'][0]}", f"--text_export_dir={exports['root'] / 'models' / 'text'}/1",
+                  "--seconds=0.3", "--clients=1,3", f"--json={out}")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    rows = json.loads(out.read_text())
+    assert all(set(row) == {"row", "model", "clients", "requests_per_s", "p50_ms", "p99_ms", "failed"} for row in rows)
+    got = {(row["model"], row["row"], row["clients"]) for row in rows}
+    for clients in (1, 3):
+        for model, label in [("cnn_vision", "baseline"), ("cnn_vision", "in-process pixels"),
+                             ("cnn_vision", "in-process b64"), ("cnn_vision", "server pixels JSON"),
+                             ("cnn_vision", "server b64 PNG"), ("cnn_vision", "server + batching b64 PNG"),
+                             ("cnn_vision", "middleware PNG upload -> server + batching"),
+                             ("word2vec_lstm", "in-process"), ("word2vec_lstm", "server text JSON")]:
+            assert (model, label, clients) in got, (model, label, clients)
+    assert all(row["failed"] == 0 and row["requests_per_s"] > 0 and row["p99_ms"] >= row["p50_ms"] for row in rows)
+    assert "What HTTP costs one client" in result.stdout and "parse JSON" in result.stdout
+
+
 def test_startup_mistakes_exit_with_the_flag_named(tmp_path):
     for args, message in ((["--model_base_path=" + str(tmp_path / "nope")], "is not a folder"),
                           (["--model_base_path=" + str(tmp_path), "--batching_parameters_file=x"],
