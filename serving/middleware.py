@@ -18,7 +18,7 @@ them, picks the model's signature from its metadata (`image_bytes` for images, `
 converts column values to the signature's dtypes ("8" -> 8 for an int64 column), calls the upstream's
 TF Serving REST API (the embedded server or real TensorFlow Serving) and turns probabilities and label
 names into a ranked list; other outputs come back by name, one object per row. `/v1/predict/<model>`
-and `/v1/classify/<model>` are the same route. Served by uvicorn, with a2wsgi running the Flask app.
+and `/v1/classify/<model>` are the same route. Served by gunicorn: worker processes, each with threads.
 """
 
 from __future__ import annotations
@@ -34,11 +34,10 @@ import time
 from collections.abc import Sequence
 from urllib.parse import quote
 
-import a2wsgi
 import flask
+import gunicorn.app.base
 import orjson
 import urllib3
-import uvicorn
 from absl import app as absl_app
 from absl import flags
 from PIL import ExifTags, Image, ImageOps
@@ -55,7 +54,9 @@ def define_flags() -> None:
     flags.DEFINE_string("upstream", "http://127.0.0.1:8501", "Base URL of the TF Serving REST API to call.")
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 to accept other machines.")
     flags.DEFINE_integer("port", 8080, "Port to listen on; 0 picks a free one (printed at start).")
-    flags.DEFINE_integer("threads", 8, "Worker threads of the WSGI server.")
+    flags.DEFINE_integer("workers", None, "Worker processes (gunicorn's); each holds the Flask app, no model, about "
+                         "70 MB. Default: one per CPU core, at most 8.")
+    flags.DEFINE_integer("threads", 4, "Threads per worker process.")
     flags.DEFINE_integer("max_request_bytes", 16 << 20, "Larger uploads are refused with HTTP 413.")
     flags.DEFINE_float("upstream_timeout", 30.0, "Seconds to wait for the model server.")
     flags.DEFINE_integer("top_k", 3, "Labels returned per input unless the request asks (?top_k=N).")
@@ -372,11 +373,29 @@ def main(argv: list[str]) -> None:
         reason = os.strerror(e.errno) if e.errno else str(e)
         print(f"error: cannot listen on {FLAGS.host}:{FLAGS.port} (--host, --port): {reason}", file=sys.stderr)
         sys.exit(2)
-    # Flask's WSGI app in a2wsgi's thread pool, behind uvicorn's event loop (uvloop, httptools).
-    server = uvicorn.Server(uvicorn.Config(a2wsgi.WSGIMiddleware(app, workers=FLAGS.threads), loop="uvloop",
-                                           http="httptools", lifespan="off", access_log=False, log_level="warning"))
-    print(f"Middleware at: http://{FLAGS.host}:{sock.getsockname()[1]} -> {FLAGS.upstream}", flush=True)
-    server.run(sockets=[sock])  # until SIGINT or SIGTERM
+    workers = FLAGS.workers or min(os.cpu_count() or 1, 8)
+    print(f"Middleware at: http://{FLAGS.host}:{sock.getsockname()[1]} -> {FLAGS.upstream} ({workers} worker processes "
+          f"x {FLAGS.threads} threads)", flush=True)
+    # Processes, not only threads: the middleware holds no model, so a process costs little memory, and its
+    # Python work (multipart parsing, Pillow, JSON) then runs on every core instead of behind one GIL.
+    _Gunicorn(app, {"bind": [f"fd://{sock.detach()}"], "workers": workers, "threads": FLAGS.threads,
+                    "worker_class": "gthread", "keepalive": 5, "graceful_timeout": 5,
+                    "timeout": int(FLAGS.upstream_timeout) + 30, "loglevel": "warning", "accesslog": None}).run()
+
+
+class _Gunicorn(gunicorn.app.base.BaseApplication):
+    """gunicorn's arbiter (pre-forked worker processes, restarted if they die) around an app built here."""
+
+    def __init__(self, app: flask.Flask, options: dict):
+        self.application, self.options = app, options
+        super().__init__()
+
+    def load_config(self) -> None:
+        for key, value in self.options.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> flask.Flask:
+        return self.application
 
 
 if __name__ == "__main__":
