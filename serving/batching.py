@@ -9,6 +9,7 @@ checked there but not used to pad batches, which only pays off on accelerators t
 
 from __future__ import annotations
 
+import concurrent.futures
 import threading
 import time
 from dataclasses import dataclass, field
@@ -16,6 +17,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import rest
+
+TIMEOUT = 60.0  # seconds a request waits for its batch
+
+
+def timed_out(timeout: float) -> rest.ApiError:
+    """The 504 of a request whose batch did not run in time."""
+    return rest.ApiError(f"No batch ran this request within {timeout:g} s.", 504)
 
 
 class QueueFull(rest.ApiError):
@@ -31,9 +39,7 @@ class _Task:
     signature: str
     inputs: dict[str, np.ndarray]
     rows: int
-    done: threading.Event = field(default_factory=threading.Event)
-    outputs: dict | None = None
-    error: Exception | None = None
+    future: concurrent.futures.Future = field(default_factory=concurrent.futures.Future)
 
 
 class Batcher:
@@ -54,9 +60,8 @@ class Batcher:
         for thread in self._threads:
             thread.start()
 
-    def run(self, servable, signature: str, inputs: dict[str, np.ndarray],
-            timeout: float = 60.0) -> dict[str, np.ndarray]:
-        """Queues one call and waits for its share of a batch's outputs."""
+    def submit(self, servable, signature: str, inputs: dict[str, np.ndarray]) -> concurrent.futures.Future:
+        """Queues one call; the future gets its share of a batch's outputs, or the error of its own call."""
         task = _Task(servable, signature, inputs, rows=next(iter(inputs.values())).shape[0])
         with self._cv:
             if self._stopped:
@@ -65,11 +70,15 @@ class Batcher:
                 raise QueueFull("The batch scheduling queue is full; retry later (max_enqueued_batches).")
             self._pending.append(task)
             self._cv.notify()
-        if not task.done.wait(timeout):
-            raise rest.ApiError(f"No batch ran this request within {timeout:g} s.", 504)
-        if task.error is not None:
-            raise task.error
-        return task.outputs
+        return task.future
+
+    def run(self, servable, signature: str, inputs: dict[str, np.ndarray],
+            timeout: float = TIMEOUT) -> dict[str, np.ndarray]:
+        """Queues one call and waits for its share of a batch's outputs."""
+        try:
+            return self.submit(servable, signature, inputs).result(timeout)
+        except concurrent.futures.TimeoutError as e:
+            raise timed_out(timeout) from e
 
     def _work(self) -> None:
         while True:
@@ -110,21 +119,23 @@ class Batcher:
                     outputs = first.servable.run(first.signature, merged)
                     total = sum(t.rows for t in batch)
                     if all(v.ndim and v.shape[0] == total for v in outputs.values()):
-                        start = 0
-                        for task in batch:
-                            task.outputs = {k: v[start:start + task.rows] for k, v in outputs.items()}
-                            start += task.rows
+                        ends = np.cumsum([t.rows for t in batch])
+                        shares = [{k: v[end - t.rows:end] for k, v in outputs.items()} for t, end in zip(batch, ends)]
+                        for task, share in zip(batch, shares, strict=True):
+                            task.future.set_result(share)
                         return
                 except Exception:  # noqa: BLE001 - fall through to one call per request
                     pass
             for task in batch:
                 try:
-                    task.outputs = _call(task)
-                except Exception as e:  # noqa: BLE001 - the error goes back to that request's thread
-                    task.error = e
-        finally:
+                    task.future.set_result(_call(task))
+                except Exception as e:  # noqa: BLE001 - the error goes back to that request
+                    task.future.set_exception(e)
+        except BaseException as e:  # noqa: BLE001 - never leave a request waiting
             for task in batch:
-                task.done.set()
+                if not task.future.done():
+                    task.future.set_exception(e)
+            raise
 
     def stop(self) -> None:
         """Ends the worker threads; queued requests fail with QueueFull or time out."""

@@ -76,12 +76,35 @@ class RestApi:
     def respond(self, method: str, path: str, body: bytes = b"") -> tuple[int, bytes]:
         """The status and JSON body for one request; `body` holds at most max_request_bytes + 1 bytes."""
         try:
-            return self._respond(method, path, body)
-        except Exception as e:  # noqa: BLE001 - any failure is a JSON 500, and the server goes on
-            logging.exception("Request failed: %s %s", method, path)
-            return _error(f"Internal error: {type(e).__name__}: {e}", 500)
+            step = self._route(method, path, body)
+            if isinstance(step, tuple):
+                return step
+            outputs = self.batcher.run(*step.call) if step.batched else step.run()
+            return _json(step.answer(outputs))
+        except Exception as e:  # noqa: BLE001 - every failure is a JSON error, and the server goes on
+            return _failure(e, method, path)
 
-    def _respond(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
+    async def respond_async(self, method: str, path: str, body: bytes, pool) -> tuple[int, bytes]:
+        """`respond` for the event loop: parsing and encoding run here, the model in `pool` or in the batcher,
+        whose batch threads answer the loop directly (no thread of the pool waits for them)."""
+        try:
+            step = self._route(method, path, body)
+            if isinstance(step, tuple):
+                return step
+            if step.batched:
+                try:
+                    outputs = await asyncio.wait_for(asyncio.wrap_future(self.batcher.submit(*step.call)),
+                                                     batching.TIMEOUT)
+                except TimeoutError as e:
+                    raise batching.timed_out(batching.TIMEOUT) from e
+            else:
+                outputs = await asyncio.get_running_loop().run_in_executor(pool, step.run)
+            return _json(step.answer(outputs))
+        except Exception as e:  # noqa: BLE001 - every failure is a JSON error, and the server goes on
+            return _failure(e, method, path)
+
+    def _route(self, method: str, path: str, body: bytes) -> tuple[int, bytes] | _PredictCall:
+        """The answer to anything but a predict call, or the predict call with its inputs parsed."""
         match = _URL.match(path)
         if not match or method not in ("GET", "POST"):
             if path.startswith("/v1/"):  # TF Serving answers anything else under /v1/ as malformed
@@ -89,29 +112,57 @@ class RestApi:
             return _error(f"Not found: {path}; the API lives under /v1/models/", 404)
         name, label = match["name"], match["label"]
         version = int(match["version"]) if match["version"] else None
+        model = self.registry.get(name)
+        if method == "GET":
+            if match["verb"]:
+                return _error(f"Malformed request: GET {path}", 400)
+            if match["metadata"]:
+                return _json(_metadata(model, version, label))
+            return _json(model.status(version, label))
+        if match["verb"] != "predict":
+            if not match["verb"]:
+                return _error(f"Malformed request: POST {path}", 400)
+            return _error(f"{match['verb']} is not implemented by this server: it serves :predict (classify "
+                          "and regress take tf.Example signatures, which the projects do not export)", 501)
+        if len(body) > self.max_request_bytes:
+            raise rest.ApiError(f"Request body exceeds the limit of {self.max_request_bytes} bytes "
+                                "(--max_request_bytes).", 413)
+        return _PredictCall(model.resolve(version, label), body, self.batcher is not None)
+
+
+class _PredictCall:
+    """One predict request, parsed and checked against its signature: what to run, and how to answer."""
+
+    def __init__(self, servable: models.SavedModelVersion, body: bytes, batching_on: bool):
+        request = rest.parse_json(body)
+        self.servable, self.signature = servable, _signature(servable, request)
+        self.inputs, self.row_format = rest.request_inputs(request, servable.input_specs(self.signature))
+        self.batch_size = next(iter(self.inputs.values())).shape[0] if self.row_format else None
+        self.batched = batching_on and self.row_format  # columnar calls may not share a batch dimension
+        self.call = (servable, self.signature, self.inputs)
+
+    def run(self) -> dict:
+        """Runs the signature alone."""
         try:
-            model = self.registry.get(name)
-            if method == "GET":
-                if match["verb"]:
-                    return _error(f"Malformed request: GET {path}", 400)
-                if match["metadata"]:
-                    return _json(_metadata(model, version, label))
-                return _json(model.status(version, label))
-            if match["verb"] != "predict":
-                if not match["verb"]:
-                    return _error(f"Malformed request: POST {path}", 400)
-                return _error(f"{match['verb']} is not implemented by this server: it serves :predict (classify "
-                              "and regress take tf.Example signatures, which the projects do not export)", 501)
-            if len(body) > self.max_request_bytes:
-                raise rest.ApiError(f"Request body exceeds the limit of {self.max_request_bytes} bytes "
-                                    "(--max_request_bytes).", 413)
-            return _json(_predict(model.resolve(version, label), body, self.batcher))
-        except models.NotFound as e:
-            return _error(str(e), 404)
-        except models.UnknownLabel as e:
-            return _error(str(e), 400)
-        except rest.ApiError as e:
-            return _error(str(e), e.status)
+            return self.servable.run(self.signature, self.inputs)
+        except Exception as e:  # noqa: BLE001 - mapped to the status TF Serving would answer
+            raise rest.run_error(e) from e
+
+    def answer(self, outputs: dict) -> dict:
+        """The response in the request's format."""
+        return rest.response(outputs, self.row_format, self.batch_size)
+
+
+def _failure(error: Exception, method: str, path: str) -> tuple[int, bytes]:
+    """The JSON error for an exception: the API's own statuses, else a logged 500."""
+    if isinstance(error, models.NotFound):
+        return _error(str(error), 404)
+    if isinstance(error, models.UnknownLabel):
+        return _error(str(error), 400)
+    if isinstance(error, rest.ApiError):
+        return _error(str(error), error.status)
+    logging.exception("Request failed: %s %s", method, path, exc_info=error)
+    return _error(f"Internal error: {type(error).__name__}: {error}", 500)
 
 
 def _json(payload: dict, status: int = 200) -> tuple[int, bytes]:
@@ -152,8 +203,8 @@ class WsgiApp:
 
 class AsgiApp:
     """The API as an ASGI application, which the binary serves with uvicorn: the event loop (uvloop, with
-    httptools parsing HTTP in C) reads requests and writes answers; `respond` runs in a thread pool, where
-    the model call releases the GIL."""
+    httptools parsing HTTP in C) reads requests, parses them and writes answers; model calls run in a thread
+    pool, where they release the GIL, or in the batcher's threads."""
 
     def __init__(self, api: RestApi, threads: int):
         self.api = api
@@ -167,7 +218,7 @@ class AsgiApp:
         answer = self.api.too_large(length) if method == "POST" else None
         if answer is None:
             body = await _read_body(receive, self.api.max_request_bytes + 1) if method == "POST" else b""
-            answer = await asyncio.get_running_loop().run_in_executor(self.pool, self.api.respond, method, path, body)
+            answer = await self.api.respond_async(method, path, body, self.pool)
         status, payload = answer
         await send({"type": "http.response.start", "status": status,
                     "headers": [(k.lower().encode(), v.encode()) for k, v in _headers(payload)]})
@@ -203,21 +254,6 @@ def _signature(servable: models.SavedModelVersion, request: dict) -> str:
         raise rest.BadRequest(f'Serving signature name: "{name}" not found in signature def '
                               f"(this model has {', '.join(sorted(servable.signatures))})")
     return name
-
-
-def _predict(servable: models.SavedModelVersion, body: bytes, batcher: batching.Batcher | None) -> dict:
-    request = rest.parse_json(body)
-    signature = _signature(servable, request)
-    inputs, row_format = rest.request_inputs(request, servable.input_specs(signature))
-    batch_size = next(iter(inputs.values())).shape[0] if row_format else None
-    if batcher is not None and row_format:
-        outputs = batcher.run(servable, signature, inputs)
-    else:
-        try:
-            outputs = servable.run(signature, inputs)
-        except Exception as e:  # noqa: BLE001 - mapped to the status TF Serving would answer
-            raise rest.run_error(e) from e
-    return rest.response(outputs, row_format, batch_size)
 
 
 def _metadata(model: models.Model, version: int | None, label: str | None) -> dict:
