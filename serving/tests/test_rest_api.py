@@ -283,3 +283,41 @@ def test_malformed_json_is_a_400_with_the_parsers_message_as_tf_serving_answers(
         response = client.post("/v1/models/saved_model_half_plus_three:predict", data=bad, headers=headers)
         assert (response.status_code, response.mimetype) == (400, "application/json")
         assert response.get_json() == {"error": f"JSON Parse error: {parsed.value}"}
+
+
+def test_the_event_loop_path_answers_as_the_wsgi_path_with_and_without_batching(tmp_path):
+    """The binary serves RestApi.respond_async (parse on the loop, the model in a pool or the batcher); the tests
+    above drive respond. Both must give the same status and bytes for every request, good or bad, when many
+    arrive at once."""
+    import asyncio
+    import concurrent.futures
+
+    from serving import batching
+
+    toy_models.half_plus_three(str(tmp_path / "half"))
+    toy_models.tag_signal_sensor(str(tmp_path / "tss"))
+    registry = models.ModelRegistry([config.single_model_config(n, str(tmp_path / n)) for n in ("half", "tss")],
+                                    poll_seconds=0, settle_seconds=0)
+    registry.start()
+    requests_ = [("POST", "/v1/models/half:predict", json.dumps({"instances": [float(i), 2.0]}).encode())
+                 for i in range(12)]
+    requests_ += [("POST", "/v1/models/half:predict", b'{"inputs": [1.0, 5.0]}'),
+                  ("POST", "/v1/models/half:predict", b'{"instances": [NaN]}'),
+                  ("POST", "/v1/models/half:predict", b'{"instances": ["x"]}'),
+                  ("POST", "/v1/models/half/versions/9:predict", b'{"instances": [1.0]}'),
+                  ("POST", "/v1/models/tss:predict", json.dumps(ROWS).encode()),
+                  ("POST", "/v1/models/tss:predict", json.dumps(COLUMNS).encode()),
+                  ("GET", "/v1/models/half", b""), ("GET", "/v1/models/tss/metadata", b""),
+                  ("PUT", "/v1/models/half", b""), ("GET", "/elsewhere", b"")]
+    pool = concurrent.futures.ThreadPoolExecutor(4)
+    for batcher in (None, batching.Batcher()):
+        api = server.RestApi(registry, batcher=batcher)
+        expected = [api.respond(*request) for request in requests_]
+
+        async def all_at_once(api=api):
+            return await asyncio.gather(*(api.respond_async(*request, pool) for request in requests_))
+
+        assert asyncio.run(all_at_once()) == expected
+        assert [status for status, _ in expected] == [200] * 14 + [400, 404, 200, 200, 200, 200, 400, 404]
+        if batcher is not None:
+            batcher.stop()
