@@ -44,9 +44,10 @@ def define_flags() -> None:
     flags.DEFINE_string("model_base_path", None, "Folder holding the model's integer version folders.")
     flags.DEFINE_string("host", "127.0.0.1", "Address to listen on; 0.0.0.0 to accept other machines.")
     flags.DEFINE_integer("rest_api_port", 8501, "Port of the REST API; 0 picks a free one (printed at start).")
-    flags.DEFINE_integer("rest_api_num_threads", None, "Worker threads of the WSGI server. Default: one per CPU core "
-                         "(more threads only contend for Python's GIL and stretch tail latency), or 4 per core with "
-                         "--enable_batching, where threads mostly wait for their batch.")
+    flags.DEFINE_integer("rest_api_num_threads", None, "Threads that run model calls (batched calls run in the "
+                         "batcher's threads). Default: 4 per CPU core; a call releases Python's GIL while TensorFlow "
+                         "runs it, so several run at once (2 threads on 2 cores: 1,300 b64 PNG requests/s at 8 "
+                         "clients; 8 threads: 1,800).")
     flags.DEFINE_float("file_system_poll_wait_seconds", 1.0, "How often to look for new or removed versions; 0: never.")
     flags.DEFINE_bool("enable_batching", False, "Merge concurrent predict calls into one batch (TF Serving's flag).")
     flags.DEFINE_string("batching_parameters_file", None, "BatchingParameters text proto for --enable_batching.")
@@ -294,7 +295,7 @@ def main(argv: list[str]) -> None:
         sys.exit(2)
     registry = models.ModelRegistry(configs, FLAGS.file_system_poll_wait_seconds)
     batcher = batching.Batcher(params) if FLAGS.enable_batching else None
-    threads = FLAGS.rest_api_num_threads or (os.cpu_count() or 2) * (4 if batcher else 1)
+    threads = FLAGS.rest_api_num_threads or 4 * (os.cpu_count() or 2)
     try:
         # Bound and listening before any model loads, so a port in use fails at once instead of after minutes of
         # loading; connections made meanwhile wait in the listen backlog.
