@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
+from absl import logging
 
 from . import rest
 
@@ -100,10 +101,13 @@ class Batcher:
                 for task in list(self._pending):
                     same = task.servable is first.servable and task.signature == first.signature
                     if same and (not batch or rows + task.rows <= self.max_batch_size):
-                        batch.append(task)
-                        rows += task.rows
                         self._pending.remove(task)
-            self._run(batch)
+                        # False for a request given up meanwhile (its caller timed out): it is not run.
+                        if task.future.set_running_or_notify_cancel():
+                            batch.append(task)
+                            rows += task.rows
+            if batch:
+                self._run(batch)
 
     def _rows_like(self, first: _Task) -> int:
         return sum(t.rows for t in self._pending if t.servable is first.servable and t.signature == first.signature)
@@ -131,16 +135,20 @@ class Batcher:
                     task.future.set_result(_call(task))
                 except Exception as e:  # noqa: BLE001 - the error goes back to that request
                     task.future.set_exception(e)
-        except BaseException as e:  # noqa: BLE001 - never leave a request waiting
+        except BaseException as e:  # noqa: BLE001 - never leave a request waiting, never end the worker
+            logging.exception("A batch failed outside its model call.")
             for task in batch:
                 if not task.future.done():
-                    task.future.set_exception(e)
-            raise
+                    task.future.set_exception(rest.ApiError(f"Internal error: {type(e).__name__}: {e}", 500))
 
     def stop(self) -> None:
-        """Ends the worker threads; queued requests fail with QueueFull or time out."""
+        """Ends the worker threads; queued requests fail with QueueFull (503)."""
         with self._cv:
             self._stopped = True
+            for task in self._pending:
+                if task.future.set_running_or_notify_cancel():
+                    task.future.set_exception(QueueFull("The batcher is shutting down."))
+            self._pending.clear()
             self._cv.notify_all()
 
 

@@ -1,6 +1,7 @@
 """Serving throughput and latency, side by side: the SavedModel called in-process, the embedded server, the
 middleware, and the tutorial way (Flask's development server around the same SavedModel), at 1, 8 and 32
-concurrent clients; then every other project's export at 1 and 4 clients beside its in-process call.
+concurrent clients (cnn_vision, and word2vec_lstm's raw text without the middleware and the baseline); then
+every other project's export at 1 and 4 clients beside its in-process call.
 
     python -m serving.bench --export_dir=runs/cnn_vision/default/export/2 --image=IMAGE.png \
         --text_export_dir=runs/word2vec_lstm/default/export/1 --json=serving_bench.json
@@ -35,7 +36,7 @@ flags.DEFINE_string("text", "Shares fell sharply after the company issued a prof
 flags.DEFINE_string("transformer_export_dir", None, "A version folder of transformer's export (beam search).")
 flags.DEFINE_string("bert_similarity_export_dir", None, "A version folder of bert_similarity's export.")
 flags.DEFINE_string("wide_deep_export_dir", None, "A version folder of wide_deep's export (Bikeshare columns).")
-flags.DEFINE_list("clients", ["1", "8", "32"], "Concurrent clients of the image rows.")
+flags.DEFINE_list("clients", ["1", "8", "32"], "Concurrent clients of the cnn_vision and word2vec_lstm rows.")
 flags.DEFINE_list("project_clients", ["1", "4"], "Concurrent clients of the other projects' rows.")
 flags.DEFINE_float("seconds", 10.0, "Seconds of load per row.")
 flags.DEFINE_string("json", None, "Also write every row to this file as a JSON list.")
@@ -200,6 +201,17 @@ def main(argv: list[str]) -> None:
         for kind in ("pixels JSON", "b64 PNG"):
             rows.add("cnn_vision", _IN_PROCESS[kind], loadtest.run_load(
                 in_process("cnn_vision", kind), n, FLAGS.seconds))
+    try:
+        _measure(rows, bodies, in_process, server_args, batching, png, exports, clients, project_clients)
+    finally:
+        os.remove(config)
+    print_table(rows)
+    _print_summary(rows, costs, clients)
+    _write(rows)
+
+
+def _measure(rows, bodies, in_process, server_args, batching, png, exports, clients, project_clients) -> None:
+    """Every row after the in-process ones of cnn_vision: the baseline, both servers and the middleware."""
     with processes.Child("serving.baseline", [f"--export_dir={exports['cnn_vision']}", "--port=0"],
                          "Running on") as baseline:
         for n in clients:
@@ -222,9 +234,10 @@ def main(argv: list[str]) -> None:
             rows.add("cnn_vision", "middleware PNG upload -> server + batching", loadtest.run_load(
                 lambda connection: connection.post(f"{middleware.url}/v1/classify/cnn_vision", timeout=120,
                                                    files={"image": ("image.png", png)}), n, FLAGS.seconds))
-    os.remove(config)
 
-    print_table(rows)
+
+def _print_summary(rows: Rows, costs: dict, clients: list[int]) -> None:
+    """The overhead of HTTP at one client and the batching server's share of the in-process throughput."""
     print("\nWhat HTTP costs one client, one request at a time (server p50 minus in-process p50), beside what the "
           "server's stages cost inside (median microseconds):")
     for (model, kind), cost in costs.items():
@@ -241,6 +254,17 @@ def main(argv: list[str]) -> None:
                 share = batched["requests_per_s"] / ceiling["requests_per_s"]
                 print(f"  cnn_vision {kind}, {n} clients: server + batching at {share:.0%} of the in-process "
                       f"throughput, p99 {batched['p99_ms'] / batched['p50_ms']:.1f}x its p50")
+        middleware = rows.find("cnn_vision", "middleware PNG upload -> server + batching", n)
+        upstream = rows.find("cnn_vision", "server + batching b64 PNG", n)
+        baseline = rows.find("cnn_vision", "baseline", n)
+        if middleware and upstream and baseline:
+            ratio = middleware["requests_per_s"] / baseline["requests_per_s"]
+            print(f"  cnn_vision middleware, {n} clients: {ratio:.2f}x the baseline's requests/s, p50 "
+                  f"{middleware['p50_ms'] - upstream['p50_ms']:+.2f} ms over the server's")
+
+
+def _write(rows: Rows) -> None:
+    """The JSON file, then a non-zero exit if any request failed."""
     if FLAGS.json:
         with open(FLAGS.json, "w") as f:
             json.dump([{k: v for k, v in r.items() if k != "failure_examples"} for r in rows], f, indent=1)

@@ -208,7 +208,10 @@ class Upstream:
     def call(self, method: str, path: str, timeout: float | None = None, json: object = None) -> dict:
         """One REST call, with `json` as its body; upstream errors become ClientErrors with the upstream's message
         and status."""
-        body = None if json is None else orjson.dumps(json)
+        try:
+            body = None if json is None else orjson.dumps(json)
+        except orjson.JSONEncodeError as e:  # e.g. a lone surrogate, which json.loads lets through in a request
+            raise ClientError(f"the request holds a value that cannot be sent on as JSON: {e}") from e
         response = self._request(method, path, self.timeout if timeout is None else timeout, body)
         try:
             payload = _loads(response.data)
@@ -370,7 +373,7 @@ def main(argv: list[str]) -> None:
         family = socket.AF_INET6 if ":" in FLAGS.host else socket.AF_INET
         sock = socket.create_server((FLAGS.host, FLAGS.port), family=family, backlog=2048)
     except OSError as e:
-        reason = os.strerror(e.errno) if e.errno else str(e)
+        reason = (e.strerror or str(e)).split(" (while attempting")[0]
         print(f"error: cannot listen on {FLAGS.host}:{FLAGS.port} (--host, --port): {reason}", file=sys.stderr)
         sys.exit(2)
     workers = FLAGS.workers or min(os.cpu_count() or 1, 8)

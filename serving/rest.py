@@ -256,6 +256,8 @@ def _json_values(name: str, array: np.ndarray):
         else:
             encode = np.frompyfunc(lambda b: b.decode("utf-8", errors="replace"), 1, 1)
         return encode(array).tolist() if array.ndim else encode(array)
+    if array.dtype.kind == "f" and array.dtype not in (np.float32, np.float64):
+        return _python_values(array)  # float16 and bfloat16 in their own shortest repr, which orjson lacks
     return array
 
 
@@ -269,20 +271,26 @@ def _python_values(array: np.ndarray):
     return array.tolist()
 
 
+class _NonFinite(dict):
+    """A response holding NaN or Infinity, which `dumps` writes with the json module (orjson writes null)."""
+
+
 def response(outputs: dict[str, np.ndarray], row_format: bool, batch_size: int | None = None) -> dict:
     """The predict response: {"predictions": rows} for the row format, {"outputs": ...} for columnar."""
     values = {name: _json_values(name, array) for name, array in outputs.items()}
+    finite = all(np.isfinite(a).all() for a in outputs.values() if a.dtype.kind == "f")
+    answer = dict if finite else _NonFinite
     if not row_format:
-        return {"outputs": next(iter(values.values())) if len(values) == 1 else values}
+        return answer(outputs=next(iter(values.values())) if len(values) == 1 else values)
     for name, array in outputs.items():
         if array.ndim == 0 or (batch_size is not None and array.shape[0] != batch_size):
             raise BadRequest(f"output {name!r} has shape {list(array.shape)}, not one row per instance "
                              f"({batch_size}); use the columnar 'inputs' format for this signature.")
     if len(values) == 1:
-        return {"predictions": next(iter(values.values()))}
+        return answer(predictions=next(iter(values.values())))
     names = sorted(values)
     rows = len(values[names[0]])
-    return {"predictions": [{name: values[name][i] for name in names} for i in range(rows)]}
+    return answer(predictions=[{name: values[name][i] for name in names} for i in range(rows)])
 
 
 def _default(value):
@@ -292,15 +300,16 @@ def _default(value):
 
 
 def dumps(payload: dict) -> bytes:
-    """JSON for a response body; NaN and Infinity written as TF Serving writes them.
+    """JSON for a response body: UTF-8 text as it is, float32 in its shortest repr as TF Serving writes it
+    (0.1, not 0.10000000149011612; exponents as in 1e-7), NaN and Infinity as TF Serving writes them.
 
-    orjson writes numpy arrays directly, float32 in its shortest repr as TF Serving does. It writes NaN and
-    Infinity as null, which no tensor holds, so a body with null in it is written again by the json module.
+    orjson writes numpy arrays directly, at several times the json module's speed; it writes NaN and Infinity
+    as null, so an answer holding them (`response` marks it) goes through the json module instead.
     """
-    try:
-        body = orjson.dumps(payload, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
-    except TypeError:  # e.g. a dict key that is not a string
-        body = b"null"
-    if b"null" not in body:
-        return body
-    return json.dumps(payload, allow_nan=True, separators=(",", ":"), default=_default).encode("utf-8")
+    if not isinstance(payload, _NonFinite):
+        try:
+            return orjson.dumps(payload, default=_default, option=orjson.OPT_SERIALIZE_NUMPY)
+        except TypeError:  # e.g. a dict key that is not a string
+            pass
+    return json.dumps(payload, allow_nan=True, ensure_ascii=False, separators=(",", ":"),
+                      default=_default).encode("utf-8")

@@ -22,6 +22,7 @@ import concurrent.futures
 import gc
 import os
 import re
+import signal
 import socket
 import sys
 from http import HTTPStatus
@@ -219,6 +220,8 @@ class AsgiApp:
         answer = self.api.too_large(length) if method == "POST" else None
         if answer is None:
             body = await _read_body(receive, self.api.max_request_bytes + 1) if method == "POST" else b""
+            if body is None:  # the client went away before sending all of it: nobody to answer
+                return
             answer = await self.api.respond_async(method, path, body, self.pool)
         status, payload = answer
         await send({"type": "http.response.start", "status": status,
@@ -226,13 +229,14 @@ class AsgiApp:
         await send({"type": "http.response.body", "body": payload})
 
 
-async def _read_body(receive, limit: int) -> bytes:
-    """The request body, stopping once it holds more than `limit` bytes (the caller answers 413)."""
+async def _read_body(receive, limit: int) -> bytes | None:
+    """The request body, stopping once it holds more than `limit` bytes (the caller answers 413); None if the
+    client disconnected first."""
     chunks, size = [], 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            break
+            return None
         chunks.append(message.get("body", b""))
         size += len(chunks[-1])
         if size >= limit or not message.get("more_body"):
@@ -285,7 +289,6 @@ def model_configs() -> list[serving_config.ModelConfig]:
 def main(argv: list[str]) -> None:
     """Binds the port, loads the models, starts the version poller and serves until interrupted."""
     del argv
-    sys.setswitchinterval(float(os.environ.get("SWI", "0.005")))
     try:
         configs = model_configs()
         params = serving_config.read_batching_parameters(FLAGS.batching_parameters_file) \
@@ -302,13 +305,16 @@ def main(argv: list[str]) -> None:
         family = socket.AF_INET6 if ":" in FLAGS.host else socket.AF_INET
         sock = socket.create_server((FLAGS.host, FLAGS.rest_api_port), family=family, backlog=2048)
     except OSError as e:
-        reason = os.strerror(e.errno) if e.errno else str(e)
+        reason = (e.strerror or str(e)).split(" (while attempting")[0]
         print(f"error: cannot listen on {FLAGS.host}:{FLAGS.rest_api_port} (--host, --rest_api_port): {reason}",
               file=sys.stderr)
         sys.exit(2)
     app = AsgiApp(RestApi(registry, FLAGS.max_request_bytes, batcher), threads)
     server = uvicorn.Server(uvicorn.Config(app, loop="uvloop", http="httptools", lifespan="off", access_log=False,
-                                           log_level="warning"))
+                                           log_level="warning", timeout_graceful_shutdown=10))
+    # uvicorn answers what is in flight on SIGTERM, then raises the signal again to its previous handler: this
+    # one, so the models and threads below are released and the exit status is 0.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         registry.start()
         # The objects alive now (TensorFlow, the models) leave the garbage collector's generations: a full collection

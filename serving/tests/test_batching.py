@@ -104,3 +104,37 @@ def test_batching_values_below_one_are_refused(tmp_path, field):
     path.write_text(f"{field} {{ value: 0 }}")
     with pytest.raises(config.ConfigFileError, match=f"{field} must be at least 1"):
         config.read_batching_parameters(str(path))
+
+
+def test_a_request_given_up_is_not_run_and_the_batcher_goes_on():
+    batcher = batching.Batcher(_params("max_batch_size { value: 4 } num_batch_threads { value: 1 }"))
+    release = threading.Event()
+    servable = Doubler()
+    blocked_run = servable.run
+    servable.run = lambda signature, inputs: release.wait(30) and blocked_run(signature, inputs)
+    busy = batcher.submit(servable, "s", {"x": np.array([1.0])})
+    time.sleep(0.2)  # the one worker is blocked in the model with it
+    given_up = batcher.submit(servable, "s", {"x": np.array([5.0])})
+    assert given_up.cancel()  # its caller timed out, as asyncio.wait_for does
+    waiting = batcher.submit(servable, "s", {"x": np.array([2.0])})
+    release.set()
+    assert busy.result(30)["y"].tolist() == [2.0] and waiting.result(30)["y"].tolist() == [4.0]
+    assert sum(servable.batch_sizes) == 2  # the given-up row never reached the model
+    assert batcher.run(servable, "s", {"x": np.array([3.0])})["y"].tolist() == [6.0]  # still serving
+    batcher.stop()
+
+
+def test_stopping_fails_the_queued_requests_at_once():
+    batcher = batching.Batcher(_params("num_batch_threads { value: 1 }"))
+    release = threading.Event()
+    servable = Doubler()
+    blocked_run = servable.run
+    servable.run = lambda signature, inputs: release.wait(30) and blocked_run(signature, inputs)
+    busy = batcher.submit(servable, "s", {"x": np.array([1.0])})
+    time.sleep(0.2)
+    queued = batcher.submit(servable, "s", {"x": np.array([2.0])})
+    batcher.stop()
+    with pytest.raises(batching.QueueFull):
+        queued.result(1)
+    release.set()
+    assert busy.result(30)["y"].tolist() == [2.0]

@@ -118,6 +118,10 @@ def _third_party_imports(module_path):
         names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
             [node.module] if isinstance(node, ast.ImportFrom) and node.level == 0 else []
         found.update(n.split(".")[0] for n in names)
+    for node in ast.walk(ast.parse(open(module_path).read())):  # uvicorn loads its event loop and parser by name
+        if isinstance(node, ast.Call) and getattr(node.func, "attr", "") == "Config":
+            found.update(k.value.value for k in node.keywords if k.arg in ("loop", "http")
+                         and isinstance(k.value, ast.Constant))
     return found - set(sys.stdlib_module_names) - {"serving", "__future__"}
 
 

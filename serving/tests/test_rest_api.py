@@ -321,3 +321,56 @@ def test_the_event_loop_path_answers_as_the_wsgi_path_with_and_without_batching(
         assert [status for status, _ in expected] == [200] * 14 + [400, 404, 200, 200, 200, 200, 400, 404]
         if batcher is not None:
             batcher.stop()
+
+
+def test_response_bytes_are_pinned_whichever_encoder_writes_them():
+    import numpy as np
+
+    from serving import rest
+
+    floats = np.array([0.1, 1 / 3, 1e-7], np.float32)
+    assert rest.dumps(rest.response({"y": floats}, True, 3)) == b'{"predictions":[0.1,0.33333334,1e-7]}'
+    assert rest.dumps(rest.response({"y": np.array([np.nan, 0.1], np.float32)}, True, 2)) == \
+        b'{"predictions":[NaN,0.1]}'
+    text = np.array([b"null \xc3\xbcber"], object)  # "null" in a text does not change how anything is written
+    assert rest.dumps(rest.response({"t": text, "h": np.array([0.1], np.float16)}, True, 1)) == \
+        '{"predictions":[{"h":0.1,"t":"null über"}]}'.encode()
+
+
+def test_the_asgi_app_reads_refuses_and_answers_as_the_server_binary_does(tmp_path):
+    import asyncio
+
+    toy_models.half_plus_three(str(tmp_path / "half"))
+    registry = models.ModelRegistry([config.single_model_config("half", str(tmp_path / "half"))], poll_seconds=0,
+                                    settle_seconds=0)
+    registry.start()
+    api = server.RestApi(registry, max_request_bytes=100)
+    app = server.AsgiApp(api, threads=2)
+
+    def call(path, chunks, length=None, disconnect=False):
+        messages = [{"type": "http.request", "body": c, "more_body": i < len(chunks) - 1} for i, c in enumerate(chunks)]
+        if disconnect:
+            messages = messages[:-1] + [{"type": "http.disconnect"}]
+        sent = []
+
+        async def receive():
+            return messages.pop(0)
+
+        async def send(message):
+            sent.append(message)
+
+        headers = [(b"content-length", str(length).encode())] if length is not None else []
+        asyncio.run(app({"type": "http", "method": "POST", "path": path, "headers": headers}, receive, send))
+        return sent
+
+    body = b'{"instances": [1.0, 2.0]}'
+    sent = call("/v1/models/half:predict", [body[:10], body[10:]], length=len(body))
+    assert sent[0]["status"] == 200 and dict(sent[0]["headers"]) == {
+        b"content-type": b"application/json", b"content-length": str(len(sent[1]["body"])).encode()}
+    assert sent[1]["body"] == api.respond("POST", "/v1/models/half:predict", body)[1] == b'{"predictions":[3.5,4.0]}'
+    refused = call("/v1/models/half:predict", [b"{}"], length=10_000)  # refused by its declared size, unread
+    assert refused[0]["status"] == 413 and b"--max_request_bytes" in refused[1]["body"]
+    big = call("/v1/models/half:predict", [b"[" * 60, b"[" * 60])  # no declared size: stops reading past the limit
+    assert big[0]["status"] == 413
+    assert call("/v1/models/half:predict", [body[:10], body[10:]], disconnect=True) == []  # nobody to answer
+    app.pool.shutdown()
