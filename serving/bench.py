@@ -180,8 +180,9 @@ def main(argv: list[str]) -> None:
 
     servables = {name: models.SavedModelVersion(name, int(os.path.basename(path)), path)
                  for name, path in exports.items()}
-    print(f"Serving benchmark: {FLAGS.seconds:g} s per row; image rows at {clients} clients, the other projects at "
-          f"{project_clients}.\n\nWhere one request's time goes inside the server (median microseconds):", flush=True)
+    print(f"Serving benchmark: {FLAGS.seconds:g} s per row; cnn_vision and word2vec_lstm at {clients} clients, the "
+          f"other projects at {project_clients}.\n\nWhere one request's time goes inside the server (median "
+          "microseconds):", flush=True)
     costs = {key: stage_costs(servables[key[0]], body) for key, body in bodies.items()}
     for (model, kind), cost in costs.items():
         print(f"  {model} {kind}: " + ", ".join(f"{stage} {value:.0f}" for stage, value in cost.items()), flush=True)
@@ -244,7 +245,7 @@ def _print_summary(rows: Rows, costs: dict, clients: list[int]) -> None:
         served = rows.find(model, f"server {kind}", 1)
         alone = rows.find(model, _IN_PROCESS.get(kind, "in-process"), 1)
         if served and alone:
-            print(f"  {model} {kind}: +{served['p50_ms'] - alone['p50_ms']:.2f} ms; " + ", ".join(
+            print(f"  {model} {kind}: {served['p50_ms'] - alone['p50_ms']:+.2f} ms; " + ", ".join(
                 f"{stage} {value:.0f}" for stage, value in cost.items() if stage != "answer bytes"))
     for n in clients:
         for kind, label in _IN_PROCESS.items():
