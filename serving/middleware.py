@@ -37,10 +37,12 @@ from urllib.parse import quote
 import flask
 import gunicorn.app.base
 import orjson
+import python_multipart
 import urllib3
 from absl import app as absl_app
 from absl import flags
 from PIL import ExifTags, Image, ImageOps
+from python_multipart.multipart import parse_options_header
 from werkzeug.exceptions import HTTPException
 
 from . import tabular
@@ -136,13 +138,58 @@ def read_json(request: flask.Request) -> object:
         raise ClientError("invalid JSON: nested too deeply") from e
 
 
+def read_uploads(request: flask.Request) -> list[tuple[str, bytes]]:
+    """(file name or field name, bytes) of each file part of a multipart/form-data body, in the body's order.
+
+    python-multipart's parser rather than werkzeug's (request.files): werkzeug compiles two regular
+    expressions for every request's boundary, about 300 us of the middleware's 1.2 ms per upload.
+    """
+    if request.mimetype != "multipart/form-data":
+        return []
+    boundary = request.mimetype_params.get("boundary")
+    if not boundary:
+        raise ClientError("a multipart/form-data body needs a boundary in its Content-Type.")
+    parts: list[dict] = []
+
+    def on_part_begin():
+        parts.append({"headers": {}, "field": b"", "value": b"", "data": []})
+
+    def on_header_field(data, start, end):
+        parts[-1]["field"] += data[start:end]
+
+    def on_header_value(data, start, end):
+        parts[-1]["value"] += data[start:end]
+
+    def on_header_end():
+        part = parts[-1]
+        part["headers"][part["field"].decode("latin-1").lower()] = part["value"]
+        part["field"] = part["value"] = b""
+
+    parser = python_multipart.MultipartParser(boundary.encode("latin-1"), {
+        "on_part_begin": on_part_begin, "on_header_field": on_header_field, "on_header_value": on_header_value,
+        "on_header_end": on_header_end, "on_part_data": lambda data, start, end: parts[-1]["data"].append(
+            data[start:end])})
+    try:
+        parser.write(request.get_data())
+        parser.finalize()
+    except python_multipart.exceptions.MultipartParseError as e:
+        raise ClientError(f"not a readable multipart/form-data body ({e}).") from e
+    files = []
+    for part in parts:
+        _, options = parse_options_header(part["headers"].get("content-disposition", b""))
+        if b"filename" in options:  # a file; other fields are not uploads
+            name = (options[b"filename"] or options.get(b"name", b"")).decode("utf-8", errors="replace")
+            files.append((name, b"".join(part["data"])))
+    return files
+
+
 def read_inputs(request: flask.Request) -> tuple[str, list]:
     """('image', [bytes, ...]), ('text', [str, ...]), ('pair', [{text_a, text_b}, ...]), or ('row' | 'rows',
     [{column: value}, ...]) from a multipart, raw image or JSON request."""
-    body = read_json(request)  # first: form parsing for request.files would consume a form-labelled body
-    if request.files:
-        return "image", [prepare_image(f.read(), f"file {f.filename or key!r}")
-                         for key in request.files for f in request.files.getlist(key)]
+    body = read_json(request)
+    files = read_uploads(request)
+    if files:
+        return "image", [prepare_image(data, f"file {name!r}") for name, data in files]
     if (request.mimetype or "").startswith("image/"):
         return "image", [prepare_image(request.get_data(), "request body")]
     if not isinstance(body, dict):

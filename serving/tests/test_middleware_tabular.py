@@ -195,3 +195,23 @@ def test_images_go_upstream_as_they_are_unless_exif_turns_them(tmp_path):
     Image.new("RGB", (3, 2), (1, 2, 3)).save(turned, format="JPEG", exif=exif)
     upright = Image.open(io.BytesIO(middleware.prepare_image(turned.getvalue(), "x")))
     assert (upright.format, upright.size) == ("PNG", (2, 3))
+
+
+def test_uploads_read_as_werkzeug_reads_them_in_the_bodys_order_and_a_broken_body_is_a_400():
+    import flask
+    import urllib3
+
+    app = flask.Flask(__name__)
+    fields = [("b", ("2.png", b"two\r\n--not-a-boundary")), ("a", ("1.png", b"\x00one")), ("note", "hi"),
+              ("b", ("3.png", b""))]
+    body, content_type = urllib3.encode_multipart_formdata(fields)
+    with app.test_request_context(method="POST", data=body, content_type=content_type):
+        werkzeug = [(f.filename, f.read()) for key in flask.request.files for f in flask.request.files.getlist(key)]
+    with app.test_request_context(method="POST", data=body, content_type=content_type):
+        ours = middleware.read_uploads(flask.request)
+    assert sorted(ours) == sorted(werkzeug) and len(ours) == 3  # the same files; "note" is a field, not a file
+    assert [name for name, _ in ours] == ["2.png", "1.png", "3.png"]
+    with app.test_request_context(method="POST", data=b"garbage", content_type="multipart/form-data; boundary=xyz"):
+        with pytest.raises(middleware.ClientError) as error:
+            middleware.read_uploads(flask.request)
+    assert error.value.status == 400
