@@ -26,6 +26,15 @@ class Doubler:
         return {"y": 2 * x}
 
 
+def _blocking_doubler():
+    """A Doubler whose calls wait until the returned event is set: its worker stays busy until then."""
+    release = threading.Event()
+    servable = Doubler()
+    run = servable.run
+    servable.run = lambda signature, inputs: release.wait(30) and run(signature, inputs)
+    return servable, release
+
+
 def _params(text):
     return text_format.Parse(text, config.BatchingParameters())
 
@@ -79,10 +88,7 @@ def test_a_bad_request_fails_alone_not_its_batch():
 def test_a_full_queue_is_refused_with_503():
     batcher = batching.Batcher(_params("max_batch_size { value: 2 } max_enqueued_batches { value: 1 } "
                                        "num_batch_threads { value: 1 }"))
-    release = threading.Event()
-    servable = Doubler()
-    blocked_run = servable.run
-    servable.run = lambda signature, inputs: release.wait(30) and blocked_run(signature, inputs)
+    servable, release = _blocking_doubler()
     busy = threading.Thread(target=batcher.run, args=(servable, "s", {"x": np.zeros(1)}))
     busy.start()
     time.sleep(0.2)  # the one worker has taken it and is blocked in the model
@@ -108,10 +114,7 @@ def test_batching_values_below_one_are_refused(tmp_path, field):
 
 def test_a_request_given_up_is_not_run_and_the_batcher_goes_on():
     batcher = batching.Batcher(_params("max_batch_size { value: 4 } num_batch_threads { value: 1 }"))
-    release = threading.Event()
-    servable = Doubler()
-    blocked_run = servable.run
-    servable.run = lambda signature, inputs: release.wait(30) and blocked_run(signature, inputs)
+    servable, release = _blocking_doubler()
     busy = batcher.submit(servable, "s", {"x": np.array([1.0])})
     time.sleep(0.2)  # the one worker is blocked in the model with it
     given_up = batcher.submit(servable, "s", {"x": np.array([5.0])})
@@ -126,10 +129,7 @@ def test_a_request_given_up_is_not_run_and_the_batcher_goes_on():
 
 def test_stopping_fails_the_queued_requests_at_once():
     batcher = batching.Batcher(_params("num_batch_threads { value: 1 }"))
-    release = threading.Event()
-    servable = Doubler()
-    blocked_run = servable.run
-    servable.run = lambda signature, inputs: release.wait(30) and blocked_run(signature, inputs)
+    servable, release = _blocking_doubler()
     busy = batcher.submit(servable, "s", {"x": np.array([1.0])})
     time.sleep(0.2)
     queued = batcher.submit(servable, "s", {"x": np.array([2.0])})
