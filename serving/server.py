@@ -60,6 +60,9 @@ _URL = re.compile(r"^/v1/models/(?P<name>[^/:]+)(?:/versions/(?P<version>\d+)|/l
                   r"(?::(?P<verb>predict|classify|regress)|(?P<metadata>/metadata))?$")
 
 
+_PARSE_ON_LOOP_BYTES = 64 << 10  # bodies up to this size (an image is a few KB) are parsed on the event loop
+
+
 class RestApi:
     """TF Serving's REST API over a model registry, apart from any HTTP server: `respond` maps one request
     (method, path, body) to a status and a JSON body. The WSGI and ASGI adapters below only move bytes."""
@@ -88,9 +91,13 @@ class RestApi:
 
     async def respond_async(self, method: str, path: str, body: bytes, pool) -> tuple[int, bytes]:
         """`respond` for the event loop: parsing and encoding run here, the model in `pool` or in the batcher,
-        whose batch threads answer the loop directly (no thread of the pool waits for them)."""
+        whose batch threads answer the loop directly (no thread of the pool waits for them). A large body is
+        parsed in the pool, so it does not stall every other connection meanwhile."""
         try:
-            step = self._route(method, path, body)
+            if len(body) > _PARSE_ON_LOOP_BYTES:
+                step = await asyncio.get_running_loop().run_in_executor(pool, self._route, method, path, body)
+            else:
+                step = self._route(method, path, body)
             if isinstance(step, tuple):
                 return step
             if step.batched:
