@@ -184,7 +184,7 @@ bench: setup $(BENCH_INPUTS) ## every project's training speed and the server's,
 	$(PY) -m projects.wide_deep.bench
 	$(MAKE) --no-print-directory bench-serving
 
-bench-serving: setup $(CNN_EXPORTS) $(W2V_EXPORTS) $(WD_EXPORTS) ## the servers beside the in-process call and Flask (about 10 min)
+bench-serving: setup $(CNN_EXPORTS) $(W2V_EXPORTS) $(WD_EXPORTS) ## the servers beside the in-process call and Flask (about 12 min)
 	$(PY) -m projects.cnn_vision.samples --data_dir=$(CNN_DATA) --output_dir=$(SAMPLES) --count=4
 	$(PY) -m serving.bench --export_dir=$(CNN_RUN)/export/2 --image=$$(ls $(SAMPLES)/*.png | head -1) \
 	  --text_export_dir=$(W2V_RUN)/export/1 --wide_deep_export_dir=$(WD_RUN)/export/1 --json=runs/serving_bench.json \
