@@ -105,18 +105,14 @@ def _median_us(function: Callable, repeats: int = 200) -> float:
 
 def stage_costs(servable: models.SavedModelVersion, body: bytes) -> dict[str, float]:
     """Median microseconds of each stage the server runs for one request body, called as the server calls them."""
-    request = rest.parse_json(body)
-    signature = server._signature(servable, request)
-    specs = servable.input_specs(signature)
-    inputs, row_format = rest.request_inputs(request, specs)
-    outputs = servable.run(signature, inputs)
-    rows = next(iter(inputs.values())).shape[0] if row_format else None
-    answer = rest.response(outputs, row_format, rows)
+    call = server.PredictCall(servable, body, batching_on=False)
+    request, specs = rest.parse_json(body), servable.input_specs(call.signature)
+    outputs = call.run()
     return {"parse JSON": _median_us(lambda: rest.parse_json(body)),
             "to numpy": _median_us(lambda: rest.request_inputs(request, specs)),
-            "run the signature": _median_us(lambda: servable.run(signature, inputs)),
-            "encode the answer": _median_us(lambda: rest.dumps(rest.response(outputs, row_format, rows))),
-            "answer bytes": float(len(rest.dumps(answer)))}
+            "run the signature": _median_us(call.run),
+            "encode the answer": _median_us(lambda: rest.dumps(call.answer(outputs))),
+            "answer bytes": float(len(rest.dumps(call.answer(outputs))))}
 
 
 def _config_file(exports: dict[str, str]) -> str:
@@ -191,11 +187,8 @@ def main(argv: list[str]) -> None:
     gc.freeze()
 
     def in_process(model: str, kind: str) -> Callable:
-        request = rest.parse_json(bodies[model, kind])
-        servable = servables[model]
-        signature = server._signature(servable, request)
-        inputs, _ = rest.request_inputs(request, servable.input_specs(signature))
-        return _in_process(servable.signatures[signature], inputs)
+        call = server.PredictCall(servables[model], bodies[model, kind], batching_on=False)
+        return _in_process(call.servable.signatures[call.signature], call.inputs)
 
     rows = Rows()
     for n in clients:

@@ -43,16 +43,20 @@ class Response:
         return json_module.loads(self.content)
 
 
-class _HTTPNoDelay(http.client.HTTPConnection):
+class _NoDelay:
+    """Sets TCP_NODELAY on every (re)connection of the http.client connection it is mixed into."""
+
     def connect(self):
         super().connect()
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
-class _HTTPSNoDelay(http.client.HTTPSConnection):
-    def connect(self):
-        super().connect()
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+class _HTTPNoDelay(_NoDelay, http.client.HTTPConnection):
+    pass
+
+
+class _HTTPSNoDelay(_NoDelay, http.client.HTTPSConnection):
+    pass
 
 
 class Connection:

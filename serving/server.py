@@ -84,7 +84,7 @@ class RestApi:
             step = self._route(method, path, body)
             if isinstance(step, tuple):
                 return step
-            outputs = self.batcher.run(*step.call) if step.batched else step.run()
+            outputs = self.batcher.run(step.servable, step.signature, step.inputs) if step.batched else step.run()
             return _json(step.answer(outputs))
         except Exception as e:  # noqa: BLE001 - every failure is a JSON error, and the server goes on
             return _failure(e, method, path)
@@ -102,8 +102,8 @@ class RestApi:
                 return step
             if step.batched:
                 try:
-                    outputs = await asyncio.wait_for(asyncio.wrap_future(self.batcher.submit(*step.call)),
-                                                     batching.TIMEOUT)
+                    future = self.batcher.submit(step.servable, step.signature, step.inputs)
+                    outputs = await asyncio.wait_for(asyncio.wrap_future(future), batching.TIMEOUT)
                 except TimeoutError as e:
                     raise batching.timed_out(batching.TIMEOUT) from e
             else:
@@ -112,7 +112,7 @@ class RestApi:
         except Exception as e:  # noqa: BLE001 - every failure is a JSON error, and the server goes on
             return _failure(e, method, path)
 
-    def _route(self, method: str, path: str, body: bytes) -> tuple[int, bytes] | _PredictCall:
+    def _route(self, method: str, path: str, body: bytes) -> tuple[int, bytes] | PredictCall:
         """The answer to anything but a predict call, or the predict call with its inputs parsed."""
         match = _URL.match(path)
         if not match or method not in ("GET", "POST"):
@@ -136,11 +136,12 @@ class RestApi:
         if len(body) > self.max_request_bytes:
             raise rest.ApiError(f"Request body exceeds the limit of {self.max_request_bytes} bytes "
                                 "(--max_request_bytes).", 413)
-        return _PredictCall(model.resolve(version, label), body, self.batcher is not None)
+        return PredictCall(model.resolve(version, label), body, self.batcher is not None)
 
 
-class _PredictCall:
-    """One predict request, parsed and checked against its signature: what to run, and how to answer."""
+class PredictCall:
+    """One predict request, parsed and checked against its signature: what to run, and how to answer (the
+    benchmark takes requests apart with it too)."""
 
     def __init__(self, servable: models.SavedModelVersion, body: bytes, batching_on: bool):
         request = rest.parse_json(body)
@@ -148,7 +149,6 @@ class _PredictCall:
         self.inputs, self.row_format = rest.request_inputs(request, servable.input_specs(self.signature))
         self.batch_size = next(iter(self.inputs.values())).shape[0] if self.row_format else None
         self.batched = batching_on and self.row_format  # columnar calls may not share a batch dimension
-        self.call = (servable, self.signature, self.inputs)
 
     def run(self) -> dict:
         """Runs the signature alone."""
