@@ -8,18 +8,26 @@ Strategies and what runs them here:
   multi_worker_mirrored   synchronous data parallelism across processes described by TF_CONFIG
                           (start them with `python -m core.launch`); custom loop only, because
                           Keras 3 `fit` fails under it (keras-team/keras#20585).
-  parameter_server        asynchronous training with a coordinator; needs a ClusterCoordinator
-                          loop that the trainer does not have yet, so it fails with that message.
+  parameter_server        asynchronous training: the chief drives a ClusterCoordinator loop, the
+                          workers run the steps it schedules, and the variables live on the
+                          parameter servers, large ones split into shards (`partitioner` below).
+                          Start it with `python -m core.launch --ps=N --workers=M`; custom loop
+                          only, because Keras 3 `fit` has no ClusterCoordinator path.
   tpu                     TPUStrategy on the TPU named by --tpu.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import shutil
+import sys
 
+import gin
 import tensorflow as tf
 from absl import logging
+from tensorflow.python.distribute import sharded_variable
 
 from core.config import STRATEGIES, ConfigError, error_summary
 
@@ -43,11 +51,13 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
             )
         return tf.distribute.MultiWorkerMirroredStrategy()
     if name == "parameter_server":
-        raise ConfigError(
-            "--strategy=parameter_server needs a training loop driven by "
-            "tf.distribute.coordinator.ClusterCoordinator, which core.trainer does not provide yet; "
-            "fork the custom loop in your project (see core/trainer.py) to add one."
-        )
+        resolver = _cluster_resolver(name, needs=("ps", "worker"))
+        if resolver.task_type != "chief":
+            raise ConfigError(
+                f"--strategy=parameter_server: this process is the {resolver.task_type} task, which serves "
+                "the chief and builds no strategy; start the binary through core.runtime, which does that.")
+        num_ps = len(resolver.cluster_spec().as_dict()["ps"])
+        return tf.distribute.ParameterServerStrategy(resolver, variable_partitioner=partitioner(num_ps))
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)
@@ -62,6 +72,126 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
                 "name or grpc:// address with --tpu, or pick another --strategy."
             ) from e
     raise ConfigError(f"--strategy={name}: expected one of {', '.join(STRATEGIES)}.")
+
+
+def _cluster_resolver(name: str, needs: tuple[str, ...]) -> tf.distribute.cluster_resolver.TFConfigClusterResolver:
+    """The cluster TF_CONFIG describes; ConfigError naming what is missing for --strategy=`name`."""
+    if "TF_CONFIG" not in os.environ:
+        raise ConfigError(
+            f"--strategy={name} needs TF_CONFIG describing the cluster; start the tasks with "
+            "`python -m core.launch --ps=2 --workers=2 -- <command>`, or set TF_CONFIG on each machine "
+            "(README: Scale-out).")
+    try:
+        config = json.loads(os.environ["TF_CONFIG"])
+    except json.JSONDecodeError as e:
+        raise ConfigError(f"TF_CONFIG is not JSON ({e}): {os.environ['TF_CONFIG'][:200]!r}") from e
+    cluster = config.get("cluster", {}) if isinstance(config, dict) else {}
+    missing = [job for job in ("chief", *needs) if not cluster.get(job)]
+    if missing or not isinstance(config.get("task"), dict):
+        raise ConfigError(
+            f"--strategy={name}: TF_CONFIG must name a cluster with {', '.join(('chief', *needs))} tasks and this "
+            f"process's task; it lacks {', '.join(missing) or 'task'}: {os.environ['TF_CONFIG'][:300]}")
+    return tf.distribute.cluster_resolver.TFConfigClusterResolver()
+
+
+@gin.configurable
+def partitioner(num_ps: int, kind: str = "min_size", min_shard_bytes: int = 256 << 10,
+                max_shards: int | None = None, num_shards: int | None = None):
+    """How --strategy=parameter_server splits variables over the `num_ps` parameter servers.
+
+      min_size      `MinSizePartitioner`: shards of at least `min_shard_bytes`, at most `max_shards`
+                    (default: one per parameter server); small variables stay whole. The default: an
+                    embedding table of 20,000 x 100 floats (8 MB) is split over every server, a Dense
+                    kernel is not.
+      fixed_shards  `FixedShardsPartitioner`: every variable in `num_shards` shards (default: one per
+                    parameter server), as far as its first dimension allows.
+      none          no sharding: each variable whole on one server, placed round-robin.
+
+    Bind it in gin, e.g. `partitioner.kind = 'fixed_shards'`. Shards split the first dimension (an
+    embedding's rows); a checkpoint holds each variable whole, so evaluate and export read it without
+    a cluster.
+    """
+    partitioners = tf.distribute.experimental.partitioners
+    if kind == "none":
+        return None
+    if kind == "min_size":
+        return partitioners.MinSizePartitioner(min_shard_bytes=min_shard_bytes, max_shards=max_shards or num_ps)
+    if kind == "fixed_shards":
+        return partitioners.FixedShardsPartitioner(num_shards=num_shards or num_ps)
+    raise ConfigError(f"partitioner.kind={kind!r}: expected 'min_size', 'fixed_shards' or 'none'.")
+
+
+class _WholeShardedVariable(sharded_variable.ShardedVariable):
+    """A ShardedVariable that a Keras 3 variable can hold and checkpoint.
+
+    A Keras 3 variable saves the tf.Variable it wraps through `_serialize_to_tensors`, which
+    ShardedVariable lacks (it only has the older saveables, per shard), so Keras would hand the checkpoint
+    the sharded object itself and the save fails. This one saves the variable whole, gathered on the chief,
+    and a restore splits it again: the checkpoint is the one a single process writes, so `evaluate`,
+    `export` and a resume under another partitioner read it.
+    """
+
+    def _serialize_to_tensors(self):
+        return {"VARIABLE_VALUE": tf.concat([v.read_value() for v in self.variables], axis=0)}
+
+    def _restore_from_tensors(self, restored_tensors):
+        return self.assign(restored_tensors["VARIABLE_VALUE"])
+
+
+def variable_scope(strategy: tf.distribute.Strategy):
+    """Enter inside `strategy.scope()` when building a model: under parameter servers, sharded variables
+    become ones that Keras can checkpoint (_WholeShardedVariable); otherwise nothing changes."""
+    if not is_parameter_server(strategy):
+        return contextlib.nullcontext()
+
+    def creator(next_creator, **kwargs):
+        variable = next_creator(**kwargs)
+        if type(variable) is sharded_variable.ShardedVariable:
+            variable = _WholeShardedVariable(variable.variables, name=variable.name)
+        return variable
+
+    return tf.variable_creator_scope(creator)
+
+
+def trainable_variables(model) -> list:
+    """What to differentiate and update: the model's trainable variables, with each sharded one replaced
+    by its shards. Keras 3 variables cannot be watched by a GradientTape when they hold shards (they have no
+    single handle); the shards can, and the optimizer keeps its slots beside each shard on its server."""
+    result = []
+    for variable in model.trainable_variables:
+        value = getattr(variable, "value", None)
+        result.extend(value.variables if isinstance(value, sharded_variable.ShardedVariable) else [variable])
+    return result
+
+
+def serve_if_cluster_task(strategy_name: str) -> None:
+    """In a parameter-server cluster, a `worker` or `ps` task only serves: start its TensorFlow server
+    and block until the process is stopped (the chief's launcher or the cluster manager does that).
+    Returns at once for the chief, and for every other strategy."""
+    if strategy_name != "parameter_server" or "TF_CONFIG" not in os.environ:
+        return
+    resolver = _cluster_resolver(strategy_name, needs=("ps", "worker"))
+    if resolver.task_type not in ("worker", "ps"):
+        return
+    # The workers run the closures the chief sends, several at once; with the default inter-op pool (one
+    # thread per core) a small machine can run out of threads for them.
+    config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=max(4, 2 * (os.cpu_count() or 1)))
+    server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
+                                  task_index=resolver.task_id, config=config, protocol="grpc", start=True)
+    logging.info("Serving as %s %d of the parameter-server cluster at %s", resolver.task_type, resolver.task_id,
+                 server.target)
+    sys.stdout.flush()
+    server.join()
+
+
+def num_workers() -> int:
+    """The worker tasks of the cluster TF_CONFIG describes (ParameterServerStrategy keeps no public count)."""
+    return tf.distribute.cluster_resolver.TFConfigClusterResolver().cluster_spec().num_tasks("worker")
+
+
+def is_parameter_server(strategy: tf.distribute.Strategy) -> bool:
+    """True under ParameterServerStrategy, trained by the chief's ClusterCoordinator loop."""
+    return isinstance(strategy, tf.distribute.ParameterServerStrategy)
 
 
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:

@@ -36,13 +36,18 @@ def report_name(split: str, checkpoint: str | None) -> str:
 def make_evaluate_fn(
     task: Task, strategy: tf.distribute.Strategy, parts: Components, eval_steps: int | None = None
 ) -> Callable[[tf.distribute.DistributedDataset], dict[str, float]]:
-    """Returns f(distributed dataset) -> {"loss": ..., <metric name>: ...} over `eval_steps` batches or all."""
+    """Returns f(distributed dataset) -> {"loss": ..., <metric name>: ...} over `eval_steps` batches or all
+    (under parameter servers, f takes the chief's plain dataset: `eval_dataset`)."""
     with strategy.scope():
         eval_loss = keras.metrics.Mean("loss")
     limit = eval_steps if eval_steps is not None else 2**31 - 1
 
     def replica_step(inputs):
         eval_loss.update_state(task.validation_step(inputs, parts.model, parts.loss_fn, parts.metrics))
+
+    # Under parameter servers the chief evaluates inline, on a dataset of its own (TF's "inline evaluation"):
+    # it reads the variables from the servers, with no replicas to run on.
+    run_step = (lambda fn, args: fn(*args)) if distribute.is_parameter_server(strategy) else strategy.run
 
     @tf.function
     def run(dataset):
@@ -53,7 +58,7 @@ def make_evaluate_fn(
             optional = iterator.get_next_as_optional()
             if not optional.has_value():
                 break
-            strategy.run(replica_step, args=(optional.get_value(),))
+            run_step(replica_step, args=(optional.get_value(),))
 
     def evaluate(dataset) -> dict[str, float]:
         named = named_metrics(parts.metrics)
@@ -63,6 +68,13 @@ def make_evaluate_fn(
         return {"loss": float(eval_loss.result()), **{name: float(m.result()) for name, m in named}}
 
     return evaluate
+
+
+def eval_dataset(task: Task, strategy: tf.distribute.Strategy, split: str):
+    """The batches of `split` that the function of `make_evaluate_fn` reads under `strategy`."""
+    if distribute.is_parameter_server(strategy):
+        return task.build_inputs(split, None)
+    return strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(split, ctx))
 
 
 def evaluate(
@@ -85,7 +97,7 @@ def evaluate_checkpoint(
     parts = build_components(task, strategy, options)
     checkpoint = checkpoints.restore_model(parts.model, options.model_dir, checkpoint)
     logging.info("Evaluating %s on split %r", checkpoint, split)
-    dataset = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(split, ctx))
+    dataset = eval_dataset(task, strategy, split)
     return make_evaluate_fn(task, strategy, parts)(dataset), parts.metrics, checkpoint
 
 

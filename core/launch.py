@@ -1,16 +1,29 @@
-"""Starts N worker processes on this machine, each with its own TF_CONFIG, for multi-worker training.
+"""Starts a cluster of processes on this machine, each with its own TF_CONFIG, for multi-worker training.
 
     python -m core.launch --workers=2 -- python -m projects.cnn_vision.train \
         --gin_file=projects/cnn_vision/configs/smoke.gin --model_dir=/tmp/mw
 
-Each worker gets a free port on 127.0.0.1 and `--strategy=multi_worker_mirrored` unless the command
-names a strategy. Output lines are prefixed with the worker index. If one worker fails, the others
-are stopped and the launcher exits with that worker's exit code. On a real cluster, set TF_CONFIG
-on each machine yourself and run the same command there; nothing else changes.
+Each task gets a free port on 127.0.0.1 and runs the same command; output lines are prefixed with the
+task's name. Two kinds of cluster:
+
+  --workers=N          N workers with `--strategy=multi_worker_mirrored` (unless the command names a
+                       strategy). If one fails, the others are stopped and the launcher exits with its
+                       exit code: synchronous training cannot go on without it.
+  --ps=P --workers=N   a chief (the coordinator, which trains and writes the model dir), N workers and P
+                       parameter servers, with `--strategy=parameter_server`. The workers and servers only
+                       serve the chief; when the chief exits they are stopped and the launcher exits with
+                       the chief's code. A worker or server that dies while the chief runs is started
+                       again, as a cluster manager would: the chief carries on without a worker meanwhile,
+                       but stops with an error when a parameter server (which held variables) is lost,
+                       and resumes from its last checkpoint when run again.
+
+On a real cluster, set TF_CONFIG on each machine yourself and run the same command there; nothing else
+changes (README: Scale-out).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import signal
@@ -23,7 +36,11 @@ import time
 from absl import app, flags
 
 flags.DEFINE_integer("workers", 2, "Number of worker processes to start.")
-flags.DEFINE_string("host", "127.0.0.1", "Address the workers listen on (loopback by default).")
+flags.DEFINE_integer("ps", 0, "Number of parameter-server processes; > 0 also starts a chief and trains with "
+                              "--strategy=parameter_server.")
+flags.DEFINE_string("host", "127.0.0.1", "Address the tasks listen on (loopback by default).")
+flags.DEFINE_bool("restart_failed", True, "With --ps: start a worker or parameter server again when it dies "
+                                          "while the chief runs, as a cluster manager would.")
 FLAGS = flags.FLAGS
 
 
@@ -43,52 +60,116 @@ def tf_config(addresses: list[str], index: int) -> str:
     return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
 
 
+def cluster_spec(host: str, workers: int, ps: int) -> dict[str, list[str]]:
+    """The `cluster` part of TF_CONFIG: `worker` addresses, and with ps > 0 also `chief` and `ps`."""
+    names = (["chief"] if ps else []) + ["worker"] * workers + ["ps"] * ps
+    ports = iter(free_ports(len(names), host))
+    cluster = {}
+    for name in names:
+        cluster.setdefault(name, []).append(f"{host}:{next(ports)}")
+    return cluster
+
+
+@dataclasses.dataclass
+class _Task:
+    kind: str  # chief, worker or ps
+    index: int
+    env: dict
+    process: subprocess.Popen | None = None
+    restarts: int = 0
+
+    @property
+    def name(self) -> str:
+        return "chief" if self.kind == "chief" else f"{self.kind} {self.index}"
+
+
 def _forward(stream, prefix: str) -> None:
     for line in iter(stream.readline, b""):
         sys.stdout.write(f"{prefix} {line.decode(errors='replace')}")
         sys.stdout.flush()
 
 
-def launch(command: list[str], workers: int, host: str = "127.0.0.1") -> int:
-    """Runs `command` in `workers` processes with TF_CONFIG set; returns the first non-zero exit code."""
+def _say(message: str) -> None:
+    print(f"[launch] {message}", flush=True)
+
+
+def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 0,
+           restart_failed: bool = True) -> int:
+    """Runs `command` in every task of the cluster with TF_CONFIG set; returns the exit code (see the module doc)."""
     if not any(arg.startswith("--strategy") for arg in command):
-        command = [*command, "--strategy=multi_worker_mirrored"]
-    addresses = [f"{host}:{port}" for port in free_ports(workers, host)]
-    processes, readers = [], []
-    for i in range(workers):
-        env = dict(os.environ, TF_CONFIG=tf_config(addresses, i), PYTHONUNBUFFERED="1")
-        p = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        readers.append(threading.Thread(target=_forward, args=(p.stdout, f"[worker {i}]"), daemon=True))
+        command = [*command, f"--strategy={'parameter_server' if ps else 'multi_worker_mirrored'}"]
+    cluster = cluster_spec(host, workers, ps)
+    tasks = [
+        _Task(kind, index, dict(os.environ, PYTHONUNBUFFERED="1", TF_CONFIG=json.dumps(
+            {"cluster": cluster, "task": {"type": kind, "index": index}})))
+        for kind in ("chief", "worker", "ps") for index in range(len(cluster.get(kind, [])))
+    ]
+    readers = []
+
+    def start(task: _Task) -> None:
+        task.process = subprocess.Popen(command, env=task.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        readers.append(threading.Thread(target=_forward, args=(task.process.stdout, f"[{task.name}]"), daemon=True))
         readers[-1].start()
-        processes.append(p)
-    # A SIGTERM to the launcher must stop the workers too, or they wait in collectives forever.
+        _say(f"started {task.name} at {cluster[task.kind][task.index]}, pid {task.process.pid}")
+
+    for task in tasks:
+        start(task)
+    # A SIGTERM to the launcher must stop the tasks too, or they wait for each other forever.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    chief = tasks[0] if ps else None
     exit_code = 0
     try:
-        while any(p.poll() is None for p in processes):
-            failed = [p for p in processes if p.returncode not in (None, 0)]
-            if failed:
-                exit_code = failed[0].returncode
-                print(f"[launch] a worker exited with {exit_code}; stopping the others", flush=True)
-                break
+        while True:
+            if chief is not None:
+                if chief.process.poll() is not None:
+                    exit_code = chief.process.returncode
+                    break
+                for task in tasks[1:]:
+                    if task.process.poll() is not None:
+                        code = task.process.returncode
+                        if not restart_failed:
+                            _say(f"{task.name} exited with {code}; stopping the others")
+                            exit_code = code or 1
+                            raise StopIteration
+                        task.restarts += 1
+                        _say(f"{task.name} exited with {code}; starting it again (restart {task.restarts})")
+                        start(task)
+            else:
+                if all(t.process.poll() is not None for t in tasks):
+                    break
+                failed = [t for t in tasks if t.process.returncode not in (None, 0)]
+                if failed:
+                    exit_code = failed[0].process.returncode
+                    _say(f"{failed[0].name} exited with {exit_code}; stopping the others")
+                    break
             time.sleep(0.2)
+    except StopIteration:
+        pass
     finally:
-        for p in processes:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in processes:
-            p.wait()
+        for task in tasks:
+            if task.process.poll() is None:
+                task.process.send_signal(signal.SIGTERM)
+        for task in tasks:
+            try:
+                task.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                task.process.kill()
+                task.process.wait()
         for reader in readers:
             reader.join(timeout=5)  # flush the last lines
-    return exit_code or next((p.returncode for p in processes if p.returncode), 0)
+    if chief is not None:
+        return exit_code
+    return exit_code or next((t.process.returncode for t in tasks if t.process.returncode), 0)
 
 
 def main(argv: list[str]) -> None:
-    """Runs the command after `--` in --workers processes."""
+    """Runs the command after `--` in every task of the cluster."""
     command = argv[1:]
     if not command:
-        raise app.UsageError("usage: python -m core.launch --workers=N -- <command> [args...]")
-    sys.exit(launch(command, FLAGS.workers, FLAGS.host))
+        raise app.UsageError("usage: python -m core.launch [--ps=P] --workers=N -- <command> [args...]")
+    if FLAGS.workers < 1 or FLAGS.ps < 0:
+        raise app.UsageError(f"--workers={FLAGS.workers} --ps={FLAGS.ps}: expected at least 1 worker and 0 or more ps.")
+    sys.exit(launch(command, FLAGS.workers, FLAGS.host, FLAGS.ps, FLAGS.restart_failed))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,7 @@ import tensorflow as tf
 from absl import logging
 from tensorflow.python.eager import context
 
+from core import distribute
 from core.evaluation import make_evaluate_fn
 from core.task import Components, Task, named_metrics
 
@@ -82,6 +83,32 @@ class TrainingStream:
             return dataset.skip(first_step * batches_per_step) if first_step else dataset
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+    def per_worker(self, coordinator: tf.distribute.coordinator.ClusterCoordinator,
+                   first_step: int) -> tf.distribute.experimental.coordinator.PerWorkerValues:
+        """Under parameter servers: each worker's own stream, from about step `first_step` on.
+
+        Every worker reads its share of the training split (the Task's input context names the worker
+        as its input pipeline) with a whole global batch per step, as TensorFlow's guide to parameter
+        server training does. The steps run asynchronously, so which worker ran how many of the first
+        `first_step` steps is not recorded: each skips an equal share of them.
+        """
+        if self._seed_state is not None:
+            context.context()._rng.setstate(self._seed_state)
+        workers = distribute.num_workers()
+
+        def dataset_fn(_):
+            index = tf.distribute.coordinator.experimental_get_current_worker_index()
+            input_context = tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=index,
+                                                       num_replicas_in_sync=1)
+            dataset = self.task.build_inputs("train", input_context)
+            return dataset.skip(first_step // workers) if first_step >= workers else dataset
+
+        @tf.function
+        def per_worker_dataset_fn():
+            return self.strategy.distribute_datasets_from_function(dataset_fn)
+
+        return coordinator.create_per_worker_dataset(per_worker_dataset_fn)
 
 
 def run_fit(model: keras.Model, config: TrainConfig, plan: list[Loop], stream: TrainingStream,
@@ -151,6 +178,68 @@ def run_custom_loop(task: Task, strategy: tf.distribute.Strategy, parts: Compone
             chunk = min(config.steps_per_execution, loop.steps - done)
             train_steps(iterator, tf.constant(chunk))
             done += chunk
+            logs = {"loss": float(train_loss.result())}
+            progbar.update(done, list(logs.items()), finalize=False)
+            callback_list.on_train_batch_end(done - 1, logs)
+        logs.update({name: float(m.result()) for name, m in named_metrics(metrics)})
+        logs.update({f"val_{k}": v for k, v in evaluate_fn(eval_ds).items()})
+        progbar.update(done, list(logs.items()), finalize=True)
+        callback_list.on_epoch_end(loop.index, logs)
+        if model.stop_training:
+            logging.info("Stopping early after loop %d.", loop.index)
+            break
+    callback_list.on_train_end(logs)
+    return logs
+
+
+def run_coordinator_loop(task: Task, strategy: tf.distribute.Strategy, parts: Components, config: TrainConfig,
+                         plan: list[Loop], callbacks: list[keras.callbacks.Callback], stream: TrainingStream,
+                         eval_ds: tf.data.Dataset) -> dict[str, float]:
+    """The custom loop under ParameterServerStrategy: the chief schedules executions of `steps_per_execution`
+    steps on whichever worker is free (`ClusterCoordinator.schedule`) and waits for them (`join`) a few
+    times per loop, to report progress, and at its end, to evaluate, run the callbacks and checkpoint.
+
+    A worker that fails mid-execution costs only that execution: the coordinator runs it again on another
+    worker, and uses the failed one again once it is back (a restarted process, or a rescheduled pod).
+    """
+    model, optimizer, loss_fn, metrics = parts.model, parts.optimizer, parts.loss_fn, parts.metrics
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+    workers = distribute.num_workers()
+    with strategy.scope():
+        train_loss = keras.metrics.Mean("loss")
+
+    def replica_step(inputs):
+        return task.train_step(inputs, model, optimizer, loss_fn, metrics)
+
+    @tf.function
+    def train_steps(iterator, num_steps):
+        for _ in tf.range(num_steps):
+            loss = strategy.run(replica_step, args=(next(iterator),))
+            train_loss.update_state(strategy.reduce("SUM", loss, axis=None))
+
+    evaluate_fn = make_evaluate_fn(task, strategy, parts, config.eval_steps)
+    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
+    iterator = iter(stream.per_worker(coordinator, plan[0].first_step))
+    callback_list.on_train_begin()
+    logs = {}
+    for loop in plan:
+        callback_list.on_epoch_begin(loop.index)
+        for _, m in [("loss", train_loss), *named_metrics(metrics)]:
+            m.reset_state()
+        progbar = keras.utils.Progbar(loop.steps, verbose=1 if sys.stdout.isatty() else 2)
+        # Enough executions in flight to keep every worker busy between two progress reports, and about
+        # ten reports per loop.
+        executions = -(-loop.steps // config.steps_per_execution)
+        window = max(4 * workers, -(-executions // 10))
+        done = 0
+        while done < loop.steps and not model.stop_training:
+            for _ in range(window):
+                if done == loop.steps:
+                    break
+                chunk = min(config.steps_per_execution, loop.steps - done)
+                coordinator.schedule(train_steps, args=(iterator, tf.constant(chunk)))
+                done += chunk
+            coordinator.join()
             logs = {"loss": float(train_loss.result())}
             progbar.update(done, list(logs.items()), finalize=False)
             callback_list.on_train_batch_end(done - 1, logs)

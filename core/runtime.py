@@ -11,9 +11,9 @@ import keras
 import tensorflow as tf
 from absl import app, logging
 
-# Configurables that every project's configs bind (TrainConfig): imported here, where gin is
+# trainer: configurables that every project's configs bind (TrainConfig), imported here, where gin is
 # parsed, so that evaluate and export accept the same config files as train.
-from core import trainer  # noqa: F401
+from core import distribute, trainer  # noqa: F401
 from core.config import FLAGS, ConfigError, RunOptions, UserError, error_summary, parse_gin
 
 
@@ -64,6 +64,9 @@ def setup(default_gin_from_model_dir: bool = False) -> RunOptions:
     `operative_config.gin` is used, so the binary sees exactly the configuration training used.
     """
     options = RunOptions.from_flags()
+    # A worker or parameter server of a parameter-server cluster runs the same command as the chief, and
+    # only serves: it blocks here until it is stopped, before reading any config or data.
+    distribute.serve_if_cluster_task(options.strategy)
     gin_files = list(FLAGS.gin_file)
     if not gin_files and default_gin_from_model_dir:
         saved = os.path.join(options.model_dir, "operative_config.gin")

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING
 import keras
 import tensorflow as tf
 
-from core import checkpoints
+from core import checkpoints, distribute
 from core.config import ConfigError, RunOptions
 
 if TYPE_CHECKING:  # core.trainer imports this module
@@ -93,8 +93,9 @@ class Task:
             loss = self.step_loss(loss_fn, labels, predictions, model)
             # mixed_float16: scale up so small gradients do not underflow; apply_gradients unscales.
             scaled_loss = optimizer.scale_loss(loss)
-        gradients = tape.gradient(scaled_loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        variables = distribute.trainable_variables(model)  # the shards of a sharded variable
+        gradients = tape.gradient(scaled_loss, variables)
+        optimizer.apply_gradients(zip(gradients, variables))
         update_metrics(metrics, labels, predictions)
         return loss
 
@@ -196,7 +197,7 @@ def build_components(
     task: Task, strategy: tf.distribute.Strategy, options: RunOptions, steps_per_execution: int = 1
 ) -> Components:
     """Builds model, optimizer, loss and metrics under the strategy and compiles the model with them."""
-    with strategy.scope():
+    with strategy.scope(), distribute.variable_scope(strategy):
         model = task.build_model()
         optimizer = task.build_optimizer()
         if keras.mixed_precision.global_policy().name == "mixed_float16":
@@ -210,7 +211,7 @@ def build_components(
             jit_compile=options.jit_compile,
             steps_per_execution=steps_per_execution,
         )
-        optimizer.build(model.trainable_variables)  # create slots now so a restore fills them at once
+        optimizer.build(distribute.trainable_variables(model))  # create slots now so a restore fills them at once
     # Not optimizer.iterations: a LossScaleOptimizer does not count the steps it skips.
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     # model.variables adds the random-seed states of layers such as Dropout to the weights. Keras does

@@ -27,7 +27,7 @@ import keras
 import tensorflow as tf
 from absl import logging
 
-from core import board, checkpoints, distribute, loops, run_lock
+from core import board, checkpoints, distribute, evaluation, loops, run_lock
 from core import callbacks as callbacks_lib
 from core.config import FLAGS, ConfigError, RunOptions, save_run_config
 from core.evaluation import format_results
@@ -191,6 +191,14 @@ def loop_settings(config: TrainConfig, strategy: tf.distribute.Strategy, jit_com
         changes.append("TrainConfig.loop='fit' cannot run under MultiWorkerMirroredStrategy in Keras 3 "
                        "(keras-team/keras#20585); using the custom loop instead.")
         loop = "custom"
+    if loop == "fit" and distribute.is_parameter_server(strategy):
+        changes.append("TrainConfig.loop='fit' cannot run under ParameterServerStrategy in Keras 3 (its fit has no "
+                       "ClusterCoordinator path); using the custom loop, driven by a ClusterCoordinator, instead.")
+        loop = "custom"
+    if jit_compile and distribute.is_parameter_server(strategy):
+        changes.append("--jit_compile is ignored under ParameterServerStrategy: XLA cannot compile a step whose "
+                       "variables live on other machines (the parameter servers).")
+        jit_compile = False
     if loop == "fit" and replicas > 1 and steps > 1:
         changes.append("Keras 3 fit fails with steps_per_execution > 1 on several replicas (keras-team/keras#19246); "
                        "running fit with steps_per_execution=1. The custom loop has no such limit.")
@@ -237,15 +245,18 @@ def _train(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, co
         logging.info("Continuing the data stream: the input pipeline skips the batches of the first %d steps.", start)
 
     stream = loops.TrainingStream(task, strategy)
-    eval_ds = strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs("validation", ctx))
+    eval_ds = evaluation.eval_dataset(task, strategy, "validation")
+    parameter_server = distribute.is_parameter_server(strategy)
     with callbacks_lib.stop_at_step_on_interrupt(enabled=not distribute.is_multi_worker(strategy)) as interrupt:
         counter = callbacks_lib.StepCounter(parts.step, interrupt)
         callbacks = [counter, *_callbacks(config, parts, out_dir, manager), *extra_callbacks]
         try:
-            train_ds = stream.from_step(start)
+            train_ds = None if parameter_server else stream.from_step(start)  # the coordinator loop builds its own
             save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
             board.write_run_config(out_dir, start, gin.operative_config_str(), FLAGS.flags_into_string())
-            if loop == "fit":
+            if parameter_server:
+                logs = loops.run_coordinator_loop(task, strategy, parts, config, plan, callbacks, stream, eval_ds)
+            elif loop == "fit":
                 logs = loops.run_fit(parts.model, config, plan, stream, train_ds, eval_ds, callbacks)
             else:
                 logs = loops.run_custom_loop(task, strategy, parts, config, plan, callbacks, train_ds, eval_ds,

@@ -96,3 +96,34 @@ class TinyMultiOutputTask(TinyTask):
 
     def build_metrics(self):
         return {"total": [keras.metrics.RootMeanSquaredError("rmse"), keras.metrics.MeanAbsoluteError("mae")]}
+
+
+class TinyEmbeddingTask(TinyTask):
+    """3-class classification of 6 token ids out of 1,000 through an embedding table, for the parameter-server
+    tests: the table is what a partitioner splits over the servers."""
+
+    vocabulary = 1000
+
+    def __init__(self, batch_size: int = 32, learning_rate: float = 0.5):
+        super().__init__(batch_size=batch_size, learning_rate=learning_rate)
+
+    def build_model(self) -> keras.Model:
+        inputs = keras.Input((6,), dtype="int32")
+        x = keras.layers.Embedding(self.vocabulary, 16, name="embedding",
+                                   embeddings_initializer=keras.initializers.RandomUniform(-0.1, 0.1, seed=3))(inputs)
+        x = keras.layers.GlobalAveragePooling1D()(x)
+        outputs = keras.layers.Dense(3, dtype="float32", kernel_initializer=keras.initializers.GlorotUniform(2))(x)
+        return keras.Model(inputs, outputs)
+
+    def build_inputs(self, split, input_context=None):
+        rng = np.random.default_rng(0 if split == "train" else 1)
+        n = 768 if split == "train" else 96
+        x = rng.integers(0, self.vocabulary, size=(n, 6)).astype("int32")
+        y = (x[:, 0] % 3).astype("int64")  # the class is the first token's id mod 3: learnable from its row
+        batch = input_context.get_per_replica_batch_size(self.batch_size) if input_context else self.batch_size
+        ds = tf.data.Dataset.from_tensor_slices((x, y))
+        if input_context and input_context.num_input_pipelines > 1:
+            ds = ds.shard(input_context.num_input_pipelines, input_context.input_pipeline_id)
+        if split == "train":
+            ds = ds.repeat()
+        return ds.batch(batch, drop_remainder=split == "train")

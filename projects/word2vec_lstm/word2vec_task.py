@@ -10,6 +10,7 @@ import gin
 import keras
 import tensorflow as tf
 
+from core import distribute
 from core import task as task_lib
 from core.config import ConfigError
 from core.data import prepared
@@ -135,7 +136,7 @@ class Word2VecTask(task_lib.Task):
                               f"strategy has {replicas} replicas: use --strategy=default.")
         chunk = self._padded(inputs)
         n = self.tokens_per_update
-        variables = model.trainable_variables
+        variables = distribute.trainable_variables(model)  # the shards of a sharded table
 
         def updates(chunk):
             totals = tf.zeros([3])
