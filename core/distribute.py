@@ -32,6 +32,9 @@ from tensorflow.python.distribute import sharded_variable
 from core.config import STRATEGIES, ConfigError, error_summary
 
 
+_parameter_server_strategy = None
+
+
 def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
     """Returns the strategy named by --strategy; raises ConfigError for names it cannot build here."""
     if name == "default":
@@ -56,8 +59,12 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
             raise ConfigError(
                 f"--strategy=parameter_server: this process is the {resolver.task_type} task, which serves "
                 "the chief and builds no strategy; start the binary through core.runtime, which does that.")
-        num_ps = len(resolver.cluster_spec().as_dict()["ps"])
-        return tf.distribute.ParameterServerStrategy(resolver, variable_partitioner=partitioner(num_ps))
+        global _parameter_server_strategy
+        if _parameter_server_strategy is None:  # one per process: it connects the process to the cluster
+            num_ps = resolver.cluster_spec().num_tasks("ps")
+            _parameter_server_strategy = tf.distribute.ParameterServerStrategy(
+                resolver, variable_partitioner=partitioner(num_ps))
+        return _parameter_server_strategy
     if name == "tpu":
         try:
             resolver = tf.distribute.cluster_resolver.TPUClusterResolver(tpu=tpu)

@@ -75,6 +75,10 @@ def setup(default_gin_from_model_dir: bool = False) -> RunOptions:
         gin_files = [saved]
     parse_gin(gin_files, list(FLAGS.gin_bindings))
     configure(options)
+    if options.strategy == "parameter_server":
+        # The chief connects to the cluster now, before the Task builds anything: a lookup table or dataset
+        # made before the connection lives on a device (/job:localhost) that no longer exists after it.
+        distribute.create_strategy(options.strategy)
     return options
 
 

@@ -137,17 +137,31 @@ class Word2VecTask(task_lib.Task):
         chunk = self._padded(inputs)
         n = self.tokens_per_update
         variables = distribute.trainable_variables(model)  # the shards of a sharded table
+        parameter_server = distribute.is_parameter_server(tf.distribute.get_strategy())
+
+        def apply(gradients):
+            if not parameter_server:
+                optimizer.apply_gradients(zip(gradients, variables))
+                return
+            # Keras' optimizer merges across replicas at every apply, which ParameterServerStrategy refuses
+            # inside this loop; plain SGD is one scatter per table (what the optimizer does), applied here.
+            learning_rate = tf.cast(optimizer.learning_rate, tf.float32)
+            for gradient, variable in zip(gradients, variables):
+                if gradient is not None:
+                    variable.scatter_sub(tf.IndexedSlices(learning_rate * gradient.values, gradient.indices))
+            optimizer.iterations.assign_add(1)
 
         def updates(chunk):
             totals = tf.zeros([3])
             for j in tf.range(tf.shape(chunk["reach"])[0] // n):
                 with tf.GradientTape() as tape:
                     parts = self._loss(model, chunk, j * n, n, chunk["negatives"][j])
-                optimizer.apply_gradients(zip(tape.gradient(parts.loss, variables), variables))
+                apply(tape.gradient(parts.loss, variables))
                 totals += tf.stack(parts)
             return totals
 
-        loss, pairs, correct = tf.unstack(tf.function(updates, jit_compile=self.xla)(chunk))
+        # XLA cannot compile updates of variables that live on parameter servers.
+        loss, pairs, correct = tf.unstack(tf.function(updates, jit_compile=self.xla and not parameter_server)(chunk))
         self._update_pair_accuracy(metrics, pairs, correct)
         return loss / tf.maximum(pairs, 1.0)
 
