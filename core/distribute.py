@@ -31,7 +31,6 @@ from tensorflow.python.distribute import sharded_variable
 
 from core.config import STRATEGIES, ConfigError, error_summary
 
-
 _parameter_server_strategy = None
 
 
@@ -204,6 +203,24 @@ def is_parameter_server(strategy: tf.distribute.Strategy) -> bool:
 def is_multi_worker(strategy: tf.distribute.Strategy) -> bool:
     """True under MultiWorkerMirroredStrategy, where Keras 3 `fit` cannot run."""
     return isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy)
+
+
+def check_same_start(strategy: tf.distribute.Strategy, start: int, restored_from: str | None, model_dir: str) -> None:
+    """Under MultiWorkerMirroredStrategy: stops every worker, naming the steps, unless all restored the chief's step.
+
+    Each worker restores the newest checkpoint it sees in its --model_dir. On separate machines without a
+    shared filesystem, or with a stale local copy, one would start from another step than the chief and
+    the replicas would train apart without any error. Collective, so every worker must call it.
+    """
+    per_replica = strategy.run(lambda: tf.constant([start], tf.int64))  # one value per replica, all-gathered
+    steps = [int(s) for s in strategy.gather(per_replica, axis=0).numpy()]
+    if len(set(steps)) > 1:
+        resolver = strategy.cluster_resolver
+        raise ConfigError(
+            f"the workers restored different steps: {steps} (chief first). This worker "
+            f"({resolver.task_type} {resolver.task_id}) restored step {start} from "
+            f"{restored_from or 'no checkpoint'} in {model_dir}. Every worker must read the chief's model dir: "
+            "give all of them the same --model_dir on a filesystem they share (GCS, NFS).")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

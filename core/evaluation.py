@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 
 import keras
+import numpy as np
 import tensorflow as tf
 from absl import flags, logging
 
@@ -37,7 +39,7 @@ def make_evaluate_fn(
     task: Task, strategy: tf.distribute.Strategy, parts: Components, eval_steps: int | None = None
 ) -> Callable[[tf.distribute.DistributedDataset], dict[str, float]]:
     """Returns f(distributed dataset) -> {"loss": ..., <metric name>: ...} over `eval_steps` batches or all
-    (under parameter servers, f takes the chief's plain dataset: `eval_dataset`)."""
+    (under parameter servers, f takes the per-worker dataset of `eval_dataset`)."""
     with strategy.scope():
         eval_loss = keras.metrics.Mean("loss")
     limit = eval_steps if eval_steps is not None else 2**31 - 1
@@ -45,9 +47,6 @@ def make_evaluate_fn(
     def replica_step(inputs):
         eval_loss.update_state(task.validation_step(inputs, parts.model, parts.loss_fn, parts.metrics))
 
-    # Under parameter servers the chief evaluates inline, on a dataset of its own (TF's "inline evaluation"):
-    # it reads the variables from the servers, with no replicas to run on.
-    run_step = (lambda fn, args: fn(*args)) if distribute.is_parameter_server(strategy) else strategy.run
 
     @tf.function
     def run(dataset):
@@ -58,22 +57,50 @@ def make_evaluate_fn(
             optional = iterator.get_next_as_optional()
             if not optional.has_value():
                 break
-            run_step(replica_step, args=(optional.get_value(),))
+            strategy.run(replica_step, args=(optional.get_value(),))
+
+    @tf.function
+    def run_counted(iterator, batches):
+        # A counted loop: a per-worker lookup table inside a branch of the loop (the end-of-data test above)
+        # is not fed to the function on the worker, a TensorFlow limit.
+        for _ in tf.range(batches):
+            strategy.run(replica_step, args=(next(iterator),))
 
     def evaluate(dataset) -> dict[str, float]:
         named = named_metrics(parts.metrics)
         for metric in [eval_loss, *(m for _, m in named)]:
             metric.reset_state()
-        run(dataset)
+        if isinstance(dataset, PerWorkerSplit):
+            # One worker evaluates the whole split and the chief waits for it: the chief cannot run the model
+            # itself, since the lookup tables a model builds under the strategy live on the workers.
+            coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)  # the strategy's one coordinator
+            batches = min(dataset.batches, limit)
+            coordinator.schedule(run_counted, args=(iter(dataset.dataset), tf.constant(batches)))
+            coordinator.join()
+        else:
+            run(dataset)
         return {"loss": float(eval_loss.result()), **{name: float(m.result()) for name, m in named}}
 
     return evaluate
 
 
+@dataclasses.dataclass(frozen=True)
+class PerWorkerSplit:
+    """A held-out split under parameter servers: a dataset on every worker, and its number of batches."""
+
+    dataset: object  # a tf.distribute.coordinator.PerWorkerValues of datasets
+    batches: int
+
+
 def eval_dataset(task: Task, strategy: tf.distribute.Strategy, split: str):
     """The batches of `split` that the function of `make_evaluate_fn` reads under `strategy`."""
-    if distribute.is_parameter_server(strategy):
-        return task.build_inputs(split, None)
+    if distribute.is_parameter_server(strategy):  # a dataset on every worker, each the whole split
+        coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+        local = task.build_inputs(split, None)
+        batches = int(local.cardinality())
+        if batches < 0:  # unknown (a filter) or infinite: count them once
+            batches = int(local.reduce(np.int64(0), lambda n, _: n + 1))
+        return PerWorkerSplit(coordinator.create_per_worker_dataset(lambda: task.build_inputs(split, None)), batches)
     return strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(split, ctx))
 
 

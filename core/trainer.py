@@ -225,6 +225,8 @@ def _train(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, co
     manager = tf.train.CheckpointManager(
         parts.checkpoint, checkpoints.checkpoint_dir(out_dir), max_to_keep=config.max_checkpoints)
     start = int(parts.step.numpy())
+    if distribute.is_multi_worker(strategy):
+        distribute.check_same_start(strategy, start, restored_from, options.model_dir)
     if start >= config.train_steps:
         logging.info("Already trained to step %d (train_steps=%d); nothing to do.", start, config.train_steps)
         _write_average(config, parts.model, options.model_dir, out_dir, only_if_missing=True)

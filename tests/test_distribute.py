@@ -1,7 +1,11 @@
 import json
 import os
+import re
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import numpy as np
 import pytest
@@ -9,6 +13,7 @@ import tensorflow as tf
 
 from core import distribute, launch
 from core.config import ConfigError
+from tests import tiny_task
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -28,9 +33,29 @@ def test_multi_worker_without_tf_config_says_how_to_launch(monkeypatch):
         distribute.create_strategy("multi_worker_mirrored")
 
 
-def test_parameter_server_is_a_clear_error():
-    with pytest.raises(ConfigError, match="ClusterCoordinator"):
+def test_parameter_server_needs_a_cluster_and_names_what_is_missing(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ConfigError, match="core.launch --ps=2"):
         distribute.create_strategy("parameter_server")
+    worker_only = {"cluster": {"worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}
+    monkeypatch.setenv("TF_CONFIG", json.dumps(worker_only))
+    with pytest.raises(ConfigError, match="lacks chief, ps"):
+        distribute.create_strategy("parameter_server")
+    monkeypatch.setenv("TF_CONFIG", "{not json")
+    with pytest.raises(ConfigError, match="TF_CONFIG is not JSON"):
+        distribute.serve_if_cluster_task("parameter_server")
+    distribute.serve_if_cluster_task("multi_worker_mirrored")  # returns: only parameter-server tasks serve
+
+
+def test_partitioner_splits_large_tables_over_the_servers():
+    min_size = distribute.partitioner(num_ps=2)
+    table = tf.TensorShape([20_000, 100])  # 8 MB of float32
+    assert min_size(table, tf.float32) == [2, 1]
+    assert min_size(tf.TensorShape([64, 3]), tf.float32) == [1, 1]  # small: whole on one server
+    assert distribute.partitioner(num_ps=3, kind="fixed_shards")(tf.TensorShape([64, 3]), tf.float32) == [3, 1]
+    assert distribute.partitioner(num_ps=2, kind="none") is None
+    with pytest.raises(ConfigError, match="partitioner.kind='round_robin'"):
+        distribute.partitioner(num_ps=2, kind="round_robin")
 
 
 def test_tf_config_describes_the_cluster():
@@ -38,6 +63,13 @@ def test_tf_config_describes_the_cluster():
     assert config == {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}
     ports = launch.free_ports(3, "127.0.0.1")
     assert len(set(ports)) == 3
+
+
+def test_cluster_spec_has_a_chief_and_servers_with_ps():
+    assert list(launch.cluster_spec("127.0.0.1", 2, 0)) == ["worker"]
+    cluster = launch.cluster_spec("127.0.0.1", 2, 3)
+    assert {k: len(v) for k, v in cluster.items()} == {"chief": 1, "worker": 2, "ps": 3}
+    assert len({a for v in cluster.values() for a in v}) == 6
 
 
 def test_launch_returns_the_failing_workers_exit_code():
@@ -63,3 +95,92 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
     assert os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == "ckpt-20"
     leftovers = [p for p in os.listdir(model_dir) if p.startswith(".worker")]
     assert leftovers == []  # the non-chief's scratch folder is removed
+
+
+def _run(args, **kwargs):
+    return subprocess.run(args, cwd=REPO, capture_output=True, text=True, timeout=300,
+                          env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"), **kwargs)
+
+
+def _launch_ps(model_dir, *args, workers=2, ps=2):
+    return [sys.executable, "-m", "core.launch", f"--ps={ps}", f"--workers={workers}", "--",
+            sys.executable, "-m", "tests.tiny_train", "--embedding", f"--model_dir={model_dir}", *args]
+
+
+def test_parameter_servers_hold_the_table_in_shards_and_train_as_one_process(tmp_path):
+    """One worker runs the steps one after another, so the sharded run must equal a single process's."""
+    shards = "--gin_bindings=partitioner.kind='fixed_shards'"
+    result = _run(_launch_ps(tmp_path / "ps", shards, workers=1))
+    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
+    assert "using the custom loop, driven by a ClusterCoordinator" in result.stdout
+    placed = json.loads((tmp_path / "ps" / "shards.json").read_text())
+    assert placed["embedding/embeddings"] == [[[500, 16], "/job:ps/replica:0/task:0/device:CPU:0"],
+                                              [[500, 16], "/job:ps/replica:0/task:1/device:CPU:0"]]
+    single = _run([sys.executable, "-m", "tests.tiny_train", "--embedding", f"--model_dir={tmp_path / 'one'}"])
+    assert single.returncode == 0, single.stderr[-3000:]
+    # The chief's checkpoint holds each table whole: a plain model, built without a cluster, restores it.
+    sharded, whole = (tiny_task.final_weights(str(tmp_path / d), tiny_task.TinyEmbeddingTask()) for d in ("ps", "one"))
+    initial = [w.numpy() for w in tiny_task.TinyEmbeddingTask().build_model().weights]
+    for a, b, c in zip(sharded, whole, initial):
+        assert np.abs(b - c).max() > 1e-3  # it trained
+        np.testing.assert_allclose(a, b, atol=1e-6)
+
+
+class _Running:
+    """A launched cluster whose output is collected as it comes, to act on it mid-run."""
+
+    def __init__(self, args):
+        self.process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"))
+        self.lines = []
+        self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")),
+                                       daemon=True)
+        self.reader.start()
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    def pid_of(self, task: str) -> int:
+        match = re.search(rf"\[launch\] started {task} at \S+, pid (\d+)", self.output)
+        assert match, self.output[-3000:]
+        return int(match.group(1))
+
+    def wait_for_checkpoint(self, model_dir, step: int, timeout: float = 240) -> None:
+        deadline = time.time() + timeout
+        while not (model_dir / "checkpoints" / f"ckpt-{step}.index").exists():
+            assert self.process.poll() is None and time.time() < deadline, self.output[-4000:]
+            time.sleep(0.1)
+
+    def finish(self, timeout: float = 300) -> int:
+        code = self.process.wait(timeout=timeout)
+        self.reader.join(timeout=10)
+        return code
+
+
+LONG_RUN = ("--train_steps=600", "--steps_per_loop=100")
+
+
+def test_a_worker_killed_mid_run_is_started_again_and_training_finishes(tmp_path):
+    model_dir = tmp_path / "ps"
+    run = _Running(_launch_ps(model_dir, *LONG_RUN))
+    run.wait_for_checkpoint(model_dir, 100)
+    os.kill(run.pid_of("worker 1"), signal.SIGKILL)
+    assert run.finish() == 0, run.output[-4000:]
+    assert "[launch] worker 1 exited with -9; starting it again (restart 1)" in run.output
+    assert "Finished at step 600" in run.output
+    assert os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == "ckpt-600"
+
+
+def test_a_killed_chief_resumes_from_its_last_checkpoint_when_run_again(tmp_path):
+    model_dir = tmp_path / "ps"
+    run = _Running(_launch_ps(model_dir, *LONG_RUN))
+    run.wait_for_checkpoint(model_dir, 100)
+    os.kill(run.pid_of("chief"), signal.SIGKILL)
+    assert run.finish() != 0
+    saved = int(os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).split("-")[1])
+    assert 100 <= saved < 600
+    again = _run(_launch_ps(model_dir, *LONG_RUN))
+    assert again.returncode == 0, again.stdout[-4000:]
+    assert f"Resumed at step {saved}" in again.stdout
+    assert os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == "ckpt-600"

@@ -107,7 +107,9 @@ def count_records(files: list[str]) -> int:
     total = 0
     for path in files:
         try:
-            total += int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1))
+            # Eagerly even when a pipeline is built inside a tf.function (a parameter-server worker's).
+            with tf.init_scope():
+                total += int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1))
         except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError) as e:
             raise RecordFileError(
                 f"{path}: corrupt or truncated TFRecord file ({e.message.splitlines()[0]}); "
