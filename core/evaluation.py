@@ -121,7 +121,7 @@ def evaluate_checkpoint(
     """`evaluate`, plus the path of the checkpoint it restored (the newest that reads, or its average, when
     `checkpoint` is None): what a report names and TensorBoard keys by step."""
     strategy = distribute.create_strategy(options.strategy, options.tpu)
-    parts = build_components(task, strategy, options)
+    parts = build_components(task, strategy, options, for_training=False)
     checkpoint = checkpoints.restore_model(parts.model, options.model_dir, checkpoint)
     logging.info("Evaluating %s on split %r", checkpoint, split)
     dataset = eval_dataset(task, strategy, split)

@@ -194,9 +194,14 @@ class Components:
 
 
 def build_components(
-    task: Task, strategy: tf.distribute.Strategy, options: RunOptions, steps_per_execution: int = 1
+    task: Task, strategy: tf.distribute.Strategy, options: RunOptions, steps_per_execution: int = 1,
+    for_training: bool = True,
 ) -> Components:
-    """Builds model, optimizer, loss and metrics under the strategy and compiles the model with them."""
+    """Builds model, optimizer, loss and metrics under the strategy and compiles the model with them.
+
+    `for_training=False` (evaluation) leaves the optimizer's slots unbuilt: a restore then skips the
+    checkpoint's, which a parameter-server run keeps per shard and which evaluation has no use for.
+    """
     with strategy.scope(), distribute.variable_scope(strategy):
         model = task.build_model()
         optimizer = task.build_optimizer()
@@ -211,7 +216,8 @@ def build_components(
             jit_compile=options.jit_compile,
             steps_per_execution=steps_per_execution,
         )
-        optimizer.build(distribute.trainable_variables(model))  # create slots now so a restore fills them at once
+        if for_training:  # create slots now so a restore fills them at once
+            optimizer.build(distribute.trainable_variables(model))
     # Not optimizer.iterations: a LossScaleOptimizer does not count the steps it skips.
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     # model.variables adds the random-seed states of layers such as Dropout to the weights. Keras does

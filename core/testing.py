@@ -205,6 +205,13 @@ def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.Comple
     )
 
 
+def run_under_parameter_servers(module: str, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
+    """`run_module` of `module args...` as the chief of a local cluster of 2 workers and 2 parameter servers
+    (`python -m core.launch --ps=2 --workers=2 -- python -m module args...`)."""
+    return run_module("core.launch", "--ps=2", "--workers=2", "--", sys.executable, "-m", module, *args,
+                      timeout=timeout)
+
+
 @contextlib.contextmanager
 def read_only(path: str):
     """Makes the folder tree at `path` unwritable for the block, for root too (tests of read-only model dirs).

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import board
+from core import board, testing
 
 from .. import data
 from . import helpers
@@ -210,3 +210,14 @@ def test_logistic_regression_baseline_scores_the_held_out_splits(data_dir, tmp_p
     assert report["validation"]["examples"] == 200
     assert report["test"]["accuracy"] > 0.3  # ten classes: chance is 0.1
     assert f"test accuracy {report['test']['accuracy']:.4f}" in result.stdout
+
+
+@pytest.mark.slow
+def test_trains_under_parameter_servers_and_evaluates_without_them(data_dir, tmp_path):
+    model_dir = str(tmp_path / "ps")
+    trained = testing.run_under_parameter_servers(f"projects.{helpers.PROJECT}.train", SMOKE, _data_binding(data_dir),
+                                                  f"--model_dir={model_dir}")
+    assert trained.returncode == 0, trained.stdout[-4000:]
+    assert "[chief] Final:" in trained.stdout and _latest_step(model_dir) == 20
+    evaluated = helpers.run_module("evaluate", f"--model_dir={model_dir}")  # one process reads the chief's checkpoint
+    assert evaluated.returncode == 0 and "accuracy" in evaluated.stdout, evaluated.stderr[-3000:]

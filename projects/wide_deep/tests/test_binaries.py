@@ -11,7 +11,7 @@ import pytest
 import requests
 import tensorflow as tf
 
-from core import board
+from core import board, testing
 from serving import middleware, processes
 
 from .. import data
@@ -169,3 +169,14 @@ def test_sklearn_search_tunes_the_wrapped_model_and_scores_the_refit(data_dir, t
     assert float(score) == pytest.approx(float(rows[0]["val_rmse"]))
     assert set(board.session_hparams(str(tmp_path / "hparams" / "rank_001"))) == set(rows[0]) - {"val_rmse",
                                                                                                   "fit_seconds"}
+
+
+@pytest.mark.slow
+def test_trains_under_parameter_servers_and_evaluates_without_them(data_dir, tmp_path):
+    model_dir = str(tmp_path / "ps")
+    binding = f"--gin_bindings=RegressionTask.data_dir='{data_dir}'"
+    trained = _ok(testing.run_under_parameter_servers(f"projects.{helpers.PROJECT}.train", SMOKE, binding,
+                                                      f"--model_dir={model_dir}"))
+    assert "[chief] Final:" in trained.stdout and "val_rmse=" in trained.stdout
+    evaluated = _ok(helpers.run_module("evaluate", f"--model_dir={model_dir}"))  # the chief's checkpoint, one process
+    assert "rmse=" in evaluated.stdout

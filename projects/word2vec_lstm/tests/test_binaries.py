@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from core import board, checkpoints
+from core import board, checkpoints, testing
 
 from .. import task as task_lib
 from . import helpers
@@ -172,3 +172,18 @@ def test_classifier_without_word2vec_vectors_says_what_to_run(runs, tmp_path):
 def test_predict_explains_a_missing_export(tmp_path):
     result = helpers.run_module("predict", f"--export_dir={tmp_path}", "some text")
     assert result.returncode == 2 and "run export first" in result.stderr
+
+
+@pytest.mark.slow
+def test_word2vec_trains_under_parameter_servers_with_its_tables_in_shards(runs, tmp_path):
+    model_dir = str(tmp_path / "ps")
+    corpus = f"--gin_bindings=Word2VecTask.corpus='{runs['data_dir']}/train-*.tfrecord'"
+    # Shards of any size, so the small test vocabulary is split over both servers too.
+    trained = _ok(testing.run_under_parameter_servers(
+        f"projects.{helpers.PROJECT}.train_word2vec", W2V_SMOKE, corpus, f"--model_dir={model_dir}",
+        "--gin_bindings=partitioner.kind='fixed_shards'"))
+    assert "[chief] Wrote " in trained.stdout and "Finished at step 20" in trained.stdout
+    matrix = np.load(os.path.join(model_dir, "embeddings.npy"))
+    words = open(os.path.join(model_dir, "metadata.tsv"), encoding="utf-8").read().splitlines()
+    assert matrix.shape == (len(words), 16) and np.isfinite(matrix).all()
+    assert words == open(os.path.join(runs["w2v_dir"], "metadata.tsv"), encoding="utf-8").read().splitlines()
