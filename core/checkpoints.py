@@ -17,6 +17,17 @@ from absl import flags, logging
 
 from core.config import ConfigError, UserError, error_summary
 
+# Where checkpoint files are read and written. By default each variable's own host does it (under
+# parameter servers, every server writes its variables into the model dir); `route_io_through` makes one
+# task (the chief) do all of it, so only that task needs to reach the model dir.
+_io_options = tf.train.CheckpointOptions()
+
+
+def route_io_through(device: str | None) -> None:
+    """Reads and writes this process's checkpoints on `device` (e.g. the chief's CPU); None: each variable's host."""
+    global _io_options
+    _io_options = tf.train.CheckpointOptions(experimental_io_device=device)
+
 
 def checkpoint_dir(model_dir: str) -> str:
     """The folder of a run's TF checkpoints."""
@@ -111,7 +122,7 @@ def restore(checkpoint: tf.train.Checkpoint, path: str, partial: bool = False) -
             logging.warning("%s holds no random-seed states; dropout masks restart from the run's seed.", path)
             checkpoint = tf.train.Checkpoint(model=checkpoint.model, optimizer=checkpoint.optimizer,
                                              step=checkpoint.step)
-        status = checkpoint.restore(path)
+        status = checkpoint.restore(path, options=_io_options)
         status.assert_existing_objects_matched()
         if partial:
             status.expect_partial()
@@ -230,7 +241,7 @@ def write_average(model: keras.Model, model_dir: str, count: int) -> str:
     folder = os.path.dirname(target)
     partial_folder = folder + ".partial"
     shutil.rmtree(partial_folder, ignore_errors=True)
-    checkpoint.write(os.path.join(partial_folder, os.path.basename(target)))
+    checkpoint.write(os.path.join(partial_folder, os.path.basename(target)), options=_io_options)
     with open(os.path.join(partial_folder, "averaged.json"), "w") as f:
         json.dump({"step": step, "checkpoints": paths}, f, indent=2)
     shutil.rmtree(folder, ignore_errors=True)  # an average of this step from before (a rerun)
@@ -302,7 +313,7 @@ def save(manager: tf.train.CheckpointManager, step: int) -> str:
             f"{path} already exists but is not the checkpoint this run resumed from: refusing to overwrite it. "
             "Another run may be writing into this model dir."
         )
-    return manager.save(checkpoint_number=step)
+    return manager.save(checkpoint_number=step, options=_io_options)
 
 
 def define_checkpoint_flag(verb: str) -> None:

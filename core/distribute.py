@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging as logging_lib
 import os
 import shutil
 import sys
@@ -60,6 +61,9 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
                 "the chief and builds no strategy; start the binary through core.runtime, which does that.")
         global _parameter_server_strategy
         if _parameter_server_strategy is None:  # one per process: it connects the process to the cluster
+            # The coordinator logs a line at every join (several per loop); progress is the trainer's to report.
+            logging_lib.getLogger("tensorflow").addFilter(
+                lambda record: "Waiting for all global closures" not in record.getMessage())
             num_ps = resolver.cluster_spec().num_tasks("ps")
             _parameter_server_strategy = tf.distribute.ParameterServerStrategy(
                 resolver, variable_partitioner=partitioner(num_ps))

@@ -13,9 +13,9 @@ task's name. Two kinds of cluster:
                        parameter servers, with `--strategy=parameter_server`. The workers and servers only
                        serve the chief; when the chief exits they are stopped and the launcher exits with
                        the chief's code. A worker or server that dies while the chief runs is started
-                       again, as a cluster manager would: the chief carries on without a worker meanwhile,
-                       but stops with an error when a parameter server (which held variables) is lost,
-                       and resumes from its last checkpoint when run again.
+                       again (up to --max_restarts times), as a cluster manager would: the chief carries
+                       on without a worker meanwhile, but stops with an error when a parameter server
+                       (which held variables) is lost, and resumes from its last checkpoint when run again.
 
 On a real cluster, set TF_CONFIG on each machine yourself and run the same command there; nothing else
 changes (README: Scale-out).
@@ -39,8 +39,9 @@ flags.DEFINE_integer("workers", 2, "Number of worker processes to start.")
 flags.DEFINE_integer("ps", 0, "Number of parameter-server processes; > 0 also starts a chief and trains with "
                               "--strategy=parameter_server.")
 flags.DEFINE_string("host", "127.0.0.1", "Address the tasks listen on (loopback by default).")
-flags.DEFINE_bool("restart_failed", True, "With --ps: start a worker or parameter server again when it dies "
-                                          "while the chief runs, as a cluster manager would.")
+flags.DEFINE_integer("max_restarts", 5, "With --ps: how many times a worker or parameter server that dies while "
+                                        "the chief runs is started again, as a cluster manager would; then the "
+                                        "cluster is stopped. 0: stop at the first death.")
 FLAGS = flags.FLAGS
 
 
@@ -93,8 +94,7 @@ def _say(message: str) -> None:
     print(f"[launch] {message}", flush=True)
 
 
-def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 0,
-           restart_failed: bool = True) -> int:
+def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 0, max_restarts: int = 5) -> int:
     """Runs `command` in every task of the cluster with TF_CONFIG set; returns the exit code (see the module doc)."""
     if not any(arg.startswith("--strategy") for arg in command):
         command = [*command, f"--strategy={'parameter_server' if ps else 'multi_worker_mirrored'}"]
@@ -117,34 +117,33 @@ def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 
     # A SIGTERM to the launcher must stop the tasks too, or they wait for each other forever.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     chief = tasks[0] if ps else None
-    exit_code = 0
+
+    def check() -> int | None:
+        """The launcher's exit code once the cluster is done, else None (restarting what died under --ps)."""
+        if chief is None:  # multi-worker mirrored: all finish, or one failure ends the run
+            failed = [t for t in tasks if t.process.poll() not in (None, 0)]
+            if failed:
+                _say(f"{failed[0].name} exited with {failed[0].process.returncode}; stopping the others")
+                return failed[0].process.returncode
+            return 0 if all(t.process.poll() is not None for t in tasks) else None
+        if chief.process.poll() is not None:
+            return chief.process.returncode
+        for task in tasks[1:]:
+            code = task.process.poll()
+            if code is None:
+                continue
+            if task.restarts >= max_restarts:
+                _say(f"{task.name} exited with {code} after {task.restarts} restart(s) (--max_restarts); "
+                     "stopping the others")
+                return code or 1
+            task.restarts += 1
+            _say(f"{task.name} exited with {code}; starting it again (restart {task.restarts})")
+            start(task)
+        return None
+
     try:
-        while True:
-            if chief is not None:
-                if chief.process.poll() is not None:
-                    exit_code = chief.process.returncode
-                    break
-                for task in tasks[1:]:
-                    if task.process.poll() is not None:
-                        code = task.process.returncode
-                        if not restart_failed:
-                            _say(f"{task.name} exited with {code}; stopping the others")
-                            exit_code = code or 1
-                            raise StopIteration
-                        task.restarts += 1
-                        _say(f"{task.name} exited with {code}; starting it again (restart {task.restarts})")
-                        start(task)
-            else:
-                if all(t.process.poll() is not None for t in tasks):
-                    break
-                failed = [t for t in tasks if t.process.returncode not in (None, 0)]
-                if failed:
-                    exit_code = failed[0].process.returncode
-                    _say(f"{failed[0].name} exited with {exit_code}; stopping the others")
-                    break
+        while (exit_code := check()) is None:
             time.sleep(0.2)
-    except StopIteration:
-        pass
     finally:
         for task in tasks:
             if task.process.poll() is None:
@@ -157,9 +156,7 @@ def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 
                 task.process.wait()
         for reader in readers:
             reader.join(timeout=5)  # flush the last lines
-    if chief is not None:
-        return exit_code
-    return exit_code or next((t.process.returncode for t in tasks if t.process.returncode), 0)
+    return exit_code
 
 
 def main(argv: list[str]) -> None:
@@ -169,7 +166,8 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("usage: python -m core.launch [--ps=P] --workers=N -- <command> [args...]")
     if FLAGS.workers < 1 or FLAGS.ps < 0:
         raise app.UsageError(f"--workers={FLAGS.workers} --ps={FLAGS.ps}: expected at least 1 worker and 0 or more ps.")
-    sys.exit(launch(command, FLAGS.workers, FLAGS.host, FLAGS.ps, FLAGS.restart_failed))
+    code = launch(command, FLAGS.workers, FLAGS.host, FLAGS.ps, FLAGS.max_restarts)
+    sys.exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell reports it
 
 
 if __name__ == "__main__":

@@ -218,6 +218,9 @@ def _train(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, co
     loop, fit_steps_per_execution = settings.loop, settings.fit_steps_per_execution
     options = dataclasses.replace(options, jit_compile=settings.jit_compile)
     out_dir = distribute.write_dir(options.model_dir, strategy)
+    if distribute.is_parameter_server(strategy):
+        # The chief reads and writes every checkpoint file: the parameter servers need no access to the model dir.
+        checkpoints.route_io_through("/job:chief/replica:0/task:0/device:CPU:0")
     parts = build_components(task, strategy, options, fit_steps_per_execution)
     # Every worker restores the chief's newest checkpoint (a shared filesystem in a real cluster),
     # so all replicas start from the same state.

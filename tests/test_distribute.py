@@ -78,6 +78,15 @@ def test_launch_returns_the_failing_workers_exit_code():
     assert code == 3
 
 
+def test_launch_restarts_a_dying_worker_up_to_max_restarts_then_stops_the_cluster():
+    task = ("import json, os, sys, time\n"
+            "kind = json.loads(os.environ['TF_CONFIG'])['task']['type']\n"
+            "sys.exit(3) if kind == 'worker' else time.sleep(120)\n")
+    started = time.time()
+    assert launch.launch([sys.executable, "-c", task], workers=1, ps=1, max_restarts=2) == 3
+    assert time.time() - started < 60  # the sleeping chief and server were stopped, not waited for
+
+
 def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
     model_dir = tmp_path / "mw"
     result = subprocess.run(
