@@ -47,7 +47,6 @@ def make_evaluate_fn(
     def replica_step(inputs):
         eval_loss.update_state(task.validation_step(inputs, parts.model, parts.loss_fn, parts.metrics))
 
-
     @tf.function
     def run(dataset):
         # get_next_as_optional lets every worker agree on where the data ends, even when their

@@ -20,7 +20,7 @@ from absl import logging
 from tensorflow.python.eager import context
 
 from core import distribute
-from core.evaluation import make_evaluate_fn
+from core.evaluation import PerWorkerSplit, make_evaluate_fn
 from core.task import Components, Task, named_metrics
 
 if TYPE_CHECKING:  # core.trainer imports this module
@@ -194,7 +194,7 @@ def run_custom_loop(task: Task, strategy: tf.distribute.Strategy, parts: Compone
 
 def run_coordinator_loop(task: Task, strategy: tf.distribute.Strategy, parts: Components, config: TrainConfig,
                          plan: list[Loop], callbacks: list[keras.callbacks.Callback], stream: TrainingStream,
-                         eval_ds: tf.data.Dataset) -> dict[str, float]:
+                         eval_ds: PerWorkerSplit) -> dict[str, float]:
     """The custom loop under ParameterServerStrategy: the chief schedules executions of `steps_per_execution`
     steps on whichever worker is free (`ClusterCoordinator.schedule`) and waits for them (`join`) a few
     times per loop, to report progress, and at its end, to evaluate, run the callbacks and checkpoint.

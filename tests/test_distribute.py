@@ -10,6 +10,7 @@ import time
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 
 from core import distribute, evaluation, launch
 from core.config import ConfigError, RunOptions
@@ -223,3 +224,35 @@ def test_a_worker_that_restored_another_step_than_the_chief_stops_every_worker(t
         assert "same --model_dir on a filesystem they share" in err
     assert "(worker 1) restored step 0 from no checkpoint" in outputs[1][1]
     assert os.path.basename(tf.train.latest_checkpoint(str(chief_dir / "checkpoints"))) == "ckpt-20"  # untouched
+
+
+def test_the_kubernetes_example_gives_every_pod_a_valid_tf_config(tmp_path):
+    """docs/cluster/parameter_server.yaml: each role's shell line, run with its pod's name, yields TF_CONFIG
+    naming that task in the ConfigMap's cluster, whose address lists match the replica counts."""
+    with open(os.path.join(REPO, "docs", "cluster", "parameter_server.yaml")) as f:
+        documents = [d for d in yaml.safe_load_all(f) if d]
+    by_kind = {(d["kind"], d["metadata"]["name"]): d for d in documents}
+    cluster = json.loads(by_kind["ConfigMap", "tf-cluster"]["data"]["cluster.json"])
+    (tmp_path / "cluster.json").write_text(by_kind["ConfigMap", "tf-cluster"]["data"]["cluster.json"])
+    service = by_kind["Service", "tf"]["metadata"]["name"]
+    roles = {"chief": by_kind["Job", "tf-chief"], "worker": by_kind["StatefulSet", "worker"],
+             "ps": by_kind["StatefulSet", "ps"]}
+    assert len(cluster["chief"]) == 1
+    for role in ("worker", "ps"):
+        replicas = roles[role]["spec"]["replicas"]
+        assert cluster[role] == [f"{role}-{i}.{service}:2222" for i in range(replicas)]
+    chief_pod = roles["chief"]["spec"]["template"]["spec"]
+    assert cluster["chief"] == [f"{chief_pod['hostname']}.{chief_pod['subdomain']}:2222"]
+    for role, resource in roles.items():
+        container = resource["spec"]["template"]["spec"]["containers"][0]
+        script = container["args"][0]
+        assert "--strategy=parameter_server" in script and "--model_dir=" in script
+        module = re.search(r"-m (\S+)", script).group(1)
+        gin_file = re.search(r"--gin_file=(\S+)", script).group(1)
+        assert os.path.exists(os.path.join(REPO, *module.split(".")) + ".py")
+        assert os.path.exists(os.path.join(REPO, gin_file))
+        index = 1 if role != "chief" else 0
+        export = script.split(" && ")[0].replace("/etc/tf/cluster.json", str(tmp_path / "cluster.json"))
+        shell = subprocess.run(["sh", "-c", f"{export}; printf %s \"$TF_CONFIG\""], capture_output=True, text=True,
+                               env=dict(os.environ, HOSTNAME=f"{role}-{index}"), check=True)
+        assert json.loads(shell.stdout) == {"cluster": cluster, "task": {"type": role, "index": index}}
