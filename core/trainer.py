@@ -29,7 +29,7 @@ from absl import logging
 
 from core import board, checkpoints, distribute, evaluation, loops, run_lock
 from core import callbacks as callbacks_lib
-from core.config import FLAGS, ConfigError, RunOptions, save_run_config
+from core.config import FLAGS, ConfigError, RunOptions, UserError, error_summary, save_run_config
 from core.evaluation import format_results
 from core.task import Components, Task, build_components
 
@@ -260,7 +260,13 @@ def _train(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, co
             save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
             board.write_run_config(out_dir, start, gin.operative_config_str(), FLAGS.flags_into_string())
             if parameter_server:
-                logs = loops.run_coordinator_loop(task, strategy, parts, config, plan, callbacks, stream, eval_ds)
+                try:
+                    logs = loops.run_coordinator_loop(task, strategy, parts, config, plan, callbacks, stream, eval_ds)
+                except tf.errors.UnavailableError as e:  # a lost worker is replaced; a lost server is not
+                    raise UserError(
+                        f"a task of the cluster stopped answering ({error_summary(e)}). A parameter server's "
+                        "variables are lost with it: start the servers again and run the same command, which "
+                        f"resumes from {manager.latest_checkpoint or 'the start (no checkpoint yet)'}.") from e
             elif loop == "fit":
                 logs = loops.run_fit(parts.model, config, plan, stream, train_ds, eval_ds, callbacks)
             else:

@@ -256,3 +256,16 @@ def test_the_kubernetes_example_gives_every_pod_a_valid_tf_config(tmp_path):
         shell = subprocess.run(["sh", "-c", f"{export}; printf %s \"$TF_CONFIG\""], capture_output=True, text=True,
                                env=dict(os.environ, HOSTNAME=f"{role}-{index}"), check=True)
         assert json.loads(shell.stdout) == {"cluster": cluster, "task": {"type": role, "index": index}}
+
+
+@pytest.mark.slow
+def test_a_killed_parameter_server_stops_the_chief_clearly_and_a_rerun_resumes(tmp_path):
+    model_dir = tmp_path / "ps"
+    run = _Running(_launch_ps(model_dir, *LONG_RUN))
+    run.wait_for_checkpoint(model_dir, 100)
+    os.kill(run.pid_of("ps 0"), signal.SIGKILL)
+    assert run.finish() == 2, run.output[-4000:]
+    assert "error: a task of the cluster stopped answering" in run.output and "resumes from" in run.output
+    again = _run(_launch_ps(model_dir, *LONG_RUN))
+    assert again.returncode == 0 and "Resumed at step" in again.stdout, again.stdout[-4000:]
+    assert os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == "ckpt-600"
