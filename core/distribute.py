@@ -23,7 +23,9 @@ import json
 import logging as logging_lib
 import os
 import shutil
+import signal
 import sys
+import time
 
 import gin
 import tensorflow as tf
@@ -57,8 +59,9 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
         resolver = _cluster_resolver(name, needs=("ps", "worker"))
         if resolver.task_type != "chief":
             raise ConfigError(
-                f"--strategy=parameter_server: this process is the {resolver.task_type} task, which serves "
-                "the chief and builds no strategy; start the binary through core.runtime, which does that.")
+                f"--strategy=parameter_server: TF_CONFIG makes this process the {resolver.task_type} task, which "
+                "builds no strategy: a worker or ps task only serves the chief (core.runtime.setup() does that "
+                "before anything else), and the cluster has no other kind of task.")
         global _parameter_server_strategy
         if _parameter_server_strategy is None:  # one per process: it connects the process to the cluster
             # The coordinator logs a line at every join (several per loop); progress is the trainer's to report.
@@ -109,10 +112,11 @@ def partitioner(num_ps: int, kind: str = "min_size", min_shard_bytes: int = 256 
                 max_shards: int | None = None, num_shards: int | None = None):
     """How --strategy=parameter_server splits variables over the `num_ps` parameter servers.
 
-      min_size      `MinSizePartitioner`: shards of at least `min_shard_bytes`, at most `max_shards`
-                    (default: one per parameter server); small variables stay whole. The default: an
-                    embedding table of 20,000 x 100 floats (8 MB) is split over every server, a Dense
-                    kernel is not.
+      min_size      `MinSizePartitioner` (the default): a variable of more than `min_shard_bytes` is
+                    split into ceil(bytes / min_shard_bytes) shards, at most `max_shards` (default: one
+                    per parameter server) and at most its first dimension; smaller ones stay whole. With
+                    the defaults and 2 servers, an embedding table of 20,000 x 100 floats (8 MB) is split
+                    in two, a 64 x 3 kernel is not.
       fixed_shards  `FixedShardsPartitioner`: every variable in `num_shards` shards (default: one per
                     parameter server), as far as its first dimension allows.
       none          no sharding: each variable whole on one server, placed round-robin.
@@ -137,8 +141,9 @@ class _WholeShardedVariable(sharded_variable.ShardedVariable):
     A Keras 3 variable saves the tf.Variable it wraps through `_serialize_to_tensors`, which
     ShardedVariable lacks (it only has the older saveables, per shard), so Keras would hand the checkpoint
     the sharded object itself and the save fails. This one saves the variable whole, gathered on the chief,
-    and a restore splits it again: the checkpoint is the one a single process writes, so `evaluate`,
-    `export` and a resume under another partitioner read it.
+    and a restore splits it again: the model's part of the checkpoint is the one a single process writes,
+    so `evaluate` and `export` read it without a cluster. (The optimizer keeps a slot per shard, so a
+    resume needs the same shards.)
     """
 
     def _serialize_to_tensors(self):
@@ -183,15 +188,22 @@ def serve_if_cluster_task(strategy_name: str) -> None:
     resolver = _cluster_resolver(strategy_name, needs=("ps", "worker"))
     if resolver.task_type not in ("worker", "ps"):
         return
-    # The workers run the closures the chief sends, several at once; with the default inter-op pool (one
-    # thread per core) a small machine can run out of threads for them.
+    # More inter-op threads than cores, as TensorFlow's guide does for small machines: a cluster run in one
+    # process here hung with the default pool (one thread per core) of 2 cores.
     config = tf.compat.v1.ConfigProto(inter_op_parallelism_threads=max(4, 2 * (os.cpu_count() or 1)))
     server = tf.distribute.Server(resolver.cluster_spec(), job_name=resolver.task_type,
                                   task_index=resolver.task_id, config=config, protocol="grpc", start=True)
     logging.info("Serving as %s %d of the parameter-server cluster at %s", resolver.task_type, resolver.task_id,
                  server.target)
     sys.stdout.flush()
-    server.join()
+    # A Ctrl-C in the terminal reaches every process of the launcher's group: the chief stops at a step
+    # boundary and saves, which it cannot do if the servers holding the variables are gone. SIGTERM (the
+    # launcher's, or a cluster manager's) stops a server; as a container's first process, Python would
+    # ignore it without a handler. The server runs on threads of its own, so the main thread only waits.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(0))
+    while True:
+        time.sleep(3600)
 
 
 def num_workers() -> int:
@@ -224,7 +236,7 @@ def check_same_start(strategy: tf.distribute.Strategy, start: int, restored_from
             f"the workers restored different steps: {steps} (chief first). This worker "
             f"({resolver.task_type} {resolver.task_id}) restored step {start} from "
             f"{restored_from or 'no checkpoint'} in {model_dir}. Every worker must read the chief's model dir: "
-            "give all of them the same --model_dir on a filesystem they share (GCS, NFS).")
+            "give all of them the same --model_dir on a filesystem they share (an NFS mount, say).")
 
 
 def is_chief(strategy: tf.distribute.Strategy) -> bool:

@@ -12,7 +12,7 @@ import tensorflow as tf
 from absl import flags, logging
 
 from core import checkpoints, distribute
-from core.config import RunOptions, UserError
+from core.config import ConfigError, RunOptions, UserError
 from core.task import Components, Task, build_components, named_metrics
 
 
@@ -91,13 +91,19 @@ class PerWorkerSplit:
     batches: int
 
 
-def eval_dataset(task: Task, strategy: tf.distribute.Strategy, split: str):
-    """The batches of `split` that the function of `make_evaluate_fn` reads under `strategy`."""
+def eval_dataset(task: Task, strategy: tf.distribute.Strategy, split: str, steps: int | None = None):
+    """The batches of `split` that the function of `make_evaluate_fn` reads under `strategy` (`steps`: at most
+    this many, TrainConfig.eval_steps; under parameter servers the chief counts them here)."""
     if distribute.is_parameter_server(strategy):  # a dataset on every worker, each the whole split
         coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
         local = task.build_inputs(split, None)
+        if steps is not None:
+            local = local.take(steps)
         batches = int(local.cardinality())
-        if batches < 0:  # unknown (a filter) or infinite: count them once
+        if batches == tf.data.INFINITE_CARDINALITY:
+            raise ConfigError(f"{type(task).__name__}.build_inputs({split!r}) never ends: set TrainConfig.eval_steps "
+                              "to evaluate that many batches.")
+        if batches < 0:  # unknown (after a filter): count them once
             batches = int(local.reduce(np.int64(0), lambda n, _: n + 1))
         return PerWorkerSplit(coordinator.create_per_worker_dataset(lambda: task.build_inputs(split, None)), batches)
     return strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(split, ctx))

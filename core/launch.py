@@ -13,9 +13,11 @@ task's name. Two kinds of cluster:
                        parameter servers, with `--strategy=parameter_server`. The workers and servers only
                        serve the chief; when the chief exits they are stopped and the launcher exits with
                        the chief's code. A worker or server that dies while the chief runs is started
-                       again (up to --max_restarts times), as a cluster manager would: the chief carries
+                       again, as a cluster manager would; after --max_restarts restarts of one task the
+                       cluster is stopped and the launcher exits with that task's code. The chief carries
                        on without a worker meanwhile, but stops with an error when a parameter server
                        (which held variables) is lost, and resumes from its last checkpoint when run again.
+                       A Ctrl-C lets the chief save a checkpoint before the others are stopped.
 
 On a real cluster, set TF_CONFIG on each machine yourself and run the same command there; nothing else
 changes (README: Scale-out).
@@ -96,8 +98,14 @@ def _say(message: str) -> None:
 
 def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 0, max_restarts: int = 5) -> int:
     """Runs `command` in every task of the cluster with TF_CONFIG set; returns the exit code (see the module doc)."""
-    if not any(arg.startswith("--strategy") for arg in command):
-        command = [*command, f"--strategy={'parameter_server' if ps else 'multi_worker_mirrored'}"]
+    strategy = "parameter_server" if ps else "multi_worker_mirrored"
+    named = [arg for arg in command if arg.startswith("--strategy")]
+    if not named:
+        command = [*command, f"--strategy={strategy}"]
+    elif ps and named[-1] != "--strategy=parameter_server":
+        # The workers and servers would train on their own instead of serving the chief.
+        raise ValueError(f"--ps={ps} runs a parameter-server cluster, but the command says {named[-1]}: drop it, "
+                         "or pass --strategy=parameter_server.")
     cluster = cluster_spec(host, workers, ps)
     tasks = [
         _Task(kind, index, dict(os.environ, PYTHONUNBUFFERED="1", TF_CONFIG=json.dumps(
@@ -142,8 +150,19 @@ def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 
         return None
 
     try:
-        while (exit_code := check()) is None:
-            time.sleep(0.2)
+        try:
+            while (exit_code := check()) is None:
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            if chief is None:
+                raise
+            # The terminal's Ctrl-C reached the chief too (the servers ignore it): it stops at the next step
+            # boundary and saves a checkpoint, for which the servers must still be up.
+            _say("Ctrl-C: waiting for the chief to save a checkpoint and stop (Ctrl-C again to stop everything)")
+            try:
+                exit_code = chief.process.wait()
+            except KeyboardInterrupt:
+                exit_code = 130
     finally:
         for task in tasks:
             if task.process.poll() is None:
@@ -166,7 +185,10 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("usage: python -m core.launch [--ps=P] --workers=N -- <command> [args...]")
     if FLAGS.workers < 1 or FLAGS.ps < 0:
         raise app.UsageError(f"--workers={FLAGS.workers} --ps={FLAGS.ps}: expected at least 1 worker and 0 or more ps.")
-    code = launch(command, FLAGS.workers, FLAGS.host, FLAGS.ps, FLAGS.max_restarts)
+    try:
+        code = launch(command, FLAGS.workers, FLAGS.host, FLAGS.ps, FLAGS.max_restarts)
+    except ValueError as e:
+        raise app.UsageError(str(e)) from e
     sys.exit(code if code >= 0 else 128 - code)  # killed by signal N: 128 + N, as a shell reports it
 
 

@@ -250,7 +250,7 @@ def _train(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, co
         logging.info("Continuing the data stream: the input pipeline skips the batches of the first %d steps.", start)
 
     stream = loops.TrainingStream(task, strategy)
-    eval_ds = evaluation.eval_dataset(task, strategy, "validation")
+    eval_ds = evaluation.eval_dataset(task, strategy, "validation", config.eval_steps)
     parameter_server = distribute.is_parameter_server(strategy)
     with callbacks_lib.stop_at_step_on_interrupt(enabled=not distribute.is_multi_worker(strategy)) as interrupt:
         counter = callbacks_lib.StepCounter(parts.step, interrupt)

@@ -1,6 +1,7 @@
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import sys
@@ -88,6 +89,11 @@ def test_launch_restarts_a_dying_worker_up_to_max_restarts_then_stops_the_cluste
     assert time.time() - started < 60  # the sleeping chief and server were stopped, not waited for
 
 
+def test_launch_with_ps_refuses_a_command_that_names_another_strategy():
+    with pytest.raises(ValueError, match="says --strategy=mirrored"):
+        launch.launch([sys.executable, "-c", "pass", "--strategy=mirrored"], workers=1, ps=1)
+
+
 def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path):
     model_dir = tmp_path / "mw"
     result = subprocess.run(
@@ -143,15 +149,29 @@ def test_parameter_servers_hold_the_table_in_shards_and_train_as_one_process(tmp
 
 
 class _Running:
-    """A launched cluster whose output is collected as it comes, to act on it mid-run."""
+    """A launched cluster whose output is collected as it comes, to act on it mid-run; as a context manager,
+    stops whatever still runs at the end (the launcher stops its tasks on SIGTERM), even when a check fails."""
 
     def __init__(self, args):
         self.process = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"))
+                                        env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2"),
+                                        start_new_session=True)  # its own process group, for a Ctrl-C
         self.lines = []
         self.reader = threading.Thread(target=lambda: self.lines.extend(iter(self.process.stdout.readline, "")),
                                        daemon=True)
         self.reader.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
 
     @property
     def output(self) -> str:
@@ -163,8 +183,9 @@ class _Running:
         return int(match.group(1))
 
     def wait_for_checkpoint(self, model_dir, step: int, timeout: float = 240) -> None:
+        """Until the checkpoint index names a step >= `step` (the index is written after the checkpoint)."""
         deadline = time.time() + timeout
-        while not (model_dir / "checkpoints" / f"ckpt-{step}.index").exists():
+        while _latest_step(model_dir) < step:
             assert self.process.poll() is None and time.time() < deadline, self.output[-4000:]
             time.sleep(0.1)
 
@@ -174,15 +195,20 @@ class _Running:
         return code
 
 
+def _latest_step(model_dir) -> int:
+    latest = tf.train.latest_checkpoint(str(model_dir / "checkpoints"))
+    return int(latest.rsplit("-", 1)[1]) if latest else 0
+
+
 LONG_RUN = ("--train_steps=600", "--steps_per_loop=100")
 
 
 def test_a_worker_killed_mid_run_is_started_again_and_training_finishes(tmp_path):
     model_dir = tmp_path / "ps"
-    run = _Running(_launch_ps(model_dir, *LONG_RUN))
-    run.wait_for_checkpoint(model_dir, 100)
-    os.kill(run.pid_of("worker 1"), signal.SIGKILL)
-    assert run.finish() == 0, run.output[-4000:]
+    with _Running(_launch_ps(model_dir, *LONG_RUN)) as run:
+        run.wait_for_checkpoint(model_dir, 100)
+        os.kill(run.pid_of("worker 1"), signal.SIGKILL)
+        assert run.finish() == 0, run.output[-4000:]
     assert "[launch] worker 1 exited with -9; starting it again (restart 1)" in run.output
     assert "Putting back a closure after it failed" in run.output  # the coordinator ran that work again
     assert "Finished at step 600" in run.output
@@ -191,11 +217,11 @@ def test_a_worker_killed_mid_run_is_started_again_and_training_finishes(tmp_path
 
 def test_a_killed_chief_resumes_from_its_last_checkpoint_when_run_again(tmp_path):
     model_dir = tmp_path / "ps"
-    run = _Running(_launch_ps(model_dir, *LONG_RUN))
-    run.wait_for_checkpoint(model_dir, 100)
-    os.kill(run.pid_of("chief"), signal.SIGKILL)
-    assert run.finish() != 0
-    saved = int(os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))).split("-")[1])
+    with _Running(_launch_ps(model_dir, *LONG_RUN)) as run:
+        run.wait_for_checkpoint(model_dir, 100)
+        os.kill(run.pid_of("chief"), signal.SIGKILL)
+        assert run.finish() == 128 + signal.SIGKILL, run.output[-4000:]
+    saved = _latest_step(model_dir)
     assert 100 <= saved < 600
     again = _run(_launch_ps(model_dir, *LONG_RUN))
     assert again.returncode == 0, again.stdout[-4000:]
@@ -217,7 +243,13 @@ def test_a_worker_that_restored_another_step_than_the_chief_stops_every_worker(t
             env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=launch.tf_config(addresses, i)))
         for i, model_dir in enumerate([chief_dir, stale_dir])
     ]
-    outputs = [worker.communicate(timeout=300) for worker in workers]
+    try:
+        outputs = [worker.communicate(timeout=300) for worker in workers]
+    finally:
+        for worker in workers:
+            if worker.poll() is None:
+                worker.kill()
+                worker.wait()
     for worker, (_, err) in zip(workers, outputs):
         assert worker.returncode == 2, err[-3000:]
         assert "the workers restored different steps: [20, 0] (chief first)" in err
@@ -251,6 +283,11 @@ def test_the_kubernetes_example_gives_every_pod_a_valid_tf_config(tmp_path):
         gin_file = re.search(r"--gin_file=(\S+)", script).group(1)
         assert os.path.exists(os.path.join(REPO, *module.split(".")) + ".py")
         assert os.path.exists(os.path.join(REPO, gin_file))
+        command = shlex.split(script.split(" && ")[1])
+        bindings = [arg.split("=", 1)[1] for arg in command if arg.startswith("--gin_bindings=")]
+        assert bindings == ["ImageClassificationTask.data_dir='/shared/data/cnn_vision/fashion_mnist'"]
+        mount = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}["shared"]
+        assert re.search(r"--model_dir=(\S+)", script).group(1).startswith(mount + "/")
         index = 1 if role != "chief" else 0
         export = script.split(" && ")[0].replace("/etc/tf/cluster.json", str(tmp_path / "cluster.json"))
         shell = subprocess.run(["sh", "-c", f"{export}; printf %s \"$TF_CONFIG\""], capture_output=True, text=True,
@@ -261,11 +298,59 @@ def test_the_kubernetes_example_gives_every_pod_a_valid_tf_config(tmp_path):
 @pytest.mark.slow
 def test_a_killed_parameter_server_stops_the_chief_clearly_and_a_rerun_resumes(tmp_path):
     model_dir = tmp_path / "ps"
-    run = _Running(_launch_ps(model_dir, *LONG_RUN))
-    run.wait_for_checkpoint(model_dir, 100)
-    os.kill(run.pid_of("ps 0"), signal.SIGKILL)
-    assert run.finish() == 2, run.output[-4000:]
+    with _Running(_launch_ps(model_dir, *LONG_RUN)) as run:
+        run.wait_for_checkpoint(model_dir, 100)
+        os.kill(run.pid_of("ps 0"), signal.SIGKILL)
+        assert run.finish() == 2, run.output[-4000:]
     assert "error: a task of the cluster stopped answering" in run.output and "resumes from" in run.output
     again = _run(_launch_ps(model_dir, *LONG_RUN))
     assert again.returncode == 0 and "Resumed at step" in again.stdout, again.stdout[-4000:]
     assert os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == "ckpt-600"
+
+
+def test_ctrl_c_lets_the_chief_save_before_the_servers_stop(tmp_path):
+    """A terminal's Ctrl-C reaches the whole process group: the servers ignore it, the chief saves where it stops."""
+    model_dir = tmp_path / "ps"
+    with _Running(_launch_ps(model_dir, "--train_steps=5000", "--steps_per_loop=1000")) as run:
+        deadline = time.time() + 240
+        while "Wrote operative_config.gin" not in run.output:  # written as the loop starts
+            assert run.process.poll() is None and time.time() < deadline, run.output[-4000:]
+            time.sleep(0.1)
+        time.sleep(2)  # some steps in
+        os.killpg(run.process.pid, signal.SIGINT)
+        assert run.finish() == 130, run.output[-4000:]
+    assert "[launch] Ctrl-C: waiting for the chief to save a checkpoint" in run.output
+    assert "run the same command to resume from there" in run.output
+    assert 0 < _latest_step(model_dir) < 5000
+
+
+@pytest.mark.slow
+def test_a_new_chief_resumes_against_the_servers_the_killed_one_left_running(tmp_path):
+    """On a cluster the workers and servers outlive a killed chief; the chief started again in its place resumes."""
+    model_dir = tmp_path / "ps"
+    cluster = launch.cluster_spec("127.0.0.1", 2, 2)
+    command = [sys.executable, "-m", "tests.tiny_train", "--embedding", f"--model_dir={model_dir}",
+               "--strategy=parameter_server", "--train_steps=2000", "--steps_per_loop=100"]
+
+    def start(kind, index):
+        env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2",
+                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}}))
+        return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    servers = [start(kind, i) for kind in ("worker", "ps") for i in range(2)]
+    try:
+        chief = start("chief", 0)
+        deadline = time.time() + 240
+        while _latest_step(model_dir) < 200:
+            assert chief.poll() is None and time.time() < deadline, chief.communicate()[0][-3000:]
+            time.sleep(0.1)
+        chief.kill()
+        chief.wait()
+        assert all(server.poll() is None for server in servers)  # still serving
+        output = start("chief", 0).communicate(timeout=300)[0]
+        assert "Resumed at step" in output and "Finished at step 2000" in output, output[-3000:]
+    finally:
+        for process in servers:
+            process.terminate()
+        for process in servers:
+            assert process.wait(timeout=60) == 0  # SIGTERM ends a server cleanly

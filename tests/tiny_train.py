@@ -1,8 +1,8 @@
 """Trains TinyTask with the common flags; writes this worker's final weights to <model_dir>/weights_<i>.npz.
 
 Exists for the multi-worker tests: `python -m core.launch --workers=2 -- python -m tests.tiny_train ...`.
-With --embedding, trains TinyEmbeddingTask instead and also writes, from the chief, where each variable's
-shards live (<model_dir>/shards.json), for the parameter-server tests.
+With --embedding, trains TinyEmbeddingTask instead, and the chief (or a single process) writes where each
+variable's shards live (<model_dir>/shards.json) instead of the weights, for the parameter-server tests.
 """
 
 import json

@@ -107,7 +107,8 @@ def count_records(files: list[str]) -> int:
     total = 0
     for path in files:
         try:
-            # Eagerly even when a pipeline is built inside a tf.function (a parameter-server worker's).
+            # Eagerly even while a tf.function is traced: under parameter servers the chief traces the
+            # workers' pipelines, so it reads (and checks) their files too.
             with tf.init_scope():
                 total += int(tf.data.TFRecordDataset(path).reduce(np.int64(0), lambda n, _: n + 1))
         except (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.InvalidArgumentError) as e:
