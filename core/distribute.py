@@ -64,9 +64,10 @@ def create_strategy(name: str, tpu: str = "") -> tf.distribute.Strategy:
                 "before anything else), and the cluster has no other kind of task.")
         global _parameter_server_strategy
         if _parameter_server_strategy is None:  # one per process: it connects the process to the cluster
-            # The coordinator logs a line at every join (several per loop); progress is the trainer's to report.
-            logging_lib.getLogger("tensorflow").addFilter(
-                lambda record: "Waiting for all global closures" not in record.getMessage())
+            # The coordinator logs a line at every join (several per loop), and the strategy one per variable
+            # as the step is traced; progress is the trainer's to report.
+            logging_lib.getLogger("tensorflow").addFilter(lambda record: not record.getMessage().startswith(
+                ("Waiting for all global closures", "Reduce to /device:CPU:0 then broadcast")))
             num_ps = resolver.cluster_spec().num_tasks("ps")
             _parameter_server_strategy = tf.distribute.ParameterServerStrategy(
                 resolver, variable_partitioner=partitioner(num_ps))

@@ -105,7 +105,8 @@ def eval_dataset(task: Task, strategy: tf.distribute.Strategy, split: str, steps
                               "to evaluate that many batches.")
         if batches < 0:  # unknown (after a filter): count them once
             batches = int(local.reduce(np.int64(0), lambda n, _: n + 1))
-        return PerWorkerSplit(coordinator.create_per_worker_dataset(lambda: task.build_inputs(split, None)), batches)
+        build = tf.autograph.experimental.do_not_convert(lambda: task.build_inputs(split, None))  # plain Python
+        return PerWorkerSplit(coordinator.create_per_worker_dataset(build), batches)
     return strategy.distribute_datasets_from_function(lambda ctx: task.build_inputs(split, ctx))
 
 

@@ -97,6 +97,9 @@ class TrainingStream:
             context.context()._rng.setstate(self._seed_state)
         workers = distribute.num_workers()
 
+        # The Task builds its pipeline in plain Python (branches on settings, file checks), also when it is
+        # traced here: autograph would try to convert those calls, and warn about each it cannot.
+        @tf.autograph.experimental.do_not_convert
         def dataset_fn(_):
             index = tf.distribute.coordinator.experimental_get_current_worker_index()
             input_context = tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=index,
