@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import keras
@@ -149,6 +150,53 @@ def run_custom_loop(task: Task, strategy: tf.distribute.Strategy, parts: Compone
                     train_ds: tf.distribute.DistributedDataset, eval_ds: tf.distribute.DistributedDataset,
                     jit_compile: bool) -> dict[str, float]:
     """Runs the planned loops, driving the Keras callbacks by hand."""
+    train_steps, train_loss = _train_function(task, strategy, parts, jit_compile)
+    iterator = iter(train_ds)
+
+    def advance(loop: Loop, done: int) -> int:
+        # A tensor, so a shorter last execution (a short first loop) reuses the traced function.
+        chunk = min(config.steps_per_execution, loop.steps - done)
+        train_steps(iterator, tf.constant(chunk))
+        return done + chunk
+
+    return _run_plan(task, strategy, parts, config, plan, callbacks, train_loss, eval_ds, advance)
+
+
+def run_coordinator_loop(task: Task, strategy: tf.distribute.Strategy, parts: Components, config: TrainConfig,
+                         plan: list[Loop], callbacks: list[keras.callbacks.Callback], stream: TrainingStream,
+                         eval_ds: PerWorkerSplit) -> dict[str, float]:
+    """The custom loop under ParameterServerStrategy: the chief schedules executions of `steps_per_execution`
+    steps on whichever worker is free (`ClusterCoordinator.schedule`) and waits for them (`join`) a few
+    times per loop, to report progress, and at its end, to evaluate, run the callbacks and checkpoint.
+
+    A worker that fails mid-execution costs only that execution: the coordinator runs it again on another
+    worker, and uses the failed one again once it is back (a restarted process, or a rescheduled pod).
+    """
+    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
+    workers = distribute.num_workers()
+    train_steps, train_loss = _train_function(task, strategy, parts, jit_compile=False)
+    iterator = iter(stream.per_worker(coordinator, plan[0].first_step))
+
+    def advance(loop: Loop, done: int) -> int:
+        # Enough executions in flight to keep every worker busy between two progress reports, and about
+        # ten reports per loop.
+        executions = -(-loop.steps // config.steps_per_execution)
+        for _ in range(max(4 * workers, -(-executions // 10))):
+            if done == loop.steps:
+                break
+            chunk = min(config.steps_per_execution, loop.steps - done)
+            coordinator.schedule(train_steps, args=(iterator, tf.constant(chunk)))
+            done += chunk
+        coordinator.join()
+        return done
+
+    return _run_plan(task, strategy, parts, config, plan, callbacks, train_loss, eval_ds, advance)
+
+
+def _train_function(task: Task, strategy: tf.distribute.Strategy, parts: Components,
+                    jit_compile: bool) -> tuple[tf.types.experimental.PolymorphicFunction, keras.metrics.Metric]:
+    """f(iterator, num_steps), which runs `task.train_step` num_steps times under `strategy`, and the mean
+    loss it adds to."""
     model, optimizer, loss_fn, metrics = parts.model, parts.optimizer, parts.loss_fn, parts.metrics
     with strategy.scope():
         train_loss = keras.metrics.Mean("loss")
@@ -165,9 +213,18 @@ def run_custom_loop(task: Task, strategy: tf.distribute.Strategy, parts: Compone
             per_replica_loss = strategy.run(replica_step, args=(next(iterator),))
             train_loss.update_state(strategy.reduce("SUM", per_replica_loss, axis=None))
 
+    return train_steps, train_loss
+
+
+def _run_plan(task: Task, strategy: tf.distribute.Strategy, parts: Components, config: TrainConfig,
+              plan: list[Loop], callbacks: list[keras.callbacks.Callback], train_loss: keras.metrics.Metric,
+              eval_ds, advance: Callable[[Loop, int], int]) -> dict[str, float]:
+    """The loops of both custom loops: `advance(loop, done)` runs steps of `loop` from `done` on and returns the
+    new count; after each call the progress bar and the callbacks hear of it, and at each loop's end the
+    trainer's callbacks evaluate, write summaries and checkpoint."""
+    model, metrics = parts.model, parts.metrics
     evaluate_fn = make_evaluate_fn(task, strategy, parts, config.eval_steps)
     callback_list = keras.callbacks.CallbackList(callbacks, model=model)
-    iterator = iter(train_ds)
     callback_list.on_train_begin()
     logs = {}
     for loop in plan:
@@ -177,72 +234,7 @@ def run_custom_loop(task: Task, strategy: tf.distribute.Strategy, parts: Compone
         progbar = keras.utils.Progbar(loop.steps, verbose=1 if sys.stdout.isatty() else 2)
         done = 0
         while done < loop.steps and not model.stop_training:
-            # A tensor, so a shorter last execution (a short first loop) reuses the traced function.
-            chunk = min(config.steps_per_execution, loop.steps - done)
-            train_steps(iterator, tf.constant(chunk))
-            done += chunk
-            logs = {"loss": float(train_loss.result())}
-            progbar.update(done, list(logs.items()), finalize=False)
-            callback_list.on_train_batch_end(done - 1, logs)
-        logs.update({name: float(m.result()) for name, m in named_metrics(metrics)})
-        logs.update({f"val_{k}": v for k, v in evaluate_fn(eval_ds).items()})
-        progbar.update(done, list(logs.items()), finalize=True)
-        callback_list.on_epoch_end(loop.index, logs)
-        if model.stop_training:
-            logging.info("Stopping early after loop %d.", loop.index)
-            break
-    callback_list.on_train_end(logs)
-    return logs
-
-
-def run_coordinator_loop(task: Task, strategy: tf.distribute.Strategy, parts: Components, config: TrainConfig,
-                         plan: list[Loop], callbacks: list[keras.callbacks.Callback], stream: TrainingStream,
-                         eval_ds: PerWorkerSplit) -> dict[str, float]:
-    """The custom loop under ParameterServerStrategy: the chief schedules executions of `steps_per_execution`
-    steps on whichever worker is free (`ClusterCoordinator.schedule`) and waits for them (`join`) a few
-    times per loop, to report progress, and at its end, to evaluate, run the callbacks and checkpoint.
-
-    A worker that fails mid-execution costs only that execution: the coordinator runs it again on another
-    worker, and uses the failed one again once it is back (a restarted process, or a rescheduled pod).
-    """
-    model, optimizer, loss_fn, metrics = parts.model, parts.optimizer, parts.loss_fn, parts.metrics
-    coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
-    workers = distribute.num_workers()
-    with strategy.scope():
-        train_loss = keras.metrics.Mean("loss")
-
-    def replica_step(inputs):
-        return task.train_step(inputs, model, optimizer, loss_fn, metrics)
-
-    @tf.function
-    def train_steps(iterator, num_steps):
-        for _ in tf.range(num_steps):
-            loss = strategy.run(replica_step, args=(next(iterator),))
-            train_loss.update_state(strategy.reduce("SUM", loss, axis=None))
-
-    evaluate_fn = make_evaluate_fn(task, strategy, parts, config.eval_steps)
-    callback_list = keras.callbacks.CallbackList(callbacks, model=model)
-    iterator = iter(stream.per_worker(coordinator, plan[0].first_step))
-    callback_list.on_train_begin()
-    logs = {}
-    for loop in plan:
-        callback_list.on_epoch_begin(loop.index)
-        for _, m in [("loss", train_loss), *named_metrics(metrics)]:
-            m.reset_state()
-        progbar = keras.utils.Progbar(loop.steps, verbose=1 if sys.stdout.isatty() else 2)
-        # Enough executions in flight to keep every worker busy between two progress reports, and about
-        # ten reports per loop.
-        executions = -(-loop.steps // config.steps_per_execution)
-        window = max(4 * workers, -(-executions // 10))
-        done = 0
-        while done < loop.steps and not model.stop_training:
-            for _ in range(window):
-                if done == loop.steps:
-                    break
-                chunk = min(config.steps_per_execution, loop.steps - done)
-                coordinator.schedule(train_steps, args=(iterator, tf.constant(chunk)))
-                done += chunk
-            coordinator.join()
+            done = advance(loop, done)
             logs = {"loss": float(train_loss.result())}
             progbar.update(done, list(logs.items()), finalize=False)
             callback_list.on_train_batch_end(done - 1, logs)
