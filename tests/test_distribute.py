@@ -203,24 +203,29 @@ def _latest_step(model_dir) -> int:
 LONG_RUN = ("--train_steps=600", "--steps_per_loop=100")
 
 
-def test_a_worker_killed_mid_run_is_started_again_and_training_finishes(tmp_path):
-    model_dir = tmp_path / "ps"
+def _kill_mid_run(model_dir, task: str) -> tuple[int, str]:
+    """Launches a LONG_RUN cluster, kills `task` ("worker 1", "chief", ...) with SIGKILL once the first
+    checkpoint is in, and returns the launcher's exit code and output."""
     with _Running(_launch_ps(model_dir, *LONG_RUN)) as run:
         run.wait_for_checkpoint(model_dir, 100)
-        os.kill(run.pid_of("worker 1"), signal.SIGKILL)
-        assert run.finish() == 0, run.output[-4000:]
-    assert "[launch] worker 1 exited with -9; starting it again (restart 1)" in run.output
-    assert "Putting back a closure after it failed" in run.output  # the coordinator ran that work again
-    assert "Finished at step 600" in run.output
+        os.kill(run.pid_of(task), signal.SIGKILL)
+        return run.finish(), run.output
+
+
+def test_a_worker_killed_mid_run_is_started_again_and_training_finishes(tmp_path):
+    model_dir = tmp_path / "ps"
+    code, output = _kill_mid_run(model_dir, "worker 1")
+    assert code == 0, output[-4000:]
+    assert "[launch] worker 1 exited with -9; starting it again (restart 1)" in output
+    assert "Putting back a closure after it failed" in output  # the coordinator ran that work again
+    assert "Finished at step 600" in output
     assert os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == "ckpt-600"
 
 
 def test_a_killed_chief_resumes_from_its_last_checkpoint_when_run_again(tmp_path):
     model_dir = tmp_path / "ps"
-    with _Running(_launch_ps(model_dir, *LONG_RUN)) as run:
-        run.wait_for_checkpoint(model_dir, 100)
-        os.kill(run.pid_of("chief"), signal.SIGKILL)
-        assert run.finish() == 128 + signal.SIGKILL, run.output[-4000:]
+    code, output = _kill_mid_run(model_dir, "chief")
+    assert code == 128 + signal.SIGKILL, output[-4000:]
     saved = _latest_step(model_dir)
     assert 100 <= saved < 600
     again = _run(_launch_ps(model_dir, *LONG_RUN))
@@ -298,11 +303,9 @@ def test_the_kubernetes_example_gives_every_pod_a_valid_tf_config(tmp_path):
 @pytest.mark.slow
 def test_a_killed_parameter_server_stops_the_chief_clearly_and_a_rerun_resumes(tmp_path):
     model_dir = tmp_path / "ps"
-    with _Running(_launch_ps(model_dir, *LONG_RUN)) as run:
-        run.wait_for_checkpoint(model_dir, 100)
-        os.kill(run.pid_of("ps 0"), signal.SIGKILL)
-        assert run.finish() == 2, run.output[-4000:]
-    assert "error: a task of the cluster stopped answering" in run.output and "resumes from" in run.output
+    code, output = _kill_mid_run(model_dir, "ps 0")
+    assert code == 2, output[-4000:]
+    assert "error: a task of the cluster stopped answering" in output and "resumes from" in output
     again = _run(_launch_ps(model_dir, *LONG_RUN))
     assert again.returncode == 0 and "Resumed at step" in again.stdout, again.stdout[-4000:]
     assert os.path.basename(tf.train.latest_checkpoint(str(model_dir / "checkpoints"))) == "ckpt-600"
