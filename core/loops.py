@@ -85,8 +85,7 @@ class TrainingStream:
 
         return self.strategy.distribute_datasets_from_function(dataset_fn)
 
-    def per_worker(self, coordinator: tf.distribute.coordinator.ClusterCoordinator,
-                   first_step: int) -> tf.distribute.experimental.coordinator.PerWorkerValues:
+    def per_worker(self, first_step: int) -> tf.distribute.experimental.coordinator.PerWorkerValues:
         """Under parameter servers: each worker's own stream, from about step `first_step` on.
 
         Every worker reads its share of the training split (the Task's input context names the worker
@@ -112,6 +111,7 @@ class TrainingStream:
         def per_worker_dataset_fn():
             return self.strategy.distribute_datasets_from_function(dataset_fn)
 
+        coordinator = tf.distribute.coordinator.ClusterCoordinator(self.strategy)  # the strategy's one coordinator
         return coordinator.create_per_worker_dataset(per_worker_dataset_fn)
 
 
@@ -163,7 +163,8 @@ def run_custom_loop(task: Task, strategy: tf.distribute.Strategy, parts: Compone
 
 
 def run_coordinator_loop(task: Task, strategy: tf.distribute.Strategy, parts: Components, config: TrainConfig,
-                         plan: list[Loop], callbacks: list[keras.callbacks.Callback], stream: TrainingStream,
+                         plan: list[Loop], callbacks: list[keras.callbacks.Callback],
+                         train_ds: tf.distribute.experimental.coordinator.PerWorkerValues,
                          eval_ds: PerWorkerSplit) -> dict[str, float]:
     """The custom loop under ParameterServerStrategy: the chief schedules executions of `steps_per_execution`
     steps on whichever worker is free (`ClusterCoordinator.schedule`) and waits for them (`join`) a few
@@ -175,7 +176,7 @@ def run_coordinator_loop(task: Task, strategy: tf.distribute.Strategy, parts: Co
     coordinator = tf.distribute.coordinator.ClusterCoordinator(strategy)
     workers = distribute.num_workers()
     train_steps, train_loss = _train_function(task, strategy, parts, jit_compile=False)
-    iterator = iter(stream.per_worker(coordinator, plan[0].first_step))
+    iterator = iter(train_ds)  # TrainingStream.per_worker
 
     def advance(loop: Loop, done: int) -> int:
         # Enough executions in flight to keep every worker busy between two progress reports, and about

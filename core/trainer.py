@@ -256,12 +256,12 @@ def _train(task: Task, strategy: tf.distribute.Strategy, options: RunOptions, co
         counter = callbacks_lib.StepCounter(parts.step, interrupt)
         callbacks = [counter, *_callbacks(config, parts, out_dir, manager), *extra_callbacks]
         try:
-            train_ds = None if parameter_server else stream.from_step(start)  # the coordinator loop builds its own
+            train_ds = stream.per_worker(start) if parameter_server else stream.from_step(start)
             save_run_config(out_dir)  # after the datasets are built, so their configurables are recorded too
             board.write_run_config(out_dir, start, gin.operative_config_str(), FLAGS.flags_into_string())
             if parameter_server:
                 try:
-                    logs = loops.run_coordinator_loop(task, strategy, parts, config, plan, callbacks, stream, eval_ds)
+                    logs = loops.run_coordinator_loop(task, strategy, parts, config, plan, callbacks, train_ds, eval_ds)
                 except tf.errors.UnavailableError as e:  # a lost worker is replaced; a lost server is not
                     raise UserError(
                         f"a task of the cluster stopped answering ({error_summary(e)}). A parameter server's "
