@@ -122,8 +122,11 @@ def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 
 
     for task in tasks:
         start(task)
-    # A SIGTERM to the launcher must stop the tasks too, or they wait for each other forever.
+    # A SIGTERM to the launcher must stop the tasks too, or they wait for each other forever. Ctrl-C is
+    # handled (below) even when the launcher was started with it ignored (in the background of a script), as
+    # the chief's trainer handles it.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     chief = tasks[0] if ps else None
 
     def check() -> int | None:
