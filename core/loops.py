@@ -95,7 +95,7 @@ class TrainingStream:
         """
         if self._seed_state is not None:
             context.context()._rng.setstate(self._seed_state)
-        workers = distribute.num_workers()
+        workers, replicas = distribute.num_workers(), self.strategy.num_replicas_in_sync  # replicas: per worker
 
         # The Task builds its pipeline in plain Python (branches on settings, file checks), also when it is
         # traced here: autograph would try to convert those calls, and warn about each it cannot.
@@ -103,9 +103,10 @@ class TrainingStream:
         def dataset_fn(_):
             index = tf.distribute.coordinator.experimental_get_current_worker_index()
             input_context = tf.distribute.InputContext(num_input_pipelines=workers, input_pipeline_id=index,
-                                                       num_replicas_in_sync=1)
+                                                       num_replicas_in_sync=replicas)
             dataset = self.task.build_inputs("train", input_context)
-            return dataset.skip(first_step // workers) if first_step >= workers else dataset
+            skip = first_step // workers * replicas  # a step takes a batch for each of the worker's replicas
+            return dataset.skip(skip) if skip else dataset
 
         @tf.function
         def per_worker_dataset_fn():
