@@ -58,9 +58,9 @@ def free_ports(n: int, host: str) -> list[int]:
     return ports
 
 
-def tf_config(addresses: list[str], index: int) -> str:
-    """The TF_CONFIG JSON for worker `index` of a cluster of `addresses`."""
-    return json.dumps({"cluster": {"worker": addresses}, "task": {"type": "worker", "index": index}})
+def tf_config(cluster: dict[str, list[str]], kind: str, index: int) -> str:
+    """The TF_CONFIG JSON for task `kind` `index` ("worker", 1) of `cluster` ({"worker": [addresses], ...})."""
+    return json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}})
 
 
 def cluster_spec(host: str, workers: int, ps: int) -> dict[str, list[str]]:
@@ -108,8 +108,7 @@ def launch(command: list[str], workers: int, host: str = "127.0.0.1", ps: int = 
                          "or pass --strategy=parameter_server.")
     cluster = cluster_spec(host, workers, ps)
     tasks = [
-        _Task(kind, index, dict(os.environ, PYTHONUNBUFFERED="1", TF_CONFIG=json.dumps(
-            {"cluster": cluster, "task": {"type": kind, "index": index}})))
+        _Task(kind, index, dict(os.environ, PYTHONUNBUFFERED="1", TF_CONFIG=tf_config(cluster, kind, index)))
         for kind in ("chief", "worker", "ps") for index in range(len(cluster.get(kind, [])))
     ]
     readers = []

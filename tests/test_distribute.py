@@ -61,7 +61,7 @@ def test_partitioner_splits_large_tables_over_the_servers():
 
 
 def test_tf_config_describes_the_cluster():
-    config = json.loads(launch.tf_config(["127.0.0.1:1", "127.0.0.1:2"], 1))
+    config = json.loads(launch.tf_config({"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "worker", 1))
     assert config == {"cluster": {"worker": ["127.0.0.1:1", "127.0.0.1:2"]}, "task": {"type": "worker", "index": 1}}
     ports = launch.free_ports(3, "127.0.0.1")
     assert len(set(ports)) == 3
@@ -239,13 +239,14 @@ def test_a_worker_that_restored_another_step_than_the_chief_stops_every_worker(t
     chief_dir, stale_dir = tmp_path / "chief", tmp_path / "stale"
     first = _run([sys.executable, "-m", "tests.tiny_train", f"--model_dir={chief_dir}"])
     assert first.returncode == 0, first.stderr[-3000:]
-    addresses = [f"127.0.0.1:{port}" for port in launch.free_ports(2, "127.0.0.1")]
+    cluster = launch.cluster_spec("127.0.0.1", 2, 0)
     workers = [
         subprocess.Popen(
             [sys.executable, "-m", "tests.tiny_train", f"--model_dir={model_dir}", "--train_steps=40",
              "--strategy=multi_worker_mirrored"],
             cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-            env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2", TF_CONFIG=launch.tf_config(addresses, i)))
+            env=dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2",
+                     TF_CONFIG=launch.tf_config(cluster, "worker", i)))
         for i, model_dir in enumerate([chief_dir, stale_dir])
     ]
     try:
@@ -337,7 +338,7 @@ def test_a_new_chief_resumes_against_the_servers_the_killed_one_left_running(tmp
 
     def start(kind, index):
         env = dict(os.environ, PYTHONPATH=REPO, TF_CPP_MIN_LOG_LEVEL="2",
-                   TF_CONFIG=json.dumps({"cluster": cluster, "task": {"type": kind, "index": index}}))
+                   TF_CONFIG=launch.tf_config(cluster, kind, index))
         return subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
     servers = [start(kind, i) for kind in ("worker", "ps") for i in range(2)]
